@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import {
+  DEFAULT_SEGMENT_LIMIT,
+  MAX_CONDITION_DEPTH,
+  MAX_CONDITION_LEAVES,
+  evaluateCondition,
+  parseCondition,
+  parseNumericText,
+  parseSegmentQuery,
+  type Condition,
+} from './segment.js'
+
+function issuesOf(body: unknown): { path: string; code: string; message: string }[] {
+  const r = parseSegmentQuery(body)
+  assert.equal(r.ok, false, 'expected the body to be refused')
+  return r.ok ? [] : r.error.map((i) => ({ path: i.path, code: i.code, message: i.message }))
+}
+
+function nest(depth: number): unknown {
+  let c: unknown = { field: 'a', op: 'exists' }
+  for (let i = 1; i < depth; i++) c = { not: c }
+  return c
+}
+
+describe('parseSegmentQuery', () => {
+  test('parses every leaf kind and the group forms', () => {
+    const r = parseSegmentQuery({
+      where: {
+        all: [
+          { field: 'plan', op: 'eq', value: 'pro' },
+          { field: 'age', op: 'neq', value: 30 },
+          { field: 'email', op: 'contains', value: '@x' },
+          { field: 'email', op: 'starts_with', value: 'a' },
+          { field: 'country', op: 'in', value: ['JP', 'US', 'JP'] },
+          { field: 'country', op: 'not_in', value: ['FR', true] },
+          { field: 'ltv', op: 'gt', value: 1.5 },
+          { field: 'ltv', op: 'lte', value: '10' },
+          { any: [{ field: 'vip', op: 'exists' }, { not: { field: 'vip', op: 'not_exists' } }] },
+        ],
+      },
+      limit: 5,
+      cursor: 'abc',
+    })
+    assert.ok(r.ok)
+    assert.equal(r.value.limit, 5)
+    assert.equal(r.value.cursor, 'abc')
+    const expected: Condition = {
+      kind: 'all',
+      of: [
+        { kind: 'text', field: 'plan', op: 'eq', value: 'pro' },
+        { kind: 'text', field: 'age', op: 'neq', value: '30' },
+        { kind: 'text', field: 'email', op: 'contains', value: '@x' },
+        { kind: 'text', field: 'email', op: 'starts_with', value: 'a' },
+        { kind: 'set', field: 'country', op: 'in', values: ['JP', 'US'] },
+        { kind: 'set', field: 'country', op: 'not_in', values: ['FR', 'true'] },
+        { kind: 'numeric', field: 'ltv', op: 'gt', value: 1.5 },
+        { kind: 'numeric', field: 'ltv', op: 'lte', value: 10 },
+        {
+          kind: 'any',
+          of: [
+            { kind: 'presence', field: 'vip', op: 'exists' },
+            { kind: 'not', of: { kind: 'presence', field: 'vip', op: 'not_exists' } },
+          ],
+        },
+      ],
+    }
+    assert.deepEqual(r.value.where, expected)
+  })
+
+  test('limit defaults to 100 and must be 1..1000', () => {
+    const r = parseSegmentQuery({ where: { all: [] } })
+    assert.ok(r.ok)
+    assert.equal(r.value.limit, DEFAULT_SEGMENT_LIMIT)
+    assert.equal(r.value.cursor, undefined)
+    for (const limit of [0, 1001, 1.5, '10', -1]) {
+      assert.deepEqual(
+        issuesOf({ where: { all: [] }, limit }).map((i) => i.path),
+        ['limit'],
+        `limit ${JSON.stringify(limit)}`,
+      )
+    }
+    const max = parseSegmentQuery({ where: { all: [] }, limit: 1000 })
+    assert.ok(max.ok && max.value.limit === 1000)
+  })
+
+  test('names the place of each problem', () => {
+    const cases: [unknown, string, string][] = [
+      [
+        { all: [{ field: 'a', op: 'eq', value: 'x' }, {}, { field: 'a', op: 'like', value: 'x' }] },
+        'where.all[2].op',
+        'invalid_value',
+      ],
+      [{ any: [{ field: 'a', op: 'eq' }] }, 'where.any[0].value', 'required'],
+      [{ not: { field: 'a', op: 'in', value: 'x' } }, 'where.not.value', 'invalid_type'],
+      [{ field: 'a', op: 'in', value: [] }, 'where.value', 'too_small'],
+      [{ field: 'a', op: 'in', value: ['x', null] }, 'where.value[1]', 'invalid_type'],
+      [{ field: 'a', op: 'gt', value: 'ten' }, 'where.value', 'invalid_type'],
+      [{ field: 'a', op: 'gt', value: null }, 'where.value', 'invalid_type'],
+      [{ field: 'a', op: 'exists', value: 'x' }, 'where.value', 'unknown_key'],
+      [{ field: 'a', op: 'eq', value: '' }, 'where.value', 'too_small'],
+      [{ field: 'a', op: 'eq', value: 'x'.repeat(129) }, 'where.value', 'too_big'],
+      [{ field: 'a', op: 'eq', value: '\ud800' }, 'where.value', 'invalid_string'],
+      [{ field: '', op: 'exists' }, 'where.field', 'too_small'],
+      [{ field: 3, op: 'exists' }, 'where.field', 'invalid_type'],
+      [{ op: 'exists' }, 'where.field', 'required'],
+      [{ field: 'a' }, 'where.op', 'required'],
+      [{ field: 'a', op: 7 }, 'where.op', 'invalid_type'],
+      [{ field: 'a', op: 'exists', extra: 1 }, 'where.extra', 'unknown_key'],
+      [{ all: {} }, 'where.all', 'invalid_type'],
+      [{ all: [], any: [] }, 'where', 'invalid_value'],
+      [{ not: { field: 'a', op: 'exists' }, field: 'a' }, 'where', 'invalid_value'],
+      [[], 'where', 'invalid_type'],
+      ['x', 'where', 'invalid_type'],
+    ]
+    for (const [where, path, code] of cases) {
+      const issues = issuesOf({ where })
+      assert.ok(
+        issues.some((i) => i.path === path && i.code === code),
+        `${JSON.stringify(where)} → ${JSON.stringify(issues)}`,
+      )
+      for (const i of issues) assert.ok(i.message.length > 5)
+    }
+  })
+
+  test('body level problems', () => {
+    assert.deepEqual(
+      issuesOf(null).map((i) => i.path),
+      ['(body)'],
+    )
+    assert.deepEqual(
+      issuesOf({}).map((i) => i.path),
+      ['where'],
+    )
+    assert.deepEqual(
+      issuesOf({ where: { all: [] }, cursor: 5, sort: 'x' }).map((i) => i.path),
+      ['sort', 'cursor'],
+    )
+  })
+
+  test(`depth up to ${MAX_CONDITION_DEPTH} is accepted, deeper is refused`, () => {
+    assert.ok(parseCondition(nest(MAX_CONDITION_DEPTH)).ok)
+    const r = parseCondition(nest(MAX_CONDITION_DEPTH + 1))
+    assert.ok(!r.ok)
+    assert.equal(r.error[0]?.code, 'too_big')
+    assert.equal(r.error[0]?.path, `where${'.not'.repeat(MAX_CONDITION_DEPTH)}`)
+  })
+
+  test(`up to ${MAX_CONDITION_LEAVES} leaves are accepted, more are refused`, () => {
+    const leaves = (n: number) => ({ any: Array.from({ length: n }, (_, i) => ({ field: `f${i}`, op: 'exists' })) })
+    assert.ok(parseCondition(leaves(MAX_CONDITION_LEAVES)).ok)
+    const r = parseCondition(leaves(MAX_CONDITION_LEAVES + 1))
+    assert.ok(!r.ok)
+    assert.ok(r.error.some((i) => i.code === 'too_big' && i.path === 'where'))
+  })
+
+  test('a custom root path prefixes issue paths', () => {
+    const r = parseCondition({ all: [{ field: 'a', op: 'nope' }] }, 'segment.where')
+    assert.ok(!r.ok)
+    assert.equal(r.error[0]?.path, 'segment.where.all[0].op')
+  })
+})
+
+describe('parseNumericText', () => {
+  test('accepts the JSON number grammar with a two-digit exponent', () => {
+    for (const [s, n] of [
+      ['0', 0],
+      ['-0', -0],
+      ['42', 42],
+      ['-3.25', -3.25],
+      ['1e5', 1e5],
+      ['1E+05', 1e5],
+      ['2.5e-10', 2.5e-10],
+      ['9'.repeat(120) + 'e99', Number('9'.repeat(120) + 'e99')],
+    ] as const) {
+      assert.equal(parseNumericText(s), n, s)
+    }
+  })
+  test('refuses everything else', () => {
+    for (const s of ['', ' 1', '1 ', '+1', '01', '1.', '.5', '0x10', '1e100', '1e', 'Infinity', 'NaN', '1,5', '١']) {
+      assert.equal(parseNumericText(s), undefined, JSON.stringify(s))
+    }
+  })
+})
+
+describe('evaluateCondition', () => {
+  const attrs = Object.assign(Object.create(null) as Record<string, string>, {
+    plan: 'pro',
+    ltv: '12.5',
+    name: 'Ann',
+    ['__proto__']: 'p',
+  })
+  const leaf = (c: Condition) => evaluateCondition(c, 'u1', attrs)
+
+  test('neq and not_in need the attribute; not includes users without it', () => {
+    assert.equal(leaf({ kind: 'text', field: 'plan', op: 'neq', value: 'free' }), true)
+    assert.equal(leaf({ kind: 'text', field: 'city', op: 'neq', value: 'x' }), false)
+    assert.equal(leaf({ kind: 'set', field: 'city', op: 'not_in', values: ['x'] }), false)
+    assert.equal(leaf({ kind: 'not', of: { kind: 'text', field: 'city', op: 'eq', value: 'x' } }), true)
+    assert.equal(leaf({ kind: 'presence', field: 'city', op: 'not_exists' }), true)
+    assert.equal(leaf({ kind: 'presence', field: '__proto__', op: 'exists' }), true)
+    assert.equal(evaluateCondition({ kind: 'presence', field: 'toString', op: 'exists' }, 'u', {}), false)
+  })
+
+  test('text, set and numeric operators', () => {
+    assert.equal(leaf({ kind: 'text', field: 'plan', op: 'eq', value: 'pro' }), true)
+    assert.equal(leaf({ kind: 'text', field: 'plan', op: 'eq', value: 'Pro' }), false)
+    assert.equal(leaf({ kind: 'text', field: 'name', op: 'contains', value: 'nn' }), true)
+    assert.equal(leaf({ kind: 'text', field: 'name', op: 'starts_with', value: 'nn' }), false)
+    assert.equal(leaf({ kind: 'set', field: 'plan', op: 'in', values: ['free', 'pro'] }), true)
+    assert.equal(leaf({ kind: 'set', field: 'plan', op: 'not_in', values: ['free', 'pro'] }), false)
+    assert.equal(leaf({ kind: 'numeric', field: 'ltv', op: 'gt', value: 12 }), true)
+    assert.equal(leaf({ kind: 'numeric', field: 'ltv', op: 'gte', value: 12.5 }), true)
+    assert.equal(leaf({ kind: 'numeric', field: 'ltv', op: 'lt', value: 12.5 }), false)
+    assert.equal(leaf({ kind: 'numeric', field: 'ltv', op: 'lte', value: 12.5 }), true)
+    assert.equal(leaf({ kind: 'numeric', field: 'plan', op: 'lt', value: 1e9 }), false)
+    assert.equal(leaf({ kind: 'numeric', field: 'plan', op: 'gt', value: -1e9 }), false)
+  })
+
+  test('user_id is a field every user has', () => {
+    assert.equal(leaf({ kind: 'text', field: 'user_id', op: 'eq', value: 'u1' }), true)
+    assert.equal(leaf({ kind: 'presence', field: 'user_id', op: 'not_exists' }), false)
+    assert.equal(evaluateCondition({ kind: 'numeric', field: 'user_id', op: 'gt', value: 5 }, '10', {}), true)
+  })
+
+  test('empty all is true, empty any is false', () => {
+    assert.equal(leaf({ kind: 'all', of: [] }), true)
+    assert.equal(leaf({ kind: 'any', of: [] }), false)
+  })
+})
