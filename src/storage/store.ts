@@ -78,6 +78,15 @@ export interface SavedSegment {
   readonly updatedAt: string
 }
 
+/** Options of `openStore` and the backend constructors. */
+export interface StoreOptions {
+  /**
+   * Write the change log that `readChanges` serves (the segment index needs it). Default `true`;
+   * `false` only for the "without segment support" benchmark baseline.
+   */
+  readonly changeLog?: boolean
+}
+
 export interface ScanOptions {
   /** Only profiles matching this condition; all when absent. Compiled to SQL with bound parameters. */
   readonly where?: Condition
@@ -126,4 +135,10 @@ export interface Store {
 
   /** Changes since `token` (null: everything), streamed in pages. See ChangePage. */
   readChanges(projectId: number, token: string | null): ChangeFeed
+  /**
+   * Deletes change-log entries written before `olderThan` (all projects) and moves the horizon past
+   * them: a later `readChanges` with a token older than the horizon answers `reset: true`. Returns
+   * the number of entries deleted.
+   */
+  pruneChanges(olderThan: Date): Promise<number>
 }
