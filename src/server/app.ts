@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import type { Store } from '../storage/store.js'
+import { createAuth } from './auth.js'
+import type { Config } from './config.js'
+import { failure, type Clock } from './envelope.js'
+import { createClientErrorHandler, createFrameworkErrorHandler, registerErrorHandlers } from './errors.js'
+import { registerJsonBodyParser } from './json-body.js'
+import { createMetrics, registerMetrics, type Metrics } from './metrics.js'
+import { registerHealthRoutes } from './routes/health.js'
+import { registerProfileRoutes } from './routes/profiles.js'
+
+export interface AppDeps {
+  readonly store: Store
+  readonly config: Config
+  /** Milliseconds since the epoch; default `Date.now`. Drives every response `timestamp`. */
+  readonly now?: Clock
+  /** PEM key and certificate: the server speaks HTTPS. Default none (plain HTTP behind a TLS proxy). */
+  readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer }
+  /** Default: a fresh registry with Node's process metrics. */
+  readonly metrics?: Metrics
+}
+
+/**
+ * A user id is at most 128 code points, 12 bytes each when percent-encoded as 4-byte UTF-8; longer
+ * path parameters cannot name anything (404).
+ */
+const MAX_PARAM_LENGTH = 1536
+
+/** A client's `X-Request-Id` is kept only when it is short and plain, so it is safe in logs and headers. */
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
+
+function generateRequestId(req: IncomingMessage): string {
+  const given = req.headers['x-request-id']
+  return typeof given === 'string' && SANE_REQUEST_ID.test(given) ? given : randomUUID()
+}
+
+/** What request logs carry: the route pattern, never the URL (user ids) nor any header (keys). */
+function serializeRequest(request: FastifyRequest): Record<string, unknown> {
+  return {
+    method: request.method,
+    route: request.routeOptions?.url ?? '(unmatched)',
+    remoteAddress: request.ip,
+  }
+}
+
+/**
+ * Builds the HTTP app with everything registered, in the order below. Never listens: `main.ts` does,
+ * tests use `inject()` or `listen({port: 0})`.
+ */
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const { store, config } = deps
+  const now = deps.now ?? Date.now
+  const t = config.timeouts
+  // Node's own server limits; the checking interval must be short or the header/request timeouts fire late.
+  const serverOptions = {
+    headersTimeout: t.headersMs,
+    requestTimeout: t.requestMs,
+    keepAliveTimeout: t.keepAliveMs,
+    connectionsCheckingInterval: t.checkIntervalMs,
+  }
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
+      serializers: { req: serializeRequest },
+    },
+    genReqId: generateRequestId,
+    requestIdHeader: false,
+    bodyLimit: config.bodyLimit,
+    connectionTimeout: t.connectionMs,
+    keepAliveTimeout: t.keepAliveMs,
+    requestTimeout: t.requestMs,
+    http: serverOptions,
+    ...(deps.tls === undefined ? {} : { https: { ...serverOptions, key: deps.tls.key, cert: deps.tls.cert } }),
+    trustProxy: config.trustProxy,
+    // We answer 503 ourselves during shutdown, in our envelope (see the onRequest hook below).
+    return503OnClosing: false,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: createFrameworkErrorHandler(now, config.bodyLimit),
+    clientErrorHandler: createClientErrorHandler(now),
+  }) as unknown as FastifyInstance
+
+  const metrics = deps.metrics ?? createMetrics()
+  const auth = createAuth(store, now)
+
+  app.decorateRequest('auth', null)
+  registerErrorHandlers(app, now, config.bodyLimit)
+  registerJsonBodyParser(app, config.bodyLimit)
+
+  let closing = false
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id)
+    if (!closing) return done()
+    void reply.code(503).header('connection', 'close').send(failure(now, 'Server is shutting down, retry shortly'))
+  })
+
+  registerMetrics(app, metrics)
+  registerHealthRoutes(app, store, now)
+  registerProfileRoutes(app, { store, auth, metrics, now })
+
+  return app
+}

@@ -1,0 +1,85 @@
+import type { FastifyRequest } from 'fastify'
+import { TraitbaseError } from '../core/errors.js'
+import type { Scope } from '../core/scopes.js'
+import { hashApiKey, looksLikeApiKey, timingSafeEqual } from '../storage/api-keys.js'
+import type { Store } from '../storage/store.js'
+import type { Clock } from './envelope.js'
+
+/** Who is calling: set on the request by the auth hook, read by handlers. */
+export interface AuthContext {
+  readonly projectId: number
+  readonly keyId: string
+  readonly scopes: readonly Scope[]
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by `requireScope`'s hook; null on routes without auth. */
+    auth: AuthContext | null
+  }
+}
+
+/** `last_used_at` is written at most this often per key, so the hot path does not write on every request. */
+export const TOUCH_INTERVAL_MS = 60_000
+
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i
+
+export interface Auth {
+  /** An `onRequest` hook: 401 unless a valid, unrevoked key is sent; 403 unless it has `scope`. */
+  requireScope(scope: Scope): (request: FastifyRequest) => Promise<void>
+}
+
+/**
+ * Bearer-key authentication against the store. Every request looks its key up again (no cache), so a
+ * revoked key is refused from the next request on.
+ */
+export function createAuth(store: Store, now: Clock): Auth {
+  const lastTouch = new Map<string, number>()
+
+  const touch = (request: FastifyRequest, keyId: string): void => {
+    const at = now()
+    const last = lastTouch.get(keyId)
+    if (last !== undefined && at - last < TOUCH_INTERVAL_MS) return
+    lastTouch.set(keyId, at)
+    store.touchKey(keyId, new Date(at)).catch((error: unknown) => {
+      request.log.warn({ err: error, keyId }, 'could not record key use')
+    })
+  }
+
+  const authenticate = async (request: FastifyRequest): Promise<AuthContext> => {
+    const header = request.headers.authorization
+    if (header === undefined || header === '') {
+      throw new TraitbaseError('UNAUTHORIZED', 'Missing Authorization header: send "Authorization: Bearer <API key>"')
+    }
+    const secret = BEARER.exec(header)?.[1]
+    if (secret === undefined || !looksLikeApiKey(secret)) {
+      throw new TraitbaseError('UNAUTHORIZED', 'Malformed Authorization header: expected "Bearer <API key>"')
+    }
+    const hash = hashApiKey(secret)
+    const record = await store.findKeyByHash(hash)
+    if (record === undefined || !timingSafeEqual(record.hash, hash)) {
+      throw new TraitbaseError('UNAUTHORIZED', 'Invalid API key')
+    }
+    if (record.revokedAt !== null) throw new TraitbaseError('UNAUTHORIZED', 'This API key has been revoked')
+    touch(request, record.id)
+    return { projectId: record.projectId, keyId: record.id, scopes: record.scopes }
+  }
+
+  return {
+    requireScope(scope) {
+      return async (request) => {
+        const auth = await authenticate(request)
+        request.auth = auth
+        if (!auth.scopes.includes(scope)) {
+          throw new TraitbaseError('FORBIDDEN', `This API key lacks the "${scope}" scope needed here`)
+        }
+      }
+    },
+  }
+}
+
+/** Narrows `request.auth` inside handlers that run behind `requireScope`. */
+export function authOf(request: FastifyRequest): AuthContext {
+  if (request.auth === null) throw new TraitbaseError('INTERNAL', 'route is missing its auth hook')
+  return request.auth
+}

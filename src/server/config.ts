@@ -1,0 +1,149 @@
+import { parseDatabaseUrl } from '../storage/open-store.js'
+
+/** Server configuration: read once from the environment, validated, frozen. Nothing else reads `process.env`. */
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+export interface Config {
+  /** TCP port. `PORT`, default 8080; 0 picks a free port. */
+  readonly port: number
+  /** Interface to bind. `HOST`, default 127.0.0.1 (loopback: put a proxy in front or set 0.0.0.0 on purpose). */
+  readonly host: string
+  /** `DATABASE_URL`: `sqlite:PATH` or `postgres://…`/`postgresql://…`. Default `sqlite:./data/traitbase.db`. */
+  readonly databaseUrl: string
+  /**
+   * Largest request body in bytes. `BODY_LIMIT` (bytes, or with a KiB/MiB suffix), default 8 MiB: the largest
+   * body the spec allows (100 rows × 50 values × 128 code points) fits even when every character is `\u`-escaped.
+   */
+  readonly bodyLimit: number
+  /** PEM certificate and key paths (`TLS_CERT`, `TLS_KEY`): both set → the server speaks HTTPS itself. */
+  readonly tlsCert: string | undefined
+  readonly tlsKey: string | undefined
+  /** `LOG_LEVEL`, default `info`. */
+  readonly logLevel: LogLevel
+  /** Trust `X-Forwarded-*` from a proxy in front (`TRUST_PROXY=1`), default false. */
+  readonly trustProxy: boolean
+  /** Timeouts in milliseconds; see {@link Timeouts}. */
+  readonly timeouts: Timeouts
+}
+
+export interface Timeouts {
+  /** Whole request (headers and body) must arrive within this. `REQUEST_TIMEOUT_MS`, default 30000. */
+  readonly requestMs: number
+  /** Headers must arrive within this (slowloris). `HEADERS_TIMEOUT_MS`, default 10000; at most `requestMs`. */
+  readonly headersMs: number
+  /** A socket with no traffic at all for this long is closed. `CONNECTION_TIMEOUT_MS`, default 60000. */
+  readonly connectionMs: number
+  /**
+   * Idle keep-alive sockets are closed after this. `KEEP_ALIVE_TIMEOUT_MS`, default 72000: longer than the
+   * 60 s idle timeout of common load balancers, so the proxy, not us, closes first and never reuses a dead socket.
+   */
+  readonly keepAliveMs: number
+  /** How often Node checks sockets against the request and header timeouts. Default 1000. */
+  readonly checkIntervalMs: number
+  /** Graceful shutdown gives in-flight requests this long before exiting anyway. `SHUTDOWN_TIMEOUT_MS`, default 10000. */
+  readonly shutdownMs: number
+}
+
+const MIB = 1024 * 1024
+
+export const DEFAULT_CONFIG: Config = Object.freeze({
+  port: 8080,
+  host: '127.0.0.1',
+  databaseUrl: 'sqlite:./data/traitbase.db',
+  bodyLimit: 8 * MIB,
+  tlsCert: undefined,
+  tlsKey: undefined,
+  logLevel: 'info',
+  trustProxy: false,
+  timeouts: Object.freeze({
+    requestMs: 30_000,
+    headersMs: 10_000,
+    connectionMs: 60_000,
+    keepAliveMs: 72_000,
+    checkIntervalMs: 1_000,
+    shutdownMs: 10_000,
+  }),
+})
+
+/**
+ * Validates the environment once. Throws one `Error` listing every bad variable, so a misconfigured
+ * server refuses to start instead of half-working.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const problems: string[] = []
+  const d = DEFAULT_CONFIG
+  const get = (name: string): string | undefined => {
+    const v = env[name]
+    return v === undefined || v.trim() === '' ? undefined : v.trim()
+  }
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = get(name)
+    if (raw === undefined) return fallback
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max}, got "${raw}"`)
+      return fallback
+    }
+    return Number(raw)
+  }
+
+  const port = int('PORT', d.port, 0, 65535)
+  const host = get('HOST') ?? d.host
+
+  const databaseUrl = get('DATABASE_URL') ?? d.databaseUrl
+  try {
+    parseDatabaseUrl(databaseUrl)
+  } catch (error) {
+    problems.push((error as Error).message)
+  }
+
+  let bodyLimit = d.bodyLimit
+  const rawLimit = get('BODY_LIMIT')
+  if (rawLimit !== undefined) {
+    const m = /^(\d+)\s*(B|KiB|MiB|KB|MB)?$/i.exec(rawLimit)
+    const unit = (m?.[2] ?? 'b').toLowerCase()
+    const factor = unit === 'kib' ? 1024 : unit === 'mib' ? MIB : unit === 'kb' ? 1000 : unit === 'mb' ? 1e6 : 1
+    const bytes = m ? Number(m[1]) * factor : NaN
+    // 1 KiB floor: below that not even the spec's example fits; 1 GiB ceiling: bodies are held in memory.
+    if (!Number.isSafeInteger(bytes) || bytes < 1024 || bytes > 1024 * MIB) {
+      problems.push(`BODY_LIMIT must be a size from 1KiB to 1024MiB (e.g. 8388608 or 8MiB), got "${rawLimit}"`)
+    } else {
+      bodyLimit = bytes
+    }
+  }
+
+  const tlsCert = get('TLS_CERT')
+  const tlsKey = get('TLS_KEY')
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    problems.push('TLS_CERT and TLS_KEY must be set together (paths to PEM files) or not at all')
+  }
+
+  const rawLevel = get('LOG_LEVEL')?.toLowerCase() ?? d.logLevel
+  const logLevel = (LOG_LEVELS as readonly string[]).includes(rawLevel) ? (rawLevel as LogLevel) : d.logLevel
+  if (logLevel !== rawLevel) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${rawLevel}"`)
+
+  const rawProxy = get('TRUST_PROXY')?.toLowerCase()
+  if (rawProxy !== undefined && !['0', '1', 'true', 'false'].includes(rawProxy)) {
+    problems.push(`TRUST_PROXY must be 1/true or 0/false, got "${rawProxy}"`)
+  }
+  const trustProxy = rawProxy === '1' || rawProxy === 'true'
+
+  const hour = 3_600_000
+  const requestMs = int('REQUEST_TIMEOUT_MS', d.timeouts.requestMs, 100, hour)
+  const headersMs = int('HEADERS_TIMEOUT_MS', Math.min(d.timeouts.headersMs, requestMs), 100, hour)
+  // Node refuses a headers timeout longer than the request timeout.
+  if (headersMs > requestMs)
+    problems.push(`HEADERS_TIMEOUT_MS (${headersMs}) must not exceed REQUEST_TIMEOUT_MS (${requestMs})`)
+  const timeouts: Timeouts = Object.freeze({
+    requestMs,
+    headersMs,
+    connectionMs: int('CONNECTION_TIMEOUT_MS', d.timeouts.connectionMs, 100, hour),
+    keepAliveMs: int('KEEP_ALIVE_TIMEOUT_MS', d.timeouts.keepAliveMs, 100, hour),
+    checkIntervalMs: Math.min(d.timeouts.checkIntervalMs, headersMs),
+    shutdownMs: int('SHUTDOWN_TIMEOUT_MS', d.timeouts.shutdownMs, 0, hour),
+  })
+
+  if (problems.length > 0) throw new Error(`Invalid configuration:\n  ${problems.join('\n  ')}`)
+  return Object.freeze({ port, host, databaseUrl, bodyLimit, tlsCert, tlsKey, logLevel, trustProxy, timeouts })
+}

@@ -1,0 +1,141 @@
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
+import { ERROR_STATUS, TraitbaseError, type ErrorCode } from '../core/errors.js'
+import { failure, type Clock } from './envelope.js'
+
+/**
+ * Fastify's own errors a client can cause, and what we answer instead. The one place framework
+ * errors become our envelope; anything not listed with a 4xx status keeps its status as BAD_REQUEST.
+ */
+const FASTIFY_ERRORS: Readonly<Record<string, { code: ErrorCode; msg: string }>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'PAYLOAD_TOO_LARGE', msg: 'Request body is larger than the limit' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    code: 'UNSUPPORTED_MEDIA_TYPE',
+    msg: 'Unsupported Content-Type: send the body as application/json',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    code: 'BAD_REQUEST',
+    msg: 'Request body length does not match the Content-Length header',
+  },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'INVALID_JSON', msg: 'Request body is empty: expected a JSON object' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'INVALID_JSON', msg: 'Request body is not valid JSON' },
+  FST_ERR_BAD_URL: { code: 'BAD_REQUEST', msg: 'Malformed URL: invalid percent-encoding' },
+  // A path parameter longer than any valid id cannot name anything that exists.
+  FST_ERR_MAX_PARAM_LENGTH: { code: 'NOT_FOUND', msg: 'Not found: a path parameter is longer than any valid id' },
+}
+
+function isFastifyError(error: unknown): error is FastifyError {
+  return error instanceof Error && typeof (error as { code?: unknown }).code === 'string'
+}
+
+/** Turns any thrown value into a status and a message safe to show; 5xx details stay in the log. */
+export function describeError(error: unknown, bodyLimit: number): { status: number; msg: string; te?: TraitbaseError } {
+  if (error instanceof TraitbaseError) {
+    if (error.status >= 500) return { status: error.status, msg: hiddenMessage(error.status) }
+    return { status: error.status, msg: error.message, te: error }
+  }
+  if (isFastifyError(error)) {
+    const known = FASTIFY_ERRORS[error.code]
+    if (known !== undefined) {
+      const msg = known.code === 'PAYLOAD_TOO_LARGE' ? `${known.msg} of ${bodyLimit} bytes` : known.msg
+      return { status: ERROR_STATUS[known.code], msg }
+    }
+    const status = error.statusCode
+    // Aborted or malformed client input that Fastify flags with a 4xx of its own.
+    if (status !== undefined && status >= 400 && status < 500) return { status: 400, msg: 'Bad request' }
+  }
+  return { status: 500, msg: hiddenMessage(500) }
+}
+
+function hiddenMessage(status: number): string {
+  return status === 503 ? 'Service unavailable, try again later' : 'Internal server error'
+}
+
+/** Registers the error, not-found and framework-error handlers that give every failure the `{msg, timestamp}` body. */
+export function registerErrorHandlers(app: FastifyInstance, now: Clock, bodyLimit: number): void {
+  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const { status, msg, te } = describeError(error, bodyLimit)
+    if (status >= 500) {
+      request.log.error({ err: error }, 'request failed')
+    } else if (te === undefined && status === 400) {
+      request.log.info({ code: (error as { code?: unknown }).code }, 'bad request')
+    }
+    if (status === 401) reply.header('www-authenticate', 'Bearer realm="traitbase"')
+    const errors = status === 400 && te?.issues !== undefined ? te.issues : undefined
+    return reply.code(status).send(failure(now, msg, errors))
+  })
+  app.setNotFoundHandler((request, reply) => {
+    return reply.code(404).send(failure(now, `Not found: no route for ${request.method} ${pathOf(request.url)}`))
+  })
+}
+
+/** Only the path, and cut short: the query string or a long user id has no place in an error message. */
+function pathOf(url: string): string {
+  const path = url.split('?', 1)[0] ?? ''
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path
+}
+
+/** Fastify's `frameworkErrors` option: bad percent-encoding and over-long params, answered in our envelope. */
+export function createFrameworkErrorHandler(now: Clock, bodyLimit: number) {
+  return (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void => {
+    const { status, msg } = describeError(error, bodyLimit)
+    void reply.code(status).send(failure(now, msg))
+  }
+}
+
+/**
+ * Fastify's `clientErrorHandler` option: the HTTP parser refused the bytes (malformed request line,
+ * conflicting Content-Length, header overflow) or a client took too long. We answer in our envelope
+ * when the socket still takes writes, then drop the connection.
+ */
+export function createClientErrorHandler(now: Clock) {
+  return (error: Error & { code?: string }, socket: Socket): void => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return
+    const [code, msg]: [ErrorCode, string] =
+      error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['REQUEST_TIMEOUT', 'Request timed out: headers and body must arrive in time']
+        : error.code === 'HPE_HEADER_OVERFLOW'
+          ? ['HEADERS_TOO_LARGE', 'Request headers are too large']
+          : ['BAD_REQUEST', 'Malformed HTTP request']
+    const status = ERROR_STATUS[code]
+    const body = JSON.stringify(failure(now, msg))
+    if (socket.writable) {
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      )
+    }
+    socket.destroy()
+  }
+}
+
+const ALL_METHODS: readonly HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']
+
+/**
+ * Declares the 405 for every method a known path does not serve, with `Allow`, instead of Fastify's
+ * 404. `HEAD` counts as served when `GET` is (Fastify adds HEAD routes for GET ones).
+ */
+export function addMethodNotAllowed(
+  app: FastifyInstance,
+  now: Clock,
+  url: string,
+  allowed: readonly HTTPMethods[],
+): void {
+  const served = new Set<HTTPMethods>(allowed)
+  if (served.has('GET')) served.add('HEAD')
+  const allow = ALL_METHODS.filter((m) => served.has(m)).join(', ')
+  const refused = ALL_METHODS.filter((m) => !served.has(m))
+  const refuse = (request: FastifyRequest, reply: FastifyReply): FastifyReply =>
+    reply
+      .code(405)
+      .header('allow', allow)
+      .send(failure(now, `Method ${request.method} is not allowed on this path; allowed: ${allow}`))
+  // Answered in onRequest, before any body is read: a PUT with a huge or non-JSON body is still a 405.
+  app.route({
+    method: refused as HTTPMethods[],
+    url,
+    onRequest: async (request, reply) => refuse(request, reply),
+    handler: refuse,
+  })
+}

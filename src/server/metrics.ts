@@ -1,0 +1,73 @@
+import type { FastifyInstance } from 'fastify'
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { UploadOutcome } from '../storage/store.js'
+
+/** The server's Prometheus metrics, in a registry of its own so several apps in one process never clash. */
+export interface Metrics {
+  readonly registry: Registry
+  /** Counts what one successful upload did. */
+  recordUpload(outcome: UploadOutcome): void
+}
+
+/**
+ * Creates the registry and its metrics. `defaultMetrics` adds Node's process metrics (CPU, memory,
+ * event loop lag, GC); default true, tests turn it off to avoid one set of observers per app.
+ */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry()
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry })
+  const usersCreated = new Counter({
+    name: 'traitbase_users_created_total',
+    help: 'Users created by uploads',
+    registers: [registry],
+  })
+  const usersUpdated = new Counter({
+    name: 'traitbase_users_updated_total',
+    help: 'Existing users changed by uploads',
+    registers: [registry],
+  })
+  const valuesWritten = new Counter({
+    name: 'traitbase_attribute_values_written_total',
+    help: 'Attribute values set by uploads (clears not counted)',
+    registers: [registry],
+  })
+  return {
+    registry,
+    recordUpload(outcome) {
+      if (outcome.created > 0) usersCreated.inc(outcome.created)
+      if (outcome.updated > 0) usersUpdated.inc(outcome.updated)
+      if (outcome.valuesWritten > 0) valuesWritten.inc(outcome.valuesWritten)
+    },
+  }
+}
+
+/**
+ * Counts every response by route pattern (never the raw URL: user ids stay out of labels and the
+ * label set stays bounded), method and status, and times it; serves `GET /metrics` without auth.
+ */
+export function registerMetrics(app: FastifyInstance, metrics: Metrics): void {
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP responses by route, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [metrics.registry],
+  })
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from request received to response sent, by route and method',
+    labelNames: ['route', 'method'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [metrics.registry],
+  })
+  app.addHook('onResponse', (request, reply, done) => {
+    // Unmatched paths share one label so scanners cannot grow the label set.
+    const route = request.is404 ? '(unmatched)' : (request.routeOptions.url ?? '(unmatched)')
+    requests.inc({ route, method: request.method, status: reply.statusCode })
+    duration.observe({ route, method: request.method }, reply.elapsedTime / 1000)
+    done()
+  })
+  app.get('/metrics', async (_request, reply) => {
+    const text = await metrics.registry.metrics()
+    return reply.type(metrics.registry.contentType).send(text)
+  })
+}

@@ -1,0 +1,65 @@
+import type { FastifyInstance } from 'fastify'
+import { TraitbaseError, validationError } from '../../core/errors.js'
+import { parseUploadBody } from '../../core/upload.js'
+import type { Store } from '../../storage/store.js'
+import { authOf, type Auth } from '../auth.js'
+import { success, successText, type Clock } from '../envelope.js'
+import { addMethodNotAllowed } from '../errors.js'
+import type { Metrics } from '../metrics.js'
+
+export interface ProfileRoutesDeps {
+  readonly store: Store
+  readonly auth: Auth
+  readonly metrics: Metrics
+  readonly now: Clock
+}
+
+/** `POST /v1/user/profiles` (the spec's upload), `GET` and `DELETE /v1/user/profiles/:user_id`. */
+export function registerProfileRoutes(app: FastifyInstance, { store, auth, metrics, now }: ProfileRoutesDeps): void {
+  const canWrite = auth.requireScope('profiles:write')
+  const canRead = auth.requireScope('profiles:read')
+
+  app.post('/v1/user/profiles', { onRequest: canWrite }, async (request, reply) => {
+    const { projectId } = authOf(request)
+    if (request.body === undefined) {
+      throw new TraitbaseError('BAD_REQUEST', 'Request body is required: a JSON object with "field_name" and "values"')
+    }
+    const parsed = parseUploadBody(request.body)
+    if (!parsed.ok) throw validationError(parsed.error)
+    const outcome = await store.applyUpload(projectId, parsed.value)
+    metrics.recordUpload(outcome)
+    return reply.type('application/json; charset=utf-8').send(successText(now))
+  })
+  addMethodNotAllowed(app, now, '/v1/user/profiles', ['POST'])
+
+  app.get<{ Params: { user_id: string } }>(
+    '/v1/user/profiles/:user_id',
+    { onRequest: canRead },
+    async (request, reply) => {
+      const { projectId } = authOf(request)
+      const userId = request.params.user_id
+      const profile = userId === '' ? undefined : await store.getProfile(projectId, userId)
+      if (profile === undefined) throw new TraitbaseError('NOT_FOUND', 'No user with this user_id in this project')
+      return reply.send(
+        success(now, {
+          user_id: profile.userId,
+          attributes: profile.attributes,
+          created_at: profile.createdAt,
+          updated_at: profile.updatedAt,
+        }),
+      )
+    },
+  )
+  app.delete<{ Params: { user_id: string } }>(
+    '/v1/user/profiles/:user_id',
+    { onRequest: canWrite },
+    async (request, reply) => {
+      const { projectId } = authOf(request)
+      const userId = request.params.user_id
+      const deleted = userId !== '' && (await store.deleteProfile(projectId, userId))
+      if (!deleted) throw new TraitbaseError('NOT_FOUND', 'No user with this user_id in this project')
+      return reply.send(success(now))
+    },
+  )
+  addMethodNotAllowed(app, now, '/v1/user/profiles/:user_id', ['GET', 'DELETE'])
+}
