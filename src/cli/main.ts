@@ -1,6 +1,5 @@
 import { createRequire } from 'node:module'
 import { Command } from 'commander'
-import { TraitbaseError } from '../core/errors.js'
 import { openStore } from '../storage/open-store.js'
 import type { Store } from '../storage/store.js'
 import { createKey, listKeys, revokeKey } from './commands/keys.js'
@@ -11,11 +10,15 @@ import { createConsoleOutput } from './output.js'
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 const out = createConsoleOutput()
 
-/** Opens the same database the server uses (`DATABASE_URL`, default ./data/traitbase.db), and always closes it. */
+/**
+ * Opens (and migrates) the database the server uses, and always closes it. `DATABASE_URL` is read
+ * here rather than through the server's `loadConfig` because the CLI may not import server code;
+ * `openStore` holds the shared default (sqlite:./data/traitbase.db) and URL rules.
+ */
 async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(process.env.DATABASE_URL)
+  const url = process.env.DATABASE_URL?.trim()
+  const store = await openStore(url === undefined || url === '' ? undefined : url)
   try {
-    await store.migrate()
     return await fn(store)
   } finally {
     await store.close()
@@ -28,8 +31,7 @@ function run<A extends unknown[]>(action: (...args: A) => Promise<unknown>): (..
     try {
       await action(...args)
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error)
-      out.err(error instanceof TraitbaseError ? `error: ${message}` : `error: unexpected failure: ${message}`)
+      out.err(`error: ${error instanceof Error ? error.message : String(error)}`)
       if (process.env.TRAITBASE_DEBUG === '1' && error instanceof Error && error.stack) out.err(error.stack)
       process.exitCode = 1
     }
