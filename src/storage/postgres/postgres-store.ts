@@ -1,8 +1,528 @@
-import type { StoreOptions } from '../store.js'
+import pg from 'pg'
+import { TraitbaseError } from '../../core/errors.js'
+import type { Scope } from '../../core/scopes.js'
+import type { Condition } from '../../core/segment.js'
+import type { ProfilePatch, UploadBatch } from '../../core/upload.js'
+import { newKeyId, newSegmentId } from '../api-keys.js'
+import { compileCondition, postgresDialect } from '../sql-dialect.js'
+import type {
+  ChangeFeed,
+  ChangePage,
+  KeyRecord,
+  NewKey,
+  Profile,
+  Project,
+  SavedSegment,
+  ScanOptions,
+  Store,
+  StoreOptions,
+  UploadOutcome,
+} from '../store.js'
+import { MIGRATION_LOCK_KEY, POSTGRES_MIGRATIONS } from './postgres-migrations.js'
 
-/** Placeholder until the PostgreSQL store lands (step 2); openStore reports this clearly. */
-export class PostgresStore {
-  constructor(_url: string, _options: StoreOptions = {}) {
-    throw new Error('The PostgreSQL store is not implemented yet')
+/** Tuning of the PostgreSQL store. */
+export interface PostgresStoreOptions extends StoreOptions {
+  /** Connections in the pool. Default 12: enough to keep 2 cores busy while others wait on fsync. */
+  readonly poolSize?: number
+}
+
+/** Patches per statement: batches above this (the bulk path) are split, inside one transaction. */
+const CHUNK = 1000
+/** Rows per FETCH of the change feed: bounded memory whatever the size of the project. */
+const CHANGE_PAGE = 1000
+const TOKEN_PREFIX = 'p1:'
+const PROFILE_COLUMNS = { userId: 'user_id', attrs: 'attributes' }
+
+/**
+ * One statement per chunk: atomic on its own, so a 100-user request costs one round trip.
+ * `$2` holds the user ids in code point order and the rows are inserted in that order, so every
+ * transaction locks rows in the same order and overlapping batches cannot deadlock. `$3` maps each
+ * user to its patch (JSON, `null` = clear); `excluded` holds the already stripped document, so the
+ * update looks the raw patch up in `$3` (a jsonb object lookup is a binary search).
+ */
+const UPSERT_SQL = (changeLog: boolean): string => `
+WITH upserted AS (
+  INSERT INTO profiles AS p (project_id, user_id, attributes, created_at, updated_at)
+  SELECT $1, t.u, jsonb_strip_nulls($3::jsonb -> t.u), now(), now()
+  FROM unnest($2::text[]) WITH ORDINALITY AS t(u, n)
+  ORDER BY t.n
+  ON CONFLICT (project_id, user_id) DO UPDATE
+  SET attributes = jsonb_strip_nulls(p.attributes || ($3::jsonb -> excluded.user_id)), updated_at = excluded.updated_at
+  RETURNING (p.xmax = 0) AS created
+)${
+  changeLog
+    ? `, logged AS (
+  INSERT INTO change_log (project_id, xid, user_id) SELECT $1, pg_current_xact_id(), u FROM unnest($2::text[]) AS u
+)`
+    : ''
+}
+SELECT count(*) FILTER (WHERE created)::int AS created, count(*)::int AS total FROM upserted`
+
+interface ProfileRow {
+  user_id: string
+  attributes: Record<string, string> | null
+  created_at: Date | null
+  updated_at: Date | null
+}
+
+interface KeyRow {
+  id: string
+  project_id: number
+  project_name: string
+  label: string
+  scopes: string[]
+  hash: string
+  created_at: Date
+  last_used_at: Date | null
+  revoked_at: Date | null
+}
+
+interface SegmentRow {
+  id: string
+  name: string
+  where_json: string
+  created_at: Date
+  updated_at: Date
+}
+
+const KEY_SELECT = `SELECT k.id, k.project_id, p.name AS project_name, k.label, k.scopes, k.hash, k.created_at,
+  k.last_used_at, k.revoked_at FROM api_keys k JOIN projects p ON p.id = k.project_id`
+const SEGMENT_COLUMNS = 'id, name, where_json, created_at, updated_at'
+
+/**
+ * The PostgreSQL store (pg Pool). Single-statement operations run on the pool (a statement is
+ * atomic); multi-statement ones check out a client and use BEGIN/COMMIT/ROLLBACK, releasing it in
+ * `finally`.
+ */
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const
+  /** The pool; exposed for tests and benchmarks, not for server code. */
+  readonly pool: pg.Pool
+  private readonly changeLog: boolean
+  private readonly upsertSql: string
+  private touches = new Map<string, { at: Date; waiters: (() => void)[] }>()
+  private touchScheduled = false
+
+  constructor(url: string, options: PostgresStoreOptions = {}) {
+    this.changeLog = options.changeLog !== false
+    this.upsertSql = UPSERT_SQL(this.changeLog)
+    this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 12 })
+    // An idle client losing its connection must not crash the process; the next query reconnects.
+    this.pool.on('error', () => undefined)
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.pool.connect()
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
+      try {
+        await client.query(
+          'CREATE TABLE IF NOT EXISTS traitbase_migrations (id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+        )
+        const done = new Set(
+          (await client.query<{ id: string }>('SELECT id FROM traitbase_migrations')).rows.map((r) => r.id),
+        )
+        for (const m of POSTGRES_MIGRATIONS) {
+          if (done.has(m.id)) continue
+          await client.query('BEGIN')
+          try {
+            await client.query(m.sql)
+            await client.query('INSERT INTO traitbase_migrations (id) VALUES ($1)', [m.id])
+            await client.query('COMMIT')
+          } catch (error) {
+            await client.query('ROLLBACK')
+            throw error
+          }
+        }
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
+      }
+    } finally {
+      client.release()
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.touches.size > 0) await this.flushTouches()
+    await this.pool.end()
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1')
+  }
+
+  async ensureProject(name: string): Promise<Project> {
+    checkProjectName(name)
+    await this.pool.query('INSERT INTO projects (name) VALUES ($1) ON CONFLICT (name) DO NOTHING', [name])
+    const project = await this.findProject(name)
+    if (project === undefined) throw new Error(`Project "${name}" vanished right after being created`)
+    return project
+  }
+
+  async findProject(name: string): Promise<Project | undefined> {
+    const { rows } = await this.pool.query<{ id: number; name: string; created_at: Date }>(
+      'SELECT id, name, created_at FROM projects WHERE name = $1',
+      [name],
+    )
+    const row = rows[0]
+    return row && { id: row.id, name: row.name, createdAt: row.created_at.toISOString() }
+  }
+
+  async createKey(input: NewKey): Promise<KeyRecord> {
+    const id = newKeyId()
+    const { rowCount } = await this.pool.query(
+      `INSERT INTO api_keys (project_id, id, hash, label, scopes)
+       SELECT id, $2, $3, $4, $5 FROM projects WHERE id = $1`,
+      [input.projectId, id, input.hash, input.label, input.scopes],
+    )
+    if (rowCount !== 1) throw new TraitbaseError('NOT_FOUND', `No project with id ${input.projectId}`)
+    const { rows } = await this.pool.query<KeyRow>(`${KEY_SELECT} WHERE k.id = $1`, [id])
+    return toKey(rows[0] as KeyRow)
+  }
+
+  async listKeys(projectId: number): Promise<KeyRecord[]> {
+    const { rows } = await this.pool.query<KeyRow>(
+      `${KEY_SELECT} WHERE k.project_id = $1 ORDER BY k.created_at, k.id`,
+      [projectId],
+    )
+    return rows.map(toKey)
+  }
+
+  async revokeKey(keyId: string): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      'UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL',
+      [keyId],
+    )
+    return rowCount === 1
+  }
+
+  async findKeyByHash(hash: string): Promise<KeyRecord | undefined> {
+    const { rows } = await this.pool.query<KeyRow>(`${KEY_SELECT} WHERE k.hash = $1`, [hash])
+    return rows[0] && toKey(rows[0])
+  }
+
+  /** Coalesced per event-loop turn: a key used by 1,000 requests a second costs a few row writes. */
+  touchKey(keyId: string, at: Date): Promise<void> {
+    return new Promise((resolve) => {
+      const entry = this.touches.get(keyId)
+      if (entry === undefined) this.touches.set(keyId, { at, waiters: [resolve] })
+      else {
+        if (at > entry.at) entry.at = at
+        entry.waiters.push(resolve)
+      }
+      if (!this.touchScheduled) {
+        this.touchScheduled = true
+        setImmediate(() => void this.flushTouches())
+      }
+    })
+  }
+
+  private async flushTouches(): Promise<void> {
+    this.touchScheduled = false
+    const touches = this.touches
+    this.touches = new Map()
+    if (touches.size === 0) return
+    const ids = [...touches.keys()]
+    const ats = ids.map((id) => (touches.get(id) as { at: Date }).at.toISOString())
+    try {
+      await this.pool.query(
+        `UPDATE api_keys k SET last_used_at = greatest(k.last_used_at, t.at)
+         FROM unnest($1::text[], $2::timestamptz[]) AS t(id, at) WHERE k.id = t.id`,
+        [ids, ats],
+      )
+    } catch {
+      // A lost last-used stamp is harmless; the requests that used the key must not fail for it.
+    }
+    for (const touch of touches.values()) for (const done of touch.waiters) done()
+  }
+
+  async applyUpload(projectId: number, batch: UploadBatch): Promise<UploadOutcome> {
+    const patches = batch.patches
+    if (patches.length === 0) return { created: 0, updated: 0, valuesWritten: 0 }
+    checkStorable(patches)
+    let valuesWritten = 0
+    for (const patch of patches)
+      for (const name in patch.attributes) if (patch.attributes[name] !== null) valuesWritten++
+    if (patches.length <= CHUNK) {
+      const created = await this.upsert(this.pool, projectId, patches)
+      return { created, updated: patches.length - created, valuesWritten }
+    }
+    const client = await this.pool.connect()
+    try {
+      await client.query('BEGIN')
+      let created = 0
+      try {
+        for (let i = 0; i < patches.length; i += CHUNK) {
+          created += await this.upsert(client, projectId, patches.slice(i, i + CHUNK))
+        }
+        await client.query('COMMIT')
+      } catch (error) {
+        await client.query('ROLLBACK')
+        throw error
+      }
+      return { created, updated: patches.length - created, valuesWritten }
+    } finally {
+      client.release()
+    }
+  }
+
+  private async upsert(db: pg.Pool | pg.PoolClient, projectId: number, patches: readonly ProfilePatch[]) {
+    const userIds: string[] = []
+    const byUser = Object.create(null) as Record<string, ProfilePatch['attributes']>
+    for (const patch of patches) {
+      userIds.push(patch.userId)
+      byUser[patch.userId] = patch.attributes
+    }
+    const { rows } = await db.query<{ created: number; total: number }>(this.upsertSql, [
+      projectId,
+      userIds,
+      JSON.stringify(byUser),
+    ])
+    const row = rows[0] as { created: number; total: number }
+    if (row.total !== patches.length) {
+      throw new Error(`Upsert wrote ${row.total} profiles for ${patches.length} patches; user ids must be distinct`)
+    }
+    return row.created
+  }
+
+  async getProfile(projectId: number, userId: string): Promise<Profile | undefined> {
+    if (userId.includes('\0')) return undefined
+    const { rows } = await this.pool.query<ProfileRow>(
+      'SELECT user_id, attributes, created_at, updated_at FROM profiles WHERE project_id = $1 AND user_id = $2',
+      [projectId, userId],
+    )
+    return rows[0] && toProfile(rows[0])
+  }
+
+  async deleteProfile(projectId: number, userId: string): Promise<boolean> {
+    if (userId.includes('\0')) return false
+    const log = this.changeLog
+      ? `, logged AS (INSERT INTO change_log (project_id, xid, user_id) SELECT $1, pg_current_xact_id(), user_id FROM deleted)`
+      : ''
+    const { rows } = await this.pool.query<{ n: number }>(
+      `WITH deleted AS (DELETE FROM profiles WHERE project_id = $1 AND user_id = $2 RETURNING user_id)${log}
+       SELECT count(*)::int AS n FROM deleted`,
+      [projectId, userId],
+    )
+    return rows[0]?.n === 1
+  }
+
+  async scanProfiles(projectId: number, options: ScanOptions): Promise<Profile[]> {
+    const params: unknown[] = [projectId]
+    let sql = 'SELECT user_id, attributes, created_at, updated_at FROM profiles WHERE project_id = $1'
+    if (options.afterUserId !== undefined) {
+      params.push(options.afterUserId)
+      sql += ` AND user_id > $${params.length}`
+    }
+    if (options.where !== undefined) {
+      const compiled = compileCondition(options.where, postgresDialect, params.length + 1, PROFILE_COLUMNS)
+      sql += ` AND (${compiled.sql})`
+      params.push(...compiled.params)
+    }
+    params.push(options.limit)
+    sql += ` ORDER BY user_id LIMIT $${params.length}`
+    const { rows } = await this.pool.query<ProfileRow>(sql, params)
+    return rows.map(toProfile)
+  }
+
+  async countProfiles(projectId: number, where?: Condition): Promise<number> {
+    let sql = 'SELECT count(*)::bigint AS n FROM profiles WHERE project_id = $1'
+    const params: unknown[] = [projectId]
+    if (where !== undefined) {
+      const compiled = compileCondition(where, postgresDialect, 2, PROFILE_COLUMNS)
+      sql += ` AND (${compiled.sql})`
+      params.push(...compiled.params)
+    }
+    const { rows } = await this.pool.query<{ n: string }>(sql, params)
+    return Number(rows[0]?.n ?? 0)
+  }
+
+  async createSegment(projectId: number, name: string, where: unknown): Promise<SavedSegment> {
+    const { rows } = await this.pool.query<SegmentRow>(
+      `INSERT INTO segments (project_id, id, name, where_json) VALUES ($1, $2, $3, $4) RETURNING ${SEGMENT_COLUMNS}`,
+      [projectId, newSegmentId(), name, JSON.stringify(where)],
+    )
+    return toSegment(rows[0] as SegmentRow)
+  }
+
+  async listSegments(projectId: number): Promise<SavedSegment[]> {
+    const { rows } = await this.pool.query<SegmentRow>(
+      `SELECT ${SEGMENT_COLUMNS} FROM segments WHERE project_id = $1 ORDER BY created_at, id`,
+      [projectId],
+    )
+    return rows.map(toSegment)
+  }
+
+  async getSegment(projectId: number, id: string): Promise<SavedSegment | undefined> {
+    const { rows } = await this.pool.query<SegmentRow>(
+      `SELECT ${SEGMENT_COLUMNS} FROM segments WHERE project_id = $1 AND id = $2`,
+      [projectId, id],
+    )
+    return rows[0] && toSegment(rows[0])
+  }
+
+  async updateSegment(projectId: number, id: string, name: string, where: unknown): Promise<SavedSegment | undefined> {
+    const { rows } = await this.pool.query<SegmentRow>(
+      `UPDATE segments SET name = $3, where_json = $4, updated_at = now() WHERE project_id = $1 AND id = $2
+       RETURNING ${SEGMENT_COLUMNS}`,
+      [projectId, id, name, JSON.stringify(where)],
+    )
+    return rows[0] && toSegment(rows[0])
+  }
+
+  async deleteSegment(projectId: number, id: string): Promise<boolean> {
+    const { rowCount } = await this.pool.query('DELETE FROM segments WHERE project_id = $1 AND id = $2', [
+      projectId,
+      id,
+    ])
+    return rowCount === 1
+  }
+
+  /**
+   * Reads in one REPEATABLE READ snapshot. The new token is that snapshot's xmin: every transaction
+   * below it had finished when the snapshot was taken, so its entries were visible here; entries of
+   * transactions at or above it are read again next time (harmless), never missed, even though
+   * PostgreSQL commits out of xid order.
+   */
+  readChanges(projectId: number, token: string | null): ChangeFeed {
+    const since = token === null ? null : parseToken(token)
+    let next: string | undefined
+    const pool = this.pool
+    async function* pages(): AsyncGenerator<ChangePage> {
+      const client = await pool.connect()
+      let open = false
+      try {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+        open = true
+        const { rows } = await client.query<{ floor: string; pruned: string | null }>(
+          `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS floor,
+             (SELECT pruned_xid::text FROM change_horizon WHERE project_id = $1) AS pruned`,
+          [projectId],
+        )
+        const state = rows[0] as { floor: string; pruned: string | null }
+        const reset = since === null || (state.pruned !== null && BigInt(since) <= BigInt(state.pruned))
+        if (reset) {
+          await client.query(
+            `DECLARE feed NO SCROLL CURSOR FOR
+             SELECT user_id, attributes, created_at, updated_at FROM profiles WHERE project_id = $1`,
+            [projectId],
+          )
+        } else {
+          await client.query(
+            `DECLARE feed NO SCROLL CURSOR FOR
+             SELECT c.user_id, p.attributes, p.created_at, p.updated_at
+             FROM (SELECT DISTINCT user_id FROM change_log WHERE project_id = $1 AND xid >= $2::xid8) c
+             LEFT JOIN profiles p ON p.project_id = $1 AND p.user_id = c.user_id`,
+            [projectId, since],
+          )
+        }
+        let first = true
+        for (;;) {
+          const page = await client.query<ProfileRow>(`FETCH ${CHANGE_PAGE} FROM feed`)
+          const upserts: Profile[] = []
+          const deletedUserIds: string[] = []
+          for (const row of page.rows) {
+            if (row.attributes === null) deletedUserIds.push(row.user_id)
+            else upserts.push(toProfile(row))
+          }
+          if (first || page.rows.length > 0) yield { reset: reset && first, upserts, deletedUserIds }
+          first = false
+          if (page.rows.length < CHANGE_PAGE) break
+        }
+        await client.query('COMMIT')
+        open = false
+        next = TOKEN_PREFIX + state.floor
+      } finally {
+        if (open) await client.query('ROLLBACK').catch(() => undefined)
+        client.release()
+      }
+    }
+    return {
+      pages: pages(),
+      token() {
+        if (next === undefined) throw new Error('token() is valid only after every page was read')
+        return next
+      },
+    }
+  }
+
+  async pruneChanges(olderThan: Date): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(
+      `WITH deleted AS (DELETE FROM change_log WHERE changed_at < $1 RETURNING project_id, xid),
+       horizon AS (
+         INSERT INTO change_horizon (project_id, pruned_xid)
+         SELECT project_id, max(xid) FROM deleted GROUP BY project_id
+         ON CONFLICT (project_id) DO UPDATE SET pruned_xid = greatest(change_horizon.pruned_xid, excluded.pruned_xid)
+       )
+       SELECT count(*)::int AS n FROM deleted`,
+      [olderThan],
+    )
+    return rows[0]?.n ?? 0
+  }
+}
+
+/** PostgreSQL text cannot hold U+0000; refuse it as the client's mistake rather than fail with a 500. */
+function checkStorable(patches: readonly ProfilePatch[]): void {
+  for (const patch of patches) {
+    if (patch.userId.includes('\0')) {
+      throw new TraitbaseError('VALIDATION_FAILED', 'user_id: contains U+0000 (NUL), which cannot be stored')
+    }
+    for (const name in patch.attributes) {
+      const value = patch.attributes[name]
+      if (name.includes('\0') || (value !== null && value !== undefined && value.includes('\0'))) {
+        throw new TraitbaseError(
+          'VALIDATION_FAILED',
+          `user "${patch.userId}": attribute "${name.replace(/\0/g, '\\0')}" contains U+0000 (NUL), which cannot be stored`,
+        )
+      }
+    }
+  }
+}
+
+function checkProjectName(name: string): void {
+  if (typeof name !== 'string' || name.trim() === '' || name.length > 200 || name.includes('\0')) {
+    throw new TraitbaseError('BAD_REQUEST', 'A project name must be a non-empty string of at most 200 characters')
+  }
+}
+
+function parseToken(token: string): string {
+  const n = token.startsWith(TOKEN_PREFIX) ? token.slice(TOKEN_PREFIX.length) : ''
+  if (!/^[0-9]{1,20}$/.test(n)) throw new Error(`Not a change token of this PostgreSQL store: "${token}"`)
+  return n
+}
+
+function toProfile(row: ProfileRow): Profile {
+  const attributes = Object.create(null) as Record<string, string>
+  const parsed = row.attributes ?? {}
+  for (const name of Object.keys(parsed)) attributes[name] = parsed[name] as string
+  return {
+    userId: row.user_id,
+    attributes,
+    createdAt: (row.created_at as Date).toISOString(),
+    updatedAt: (row.updated_at as Date).toISOString(),
+  }
+}
+
+function toKey(row: KeyRow): KeyRecord {
+  return {
+    id: row.id,
+    projectId: row.project_id,
+    projectName: row.project_name,
+    label: row.label,
+    scopes: row.scopes as Scope[],
+    hash: row.hash,
+    createdAt: row.created_at.toISOString(),
+    lastUsedAt: row.last_used_at === null ? null : row.last_used_at.toISOString(),
+    revokedAt: row.revoked_at === null ? null : row.revoked_at.toISOString(),
+  }
+}
+
+function toSegment(row: SegmentRow): SavedSegment {
+  return {
+    id: row.id,
+    name: row.name,
+    where: JSON.parse(row.where_json) as unknown,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
   }
 }

@@ -1,8 +1,4 @@
-/** One schema step. Applied in order, once, each recorded in `traitbase_migrations`. */
-export interface Migration {
-  readonly id: string
-  readonly sql: string
-}
+import type { Migration } from '../migration.js'
 
 /**
  * The SQLite schema. Every primary key leads with `project_id`, like the PostgreSQL one.

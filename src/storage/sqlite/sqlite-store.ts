@@ -5,6 +5,7 @@ import type { Scope } from '../../core/scopes.js'
 import type { Condition } from '../../core/segment.js'
 import type { UploadBatch } from '../../core/upload.js'
 import { newKeyId, newSegmentId } from '../api-keys.js'
+import { compileCondition, registerSqliteFunctions, sqliteDialect, type CompiledSql } from '../sql-dialect.js'
 import type {
   ChangeFeed,
   ChangePage,
@@ -68,7 +69,8 @@ interface PendingUpload {
   readonly reject: (error: unknown) => void
 }
 
-type CompileCondition = (where: Condition, dialect: unknown) => { sql: string; params: unknown[] }
+/** The columns compiled conditions refer to. */
+const PROFILE_COLUMNS = { userId: 'user_id', attrs: 'attributes' }
 
 /**
  * The SQLite store (better-sqlite3, synchronous). Writes use group commit: `applyUpload` queues the
@@ -87,7 +89,6 @@ export class SqliteStore implements Store {
   private touches = new Map<string, { at: number; waiters: (() => void)[] }>()
   private flushScheduled = false
   private closed = false
-  private compiler: Promise<{ compile: CompileCondition; dialect: unknown }> | undefined
 
   constructor(filename: string, options: SqliteStoreOptions = {}) {
     this.changeLog = options.changeLog !== false
@@ -101,6 +102,7 @@ export class SqliteStore implements Store {
     db.pragma(`mmap_size = ${1024 * 1024 * (options.mmapMiB ?? 1024)}`)
     db.pragma(`wal_autocheckpoint = ${options.walAutocheckpoint ?? 10_000}`)
     db.pragma('temp_store = MEMORY')
+    registerSqliteFunctions(db)
   }
 
   private get s(): ReturnType<typeof prepareStatements> {
@@ -302,7 +304,7 @@ export class SqliteStore implements Store {
       params.push(options.afterUserId)
     }
     if (options.where !== undefined) {
-      const compiled = await this.compileWhere(options.where)
+      const compiled = this.compileWhere(options.where)
       sql += ` AND (${compiled.sql})`
       params.push(...compiled.params)
     }
@@ -313,7 +315,7 @@ export class SqliteStore implements Store {
 
   async countProfiles(projectId: number, where?: Condition): Promise<number> {
     if (where === undefined) return this.s.countAll.get(projectId) as number
-    const compiled = await this.compileWhere(where)
+    const compiled = this.compileWhere(where)
     const sql = `SELECT count(*) FROM profiles WHERE project_id = ? AND (${compiled.sql})`
     return this.database
       .prepare(sql)
@@ -321,10 +323,8 @@ export class SqliteStore implements Store {
       .get(projectId, ...compiled.params) as number
   }
 
-  private async compileWhere(where: Condition): Promise<{ sql: string; params: unknown[] }> {
-    this.compiler ??= loadCompiler()
-    const { compile, dialect } = await this.compiler
-    return compile(where, dialect)
+  private compileWhere(where: Condition): CompiledSql {
+    return compileCondition(where, sqliteDialect, 1, PROFILE_COLUMNS)
   }
 
   async createSegment(projectId: number, name: string, where: unknown): Promise<SavedSegment> {
@@ -488,21 +488,6 @@ function prepareStatements(db: Database.Database) {
     deleteChanges: p('DELETE FROM change_log WHERE project_id = ? AND seq <= ?'),
     setPruned: p('UPDATE projects SET pruned_seq = max(pruned_seq, ?) WHERE id = ?'),
   }
-}
-
-async function loadCompiler(): Promise<{ compile: CompileCondition; dialect: unknown }> {
-  // The segmentation engineer owns sql-dialect.ts; until it lands, filtered scans say so clearly.
-  const specifier = '../sql-dialect.js'
-  let mod: { compileCondition?: CompileCondition; sqliteDialect?: unknown }
-  try {
-    mod = (await import(specifier)) as typeof mod
-  } catch (cause) {
-    throw new Error('Segment conditions are not available yet: src/storage/sql-dialect.ts is missing', { cause })
-  }
-  if (typeof mod.compileCondition !== 'function' || mod.sqliteDialect === undefined) {
-    throw new Error('src/storage/sql-dialect.ts must export compileCondition and sqliteDialect')
-  }
-  return { compile: mod.compileCondition, dialect: mod.sqliteDialect }
 }
 
 function settleAll(
