@@ -1,0 +1,256 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import fc from 'fast-check'
+import { evaluateCondition, type Condition } from '../core/segment.js'
+import { compareCodePoints } from '../core/text.js'
+import type { ChangeFeed, ChangePage, Profile, Store } from '../storage/store.js'
+import { countBits, createBitset, setBit } from './bitset.js'
+import { ProjectIndex } from './project-index.js'
+import { SegmentIndex } from './segment-index.js'
+import { conditionArbitrary, profilesArbitrary } from './test-conditions.js'
+
+/** A change feed over a Map, shaped like the real stores': log positions, pages of current states. */
+class MemoryFeed implements Pick<Store, 'readChanges'> {
+  readonly profiles = new Map<string, Record<string, string>>()
+  readonly log: string[] = []
+  reads = 0
+  pageSize = 2
+  /** Awaited between pages, to interleave writes with a read in tests. */
+  betweenPages: () => Promise<void> = async () => undefined
+
+  put(userId: string, attributes: Record<string, string>): void {
+    this.profiles.set(userId, attributes)
+    this.log.push(userId)
+  }
+
+  delete(userId: string): void {
+    this.profiles.delete(userId)
+    this.log.push(userId)
+  }
+
+  readChanges(_projectId: number, token: string | null): ChangeFeed {
+    this.reads++
+    const end = this.log.length
+    const start = token === null ? 0 : Number(token)
+    return { pages: readPages(this, token, start, end), token: () => String(end) }
+  }
+}
+
+async function* readPages(
+  self: MemoryFeed,
+  token: string | null,
+  start: number,
+  end: number,
+): AsyncGenerator<ChangePage> {
+  const profileOf = (userId: string): Profile => ({
+    userId,
+    attributes: self.profiles.get(userId) as Record<string, string>,
+    createdAt: '',
+    updatedAt: '',
+  })
+  if (token === null) {
+    const ids = [...self.profiles.keys()]
+    yield { reset: true, upserts: [], deletedUserIds: [] }
+    for (let i = 0; i < ids.length; i += self.pageSize) {
+      await self.betweenPages()
+      yield { reset: false, upserts: ids.slice(i, i + self.pageSize).map(profileOf), deletedUserIds: [] }
+    }
+    return
+  }
+  for (let i = start; i < end; i += self.pageSize) {
+    await self.betweenPages()
+    const ids = new Set(self.log.slice(i, Math.min(end, i + self.pageSize)))
+    const present = [...ids].filter((id) => self.profiles.has(id))
+    yield {
+      reset: false,
+      upserts: present.map(profileOf),
+      deletedUserIds: [...ids].filter((id) => !self.profiles.has(id)),
+    }
+  }
+}
+
+const attrs = (o: Record<string, string>): Record<string, string> => Object.assign(Object.create(null), o)
+const eq = (field: string, value: string): Condition => ({ kind: 'text', field, op: 'eq', value })
+
+function reference(profiles: Map<string, Record<string, string>>, cond: Condition): string[] {
+  return [...profiles]
+    .filter(([id, a]) => evaluateCondition(cond, id, a))
+    .map(([id]) => id)
+    .sort(compareCodePoints)
+}
+
+async function walk(index: SegmentIndex, cond: Condition, limit: number): Promise<string[]> {
+  const seen: string[] = []
+  let after: string | undefined
+  for (let guard = 0; guard < 1000; guard++) {
+    const page = await index.query(1, cond, limit, after)
+    seen.push(...page.userIds)
+    if (page.nextAfter === null) return seen
+    assert.equal(page.nextAfter, page.userIds[page.userIds.length - 1])
+    after = page.nextAfter
+  }
+  throw new Error('walk did not end')
+}
+
+describe('bitset', () => {
+  test('countBits counts across words', () => {
+    const b = createBitset(100)
+    for (const o of [0, 31, 32, 63, 64, 99]) setBit(b, o)
+    assert.equal(countBits(b), 6)
+    b.fill(0xffffffff)
+    assert.equal(countBits(b), 128)
+  })
+})
+
+describe('ProjectIndex', () => {
+  test('upsert replaces the whole profile, remove forgets it, re-creation works', () => {
+    const index = new ProjectIndex()
+    index.upsert('u1', attrs({ plan: 'pro', city: 'Osaka' }))
+    index.upsert('u2', attrs({ plan: 'free' }))
+    index.upsert('u1', attrs({ plan: 'free' }))
+    assert.equal(index.count(index.evaluate(eq('plan', 'free'))), 2)
+    assert.equal(index.count(index.evaluate({ kind: 'presence', field: 'city', op: 'exists' })), 0)
+    index.remove('u2')
+    assert.equal(index.users, 1)
+    assert.equal(index.count(index.evaluate({ kind: 'presence', field: 'plan', op: 'not_exists' })), 0)
+    assert.equal(index.count(index.evaluate({ kind: 'not', of: eq('plan', 'x') })), 1)
+    index.upsert('u2', attrs({}))
+    assert.equal(index.count(index.evaluate({ kind: 'presence', field: 'plan', op: 'not_exists' })), 1)
+    assert.deepEqual(index.page(index.evaluate({ kind: 'all', of: [] }), undefined, 10).userIds, ['u1', 'u2'])
+  })
+
+  test('grows past its initial capacity', () => {
+    const index = new ProjectIndex()
+    for (let i = 0; i < 5000; i++) index.upsert(`u${i}`, attrs({ k: String(i % 7) }))
+    assert.equal(index.count(index.evaluate(eq('k', '3'))), 714)
+    assert.equal(index.count(index.evaluate({ kind: 'numeric', field: 'k', op: 'gte', value: 5 })), 1428)
+  })
+
+  test('pages follow code point order, not UTF-16 order', () => {
+    const index = new ProjectIndex()
+    for (const id of ['\uE000', '😀', 'b', 'a']) index.upsert(id, attrs({}))
+    const all = index.evaluate({ kind: 'all', of: [] })
+    assert.deepEqual(index.page(all, undefined, 10).userIds, ['a', 'b', '\uE000', '😀'])
+    assert.deepEqual(index.page(all, 'b', 1), { userIds: ['\uE000'], more: true })
+    assert.deepEqual(index.page(all, '\uE000', 5), { userIds: ['😀'], more: false })
+    assert.deepEqual(index.page(all, 'zzz', 5), { userIds: ['\uE000', '😀'], more: false })
+  })
+
+  test('catalog: user counts and top values for low-cardinality attributes', () => {
+    const index = new ProjectIndex()
+    for (let i = 0; i < 30; i++) index.upsert(`u${i}`, attrs({ plan: i % 3 === 0 ? 'pro' : 'free', email: `e${i}` }))
+    index.remove('u0')
+    const catalog = index.catalog(10, 5)
+    assert.deepEqual(catalog[0], { name: 'email', users: 29, distinctValues: 29, topValues: null })
+    assert.deepEqual(catalog[1], {
+      name: 'plan',
+      users: 29,
+      distinctValues: 2,
+      topValues: [
+        { value: 'free', users: 20 },
+        { value: 'pro', users: 9 },
+      ],
+    })
+  })
+})
+
+describe('SegmentIndex', () => {
+  test('matches the reference evaluator on random profiles and conditions (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        profilesArbitrary,
+        fc.array(conditionArbitrary, { minLength: 1, maxLength: 5 }),
+        async (ps, conds) => {
+          const feed = new MemoryFeed()
+          for (const p of ps) feed.put(p.userId, p.attributes)
+          const index = new SegmentIndex(feed)
+          for (const cond of conds) {
+            const expected = reference(feed.profiles, cond)
+            const first = await index.query(1, cond, 3)
+            assert.equal(first.count, expected.length)
+            assert.deepEqual(await walk(index, cond, 3), expected)
+          }
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  test('catches up incrementally: upserts, deletions, and reads only once per query', async () => {
+    const feed = new MemoryFeed()
+    feed.put('u1', attrs({ plan: 'pro' }))
+    const index = new SegmentIndex(feed)
+    assert.equal(await index.count(1, eq('plan', 'pro')), 1)
+    feed.put('u2', attrs({ plan: 'pro' }))
+    feed.put('u1', attrs({ plan: 'free' }))
+    feed.put('u3', attrs({ plan: 'pro' }))
+    feed.delete('u3')
+    assert.equal(await index.count(1, eq('plan', 'pro')), 1)
+    assert.equal(await index.count(1, eq('plan', 'free')), 1)
+    assert.equal(feed.reads, 3)
+  })
+
+  test('a query arriving during a read waits for a read that started after it (single flight)', async () => {
+    const feed = new MemoryFeed()
+    for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ k: 'v' }))
+    const index = new SegmentIndex(feed)
+    let release: () => void = () => undefined
+    const gate = new Promise<void>((r) => (release = r))
+    feed.betweenPages = () => gate
+    const first = index.count(1, eq('k', 'v'))
+    await new Promise((r) => setImmediate(r))
+    feed.put('late', attrs({ k: 'v' }))
+    const second = index.count(1, eq('k', 'v'))
+    const third = index.count(1, eq('k', 'v'))
+    release()
+    assert.equal(await first, 10)
+    assert.equal(await second, 11)
+    assert.equal(await third, 11)
+    assert.equal(feed.reads, 2)
+  })
+
+  test('a reset loads into a fresh index: concurrent readers never see half a project', async () => {
+    const feed = new MemoryFeed()
+    for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ k: 'v' }))
+    const index = new SegmentIndex(feed)
+    assert.equal(await index.count(1, eq('k', 'v')), 10)
+    const project = await index.sync(1)
+    assert.equal(project.users, 10)
+    // Forget the token so the next read is a reset; read the live index while it loads.
+    ;(index as unknown as { projects: Map<number, { token: string | null }> }).projects.get(1)!.token = null
+    const counts: number[] = []
+    feed.betweenPages = async () => {
+      const p = await Promise.resolve(
+        (index as unknown as { projects: Map<number, { index: ProjectIndex }> }).projects.get(1)!.index,
+      )
+      counts.push(p.users)
+    }
+    assert.equal(await index.count(1, eq('k', 'v')), 10)
+    assert.ok(counts.length > 0 && counts.every((n) => n === 10), String(counts))
+  })
+
+  test('pagination while another writer uploads visits every user matching throughout exactly once', async () => {
+    const feed = new MemoryFeed()
+    for (let i = 0; i < 500; i++) feed.put(`u${String(i).padStart(4, '0')}`, attrs({ k: 'v' }))
+    const index = new SegmentIndex(feed)
+    const cond = eq('k', 'v')
+    const seen: string[] = []
+    let after: string | undefined
+    let n = 0
+    for (;;) {
+      const page = await index.query(1, cond, 7, after)
+      seen.push(...page.userIds)
+      // Interleaved writes: new users on both sides of the cursor, some users leave and come back.
+      feed.put(`u${String(n * 13).padStart(4, '0')}x`, attrs({ k: 'v' }))
+      feed.put(`a${n}`, attrs({ k: 'v' }))
+      feed.put(`u${String((n * 37) % 500).padStart(4, '0')}`, attrs({ k: 'other' }))
+      feed.put(`u${String((n * 37) % 500).padStart(4, '0')}`, attrs({ k: 'v' }))
+      n++
+      if (page.nextAfter === null) break
+      after = page.nextAfter
+    }
+    assert.equal(new Set(seen).size, seen.length, 'no user twice')
+    assert.deepEqual([...seen].sort(compareCodePoints), seen, 'in order')
+    for (let i = 0; i < 500; i++) assert.ok(seen.includes(`u${String(i).padStart(4, '0')}`))
+  })
+})

@@ -1,0 +1,112 @@
+import type { Condition } from '../core/segment.js'
+import type { Store } from '../storage/store.js'
+import { ProjectIndex, type AttributeSummary, type IndexPage } from './project-index.js'
+
+/** Answer of {@link SegmentIndex.query}. */
+export interface SegmentAnswer {
+  /** Exact number of matching users. */
+  readonly count: number
+  /** One page, ascending user_id (code point order). */
+  readonly userIds: string[]
+  /** The last user id of the page when more matches follow, else null. */
+  readonly nextAfter: string | null
+}
+
+interface ProjectState {
+  index: ProjectIndex
+  token: string | null
+  running: Promise<void> | undefined
+  queued: Promise<void> | undefined
+}
+
+/**
+ * In-memory segment indexes of every project this process has been asked about, kept exact by the
+ * store's change feed. Each read first catches up with the feed, so it sees every upload that was
+ * acknowledged before the read began, whichever process wrote it.
+ */
+export class SegmentIndex {
+  private readonly projects = new Map<number, ProjectState>()
+
+  constructor(private readonly store: Pick<Store, 'readChanges'>) {}
+
+  /** Catches up with the feed and returns the project's index. */
+  async sync(projectId: number): Promise<ProjectIndex> {
+    let state = this.projects.get(projectId)
+    if (state === undefined) {
+      state = { index: new ProjectIndex(), token: null, running: undefined, queued: undefined }
+      this.projects.set(projectId, state)
+    }
+    await this.catchUp(projectId, state)
+    return state.index
+  }
+
+  /**
+   * Single flight per project: a caller that arrives while a read of the feed is under way may
+   * have been acknowledged after that read started, so it waits for one more read, shared by every
+   * caller arriving meanwhile.
+   */
+  private catchUp(projectId: number, state: ProjectState): Promise<void> {
+    if (state.queued !== undefined) return state.queued
+    if (state.running !== undefined) {
+      const queued = state.running
+        .catch(() => undefined)
+        .then(() => {
+          state.queued = undefined
+          return this.startRead(projectId, state)
+        })
+      state.queued = queued
+      return queued
+    }
+    return this.startRead(projectId, state)
+  }
+
+  private startRead(projectId: number, state: ProjectState): Promise<void> {
+    const run = this.readFeed(projectId, state).finally(() => {
+      if (state.running === run) state.running = undefined
+    })
+    state.running = run
+    return run
+  }
+
+  private async readFeed(projectId: number, state: ProjectState): Promise<void> {
+    const feed = this.store.readChanges(projectId, state.token)
+    // A reset is loaded into a fresh index and swapped in at the end, so concurrent readers never
+    // see a half-loaded project; incremental pages are applied in place (each is a newer state).
+    let target = state.index
+    for await (const page of feed.pages) {
+      if (page.reset) {
+        state.token = null
+        target = new ProjectIndex()
+      }
+      for (const userId of page.deletedUserIds) target.remove(userId)
+      for (const profile of page.upserts) target.upsert(profile.userId, profile.attributes)
+    }
+    state.index = target
+    state.token = feed.token()
+  }
+
+  /** Count plus one page of the users matching `where`, after `afterUserId` when given. */
+  async query(projectId: number, where: Condition, limit: number, afterUserId?: string): Promise<SegmentAnswer> {
+    const index = await this.sync(projectId)
+    const set = index.evaluate(where)
+    const page: IndexPage = index.page(set, afterUserId, limit)
+    const last = page.userIds[page.userIds.length - 1]
+    return { count: index.count(set), userIds: page.userIds, nextAfter: page.more && last !== undefined ? last : null }
+  }
+
+  /** Exact number of users matching `where`. */
+  async count(projectId: number, where: Condition): Promise<number> {
+    const index = await this.sync(projectId)
+    return index.count(index.evaluate(where))
+  }
+
+  /** The attribute catalog: see {@link ProjectIndex.catalog}. */
+  async catalog(projectId: number): Promise<AttributeSummary[]> {
+    return (await this.sync(projectId)).catalog()
+  }
+
+  /** Drops every project's index (they reload on the next read). */
+  clear(): void {
+    this.projects.clear()
+  }
+}
