@@ -105,7 +105,7 @@ export function formatRun(r: RunReport): string[] {
   const lines = [
     `${r.backend}, preload ${formatInt(r.preload)} users (${r.preloadSeconds.toFixed(1)} s), segments ${r.segments ? 'on' : 'off'}, ${r.connections} connections, 100 users × 10 attributes per request`,
     `  HTTP    ${formatInt(r.httpUsersPerSecond)} users/s  ${r.httpRequestsPerSecond.toFixed(1)} requests/s  p50 ${formatMs(http.latency.p50)}  p99 ${formatMs(http.latency.p99)}  max ${formatMs(http.latency.max)}  errors ${http.errors}  server peak RSS ${formatBytes(http.serverPeakRssBytes)}`,
-    `  direct  ${formatInt(r.directUsersPerSecond)} users/s  (same batches into a fresh store with the same preload, no HTTP, one at a time)`,
+    `  direct  ${formatInt(r.directUsersPerSecond)} users/s  (same batches into a fresh copy of the preloaded store, no HTTP, ${r.connections} in flight)`,
     `  ratio   HTTP/direct ${r.ratio.toFixed(2)}`,
   ]
   if (r.target !== undefined && r.preload === 1_000_000) {
