@@ -10,6 +10,9 @@ import { registerJsonBodyParser } from './json-body.js'
 import { createMetrics, registerMetrics, type Metrics } from './metrics.js'
 import { registerHealthRoutes } from './routes/health.js'
 import { registerProfileRoutes } from './routes/profiles.js'
+import { registerAttributeRoutes } from './routes/attributes.js'
+import { registerSegmentRoutes } from './routes/segments.js'
+import { SegmentIndex } from '../segments/segment-index.js'
 
 export interface AppDeps {
   readonly store: Store
@@ -103,6 +106,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerMetrics(app, metrics)
   registerHealthRoutes(app, store, now)
   registerProfileRoutes(app, { store, auth, metrics, now })
+  const segmentIndex = new SegmentIndex(store)
+  registerSegmentRoutes(app, { store, auth, now, index: segmentIndex })
+  registerAttributeRoutes(app, { auth, now, index: segmentIndex })
 
   return app
 }
