@@ -35,8 +35,9 @@ const PROFILE_COLUMNS = { userId: 'user_id', attrs: 'attributes' }
 
 /**
  * One statement per chunk: atomic on its own, so a 100-user request costs one round trip.
- * `$2` holds the user ids in code point order and the rows are inserted in that order, so every
- * transaction locks rows in the same order and overlapping batches cannot deadlock. `$3` maps each
+ * Rows are inserted in user_id code point order (the batch is sorted already; sorting 100 ids again
+ * costs nothing and guards against callers that did not), so every transaction locks rows in the
+ * same order and overlapping batches cannot deadlock. `$3` maps each
  * user to its patch (JSON, `null` = clear); `excluded` holds the already stripped document, so the
  * update looks the raw patch up in `$3` (a jsonb object lookup is a binary search).
  */
@@ -44,8 +45,8 @@ const UPSERT_SQL = (changeLog: boolean): string => `
 WITH upserted AS (
   INSERT INTO profiles AS p (project_id, user_id, attributes, created_at, updated_at)
   SELECT $1, t.u, jsonb_strip_nulls($3::jsonb -> t.u), now(), now()
-  FROM unnest($2::text[]) WITH ORDINALITY AS t(u, n)
-  ORDER BY t.n
+  FROM unnest($2::text[]) AS t(u)
+  ORDER BY t.u COLLATE "C"
   ON CONFLICT (project_id, user_id) DO UPDATE
   SET attributes = jsonb_strip_nulls(p.attributes || ($3::jsonb -> excluded.user_id)), updated_at = excluded.updated_at
   RETURNING (p.xmax = 0) AS created

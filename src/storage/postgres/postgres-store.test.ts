@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict'
+import { after, describe, test } from 'node:test'
+import pg from 'pg'
+import { openStore } from '../open-store.js'
+import { describeStoreContract, type StoreFixture } from '../store.contract.js'
+import { PostgresStore } from './postgres-store.js'
+import { createTestDatabase } from './test-database.js'
+
+const db = await createTestDatabase()
+
+if ('skip' in db) {
+  test('PostgreSQL store contract', (t) => t.skip(db.skip))
+} else {
+  after(() => db.drop())
+
+  describeStoreContract('postgres', async (): Promise<StoreFixture> => {
+    const store = (await openStore(db.url)) as PostgresStore
+    await store.pool.query(`
+      CREATE TABLE IF NOT EXISTS test_fail_users (user_id text PRIMARY KEY);
+      CREATE OR REPLACE FUNCTION test_fail_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM test_fail_users WHERE user_id = NEW.user_id) THEN
+          RAISE EXCEPTION 'forced failure for %', NEW.user_id;
+        END IF;
+        RETURN NEW;
+      END $$;
+      DROP TRIGGER IF EXISTS test_fail_writes ON profiles;
+      CREATE TRIGGER test_fail_writes BEFORE INSERT OR UPDATE ON profiles FOR EACH ROW EXECUTE FUNCTION test_fail_writes();
+    `)
+    return {
+      store,
+      async failWritesOf(userId) {
+        await store.pool.query('INSERT INTO test_fail_users VALUES ($1) ON CONFLICT DO NOTHING', [userId])
+      },
+      openSecond: () => openStore(db.url),
+      close: () => store.close(),
+    }
+  })
+
+  describe('postgres specifics', () => {
+    test('servers migrating one fresh database at once all succeed (advisory lock)', async () => {
+      const fresh = await createTestDatabase()
+      assert.ok(!('skip' in fresh))
+      try {
+        const stores = Array.from({ length: 4 }, () => new PostgresStore(fresh.url))
+        await Promise.all(stores.map((s) => s.migrate()))
+        const { rows } = await (stores[0] as PostgresStore).pool.query('SELECT id FROM traitbase_migrations')
+        assert.equal(rows.length, 1)
+        await Promise.all(stores.map((s) => s.close()))
+      } finally {
+        await fresh.drop()
+      }
+    })
+
+    test('the change feed is exact when transactions commit out of xid order', async () => {
+      const store = (await openStore(db.url)) as PostgresStore
+      const slow = new pg.Client({ connectionString: db.url })
+      await slow.connect()
+      try {
+        const p = (await store.ensureProject('out-of-order')).id
+        const start = store.readChanges(p, null)
+        for await (const _ of start.pages);
+        // The slow transaction takes its xid first but commits last.
+        await slow.query('BEGIN')
+        await slow.query(`INSERT INTO profiles VALUES ($1, 'slow', '{"a":"1"}', now(), now())`, [p])
+        await slow.query(
+          `INSERT INTO change_log (project_id, xid, user_id) VALUES ($1, pg_current_xact_id(), 'slow')`,
+          [p],
+        )
+        await store.applyUpload(p, {
+          rows: 1,
+          patches: [{ userId: 'fast', attributes: Object.assign(Object.create(null), { b: '2' }) }],
+        })
+        const first = store.readChanges(p, start.token())
+        const seen1: string[] = []
+        for await (const page of first.pages) seen1.push(...page.upserts.map((x) => x.userId))
+        assert.deepEqual(seen1, ['fast'])
+        await slow.query('COMMIT')
+        const second = store.readChanges(p, first.token())
+        const seen2: string[] = []
+        for await (const page of second.pages) seen2.push(...page.upserts.map((x) => x.userId))
+        assert.ok(seen2.includes('slow'), `the late commit must be seen: ${seen2.join(',')}`)
+      } finally {
+        await slow.end()
+        await store.close()
+      }
+    })
+
+    test('profiles are stored with fillfactor and without secondary indexes; user_id is COLLATE "C"', async () => {
+      const store = (await openStore(db.url)) as PostgresStore
+      try {
+        const { rows } = await store.pool.query<{ reloptions: string[] }>(
+          "SELECT reloptions FROM pg_class WHERE relname = 'profiles'",
+        )
+        assert.deepEqual(rows[0]?.reloptions, ['fillfactor=75'])
+        const idx = await store.pool.query("SELECT indexname FROM pg_indexes WHERE tablename = 'profiles'")
+        assert.deepEqual(
+          idx.rows.map((r: { indexname: string }) => r.indexname),
+          ['profiles_pkey'],
+        )
+        const coll = await store.pool.query(
+          "SELECT collation_name FROM information_schema.columns WHERE table_name = 'profiles' AND column_name = 'user_id'",
+        )
+        assert.equal(coll.rows[0]?.collation_name, 'C')
+      } finally {
+        await store.close()
+      }
+    })
+  })
+}

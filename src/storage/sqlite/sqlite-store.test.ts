@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, test } from 'node:test'
+import { openStore } from '../open-store.js'
+import { describeStoreContract, type StoreFixture } from '../store.contract.js'
+import type { Store } from '../store.js'
+import { SqliteStore } from './sqlite-store.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'traitbase-sqlite-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+let failTriggers = 0
+function failWritesOf(store: SqliteStore, userId: string): Promise<void> {
+  // TEMP triggers live on this connection only and still guard main.profiles.
+  for (const event of ['INSERT', 'UPDATE']) {
+    store.database
+      .prepare(
+        `CREATE TEMP TRIGGER fail_${event.toLowerCase()}_${++failTriggers} BEFORE ${event} ON main.profiles
+         WHEN NEW.user_id = ${JSON.stringify(userId).replace(/"/g, "'")} BEGIN SELECT RAISE(ABORT, 'forced failure'); END`,
+      )
+      .run()
+  }
+  return Promise.resolve()
+}
+
+describeStoreContract('sqlite :memory:', async (): Promise<StoreFixture> => {
+  const store = (await openStore('sqlite::memory:')) as SqliteStore
+  return {
+    store,
+    failWritesOf: (userId) => failWritesOf(store, userId),
+    openSecond: undefined,
+    close: () => store.close(),
+  }
+})
+
+describeStoreContract('sqlite file', async (): Promise<StoreFixture> => {
+  const url = `sqlite:${join(dir, 'contract.db')}`
+  const store = (await openStore(url)) as SqliteStore
+  return {
+    store,
+    failWritesOf: (userId) => failWritesOf(store, userId),
+    openSecond: () => openStore(url),
+    close: () => store.close(),
+  }
+})
+
+describe('sqlite specifics', () => {
+  test('openStore creates the folder and data survives closing and reopening', async () => {
+    const url = `sqlite:${join(dir, 'nested', 'deeper', 'x.db')}`
+    const store = await openStore(url)
+    const p = await store.ensureProject('durable')
+    await store.applyUpload(p.id, {
+      rows: 1,
+      patches: [{ userId: 'u', attributes: Object.assign(Object.create(null), { a: '1' }) }],
+    })
+    await store.close()
+    const again = await openStore(url)
+    assert.deepEqual({ ...(await again.getProfile(p.id, 'u'))?.attributes }, { a: '1' })
+    await again.close()
+  })
+
+  test('two stores migrating one new file at once both succeed', async () => {
+    const filename = join(dir, 'race.db')
+    const a = new SqliteStore(filename)
+    const b = new SqliteStore(filename)
+    await Promise.all([a.migrate(), b.migrate()])
+    const count = a.database.prepare('SELECT count(*) FROM traitbase_migrations').pluck().get()
+    assert.equal(count, 1)
+    await Promise.all([a.close(), b.close()])
+  })
+
+  test('WAL and durable synchronous mode are on for files', async () => {
+    const store = (await openStore(`sqlite:${join(dir, 'pragmas.db')}`)) as SqliteStore
+    assert.equal(store.database.pragma('journal_mode', { simple: true }), 'wal')
+    assert.equal(store.database.pragma('synchronous', { simple: true }), 2)
+    await store.close()
+  })
+
+  test('many uploads queued in one turn share one transaction but fail alone', async () => {
+    const store = (await openStore('sqlite::memory:')) as SqliteStore
+    const p = (await store.ensureProject('group')).id
+    const batches = Array.from({ length: 50 }, (_, i) => ({
+      rows: 1,
+      patches: [{ userId: `u${i}`, attributes: Object.assign(Object.create(null), { i: String(i) }) }],
+    }))
+    await failWritesOf(store, 'u25')
+    const results = await Promise.allSettled(batches.map((b) => store.applyUpload(p, b)))
+    assert.deepEqual(
+      results.map((r, i) => (r.status === 'rejected' ? i : -1)).filter((i) => i >= 0),
+      [25],
+    )
+    const profiles = await store.scanProfiles(p, { limit: 100 })
+    assert.equal(profiles.length, 49)
+    // One flush, one transaction: every profile carries the same commit timestamp.
+    assert.equal(new Set(profiles.map((x) => x.updatedAt)).size, 1)
+    await store.close()
+    await assert.rejects(store.applyUpload(p, batches[0] as never), /closed/)
+  })
+
+  test('an upload queued before close is written by close', async () => {
+    const url = `sqlite:${join(dir, 'close.db')}`
+    const store: Store = await openStore(url)
+    const p = (await store.ensureProject('c')).id
+    const pending = store.applyUpload(p, {
+      rows: 1,
+      patches: [{ userId: 'late', attributes: Object.assign(Object.create(null), { a: '1' }) }],
+    })
+    await store.close()
+    await pending
+    const again = await openStore(url)
+    assert.ok(await again.getProfile(p, 'late'))
+    await again.close()
+  })
+})

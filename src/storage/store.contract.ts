@@ -1,0 +1,535 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, test } from 'node:test'
+import { evaluateCondition, type Condition } from '../core/segment.js'
+import { compareCodePoints } from '../core/text.js'
+import type { AttributePatch, ProfilePatch, UploadBatch } from '../core/upload.js'
+import { generateApiKey } from './api-keys.js'
+import type { Profile, Store } from './store.js'
+
+/** What a backend's test file hands the contract. */
+export interface StoreFixture {
+  readonly store: Store
+  /** Makes the database itself reject any write of this user id (e.g. with a trigger). */
+  failWritesOf(userId: string): Promise<void>
+  /**
+   * Opens another store on the same database, as a second server process would; undefined when
+   * the backend cannot share (`:memory:`), and then the multi-process tests are not registered.
+   */
+  readonly openSecond: (() => Promise<Store>) | undefined
+  close(): Promise<void>
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+function attrs(o: Record<string, string | null>): AttributePatch {
+  const out = Object.create(null) as AttributePatch
+  for (const k of Object.keys(o)) out[k] = o[k] as string | null
+  return out
+}
+
+/** A batch as parseUploadBody makes it: one patch per user, sorted by code point. */
+function batch(...patches: [string, Record<string, string | null>][]): UploadBatch {
+  const list: ProfilePatch[] = patches.map(([userId, a]) => ({ userId, attributes: attrs(a) }))
+  list.sort((a, b) => compareCodePoints(a.userId, b.userId))
+  return { patches: list, rows: list.length }
+}
+
+function plain(p: Profile | undefined): Record<string, string> | undefined {
+  return p === undefined ? undefined : { ...p.attributes }
+}
+
+async function readAll(store: Store, projectId: number, token: string | null) {
+  const feed = store.readChanges(projectId, token)
+  let reset = false
+  const upserts = new Map<string, Profile>()
+  const deleted = new Set<string>()
+  let pages = 0
+  for await (const page of feed.pages) {
+    pages++
+    if (page.reset) {
+      reset = true
+      upserts.clear()
+      deleted.clear()
+    }
+    for (const id of page.deletedUserIds) {
+      upserts.delete(id)
+      deleted.add(id)
+    }
+    for (const p of page.upserts) {
+      deleted.delete(p.userId)
+      upserts.set(p.userId, p)
+    }
+  }
+  return { reset, upserts, deleted, pages, token: feed.token() }
+}
+
+/**
+ * The behaviour every Store must show, run by each backend's test file against a real database.
+ * Each test works in its own project, so one database serves the whole suite.
+ */
+export function describeStoreContract(name: string, makeStore: () => Promise<StoreFixture>): void {
+  describe(`Store contract: ${name}`, () => {
+    let fx: StoreFixture
+    let store: Store
+    const newProject = async () => (await store.ensureProject(`p-${randomBytes(6).toString('hex')}`)).id
+
+    before(async () => {
+      fx = await makeStore()
+      store = fx.store
+    })
+    after(async () => {
+      await fx.close()
+    })
+
+    test('ping answers and migrate is idempotent', async () => {
+      await store.ping()
+      await store.migrate()
+      await store.migrate()
+      assert.ok(store.kind === 'sqlite' || store.kind === 'postgres')
+    })
+
+    test('projects: ensureProject is idempotent, findProject finds it, names are distinct', async () => {
+      const name = `proj-${randomBytes(4).toString('hex')}`
+      assert.equal(await store.findProject(name), undefined)
+      const a = await store.ensureProject(name)
+      const b = await store.ensureProject(name)
+      assert.deepEqual(a, b)
+      assert.ok(Number.isInteger(a.id) && a.id > 0)
+      assert.match(a.createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+      assert.deepEqual(await store.findProject(name), a)
+      const other = await store.ensureProject(`${name}-other`)
+      assert.notEqual(other.id, a.id)
+      await assert.rejects(store.ensureProject(''), /project name/)
+    })
+
+    test('update policy: existing attributes updated, new ones added, unknown users created', async () => {
+      const p = await newProject()
+      const first = await store.applyUpload(p, batch(['u1', { plan: 'free', country: 'JP' }]))
+      assert.deepEqual(first, { created: 1, updated: 0, valuesWritten: 2 })
+      const second = await store.applyUpload(p, batch(['u1', { plan: 'pro', age: '31' }], ['u2', { plan: 'free' }]))
+      assert.deepEqual(second, { created: 1, updated: 1, valuesWritten: 3 })
+      assert.deepEqual(plain(await store.getProfile(p, 'u1')), { plan: 'pro', country: 'JP', age: '31' })
+      assert.deepEqual(plain(await store.getProfile(p, 'u2')), { plan: 'free' })
+      assert.equal(await store.getProfile(p, 'u3'), undefined)
+    })
+
+    test('null clears an attribute, never creates one, and leaves the others untouched', async () => {
+      const p = await newProject()
+      await store.applyUpload(p, batch(['u1', { a: '1', b: '2', c: '3' }]))
+      const r = await store.applyUpload(p, batch(['u1', { a: null, d: null }], ['u2', { a: null, b: 'x' }]))
+      assert.deepEqual(r, { created: 1, updated: 1, valuesWritten: 1 })
+      assert.deepEqual(plain(await store.getProfile(p, 'u1')), { b: '2', c: '3' })
+      assert.deepEqual(plain(await store.getProfile(p, 'u2')), { b: 'x' })
+      await store.applyUpload(p, batch(['u3', { only: null }]))
+      assert.deepEqual(plain(await store.getProfile(p, 'u3')), {})
+    })
+
+    test('created_at is kept and updated_at moves on update', async () => {
+      const p = await newProject()
+      await store.applyUpload(p, batch(['u', { a: '1' }]))
+      const before = (await store.getProfile(p, 'u')) as Profile
+      assert.equal(before.createdAt, before.updatedAt)
+      await sleep(15)
+      await store.applyUpload(p, batch(['u', { b: '2' }]))
+      const after = (await store.getProfile(p, 'u')) as Profile
+      assert.equal(after.createdAt, before.createdAt)
+      assert.ok(after.updatedAt > before.updatedAt, `${after.updatedAt} > ${before.updatedAt}`)
+      assert.ok(Math.abs(Date.parse(after.updatedAt) - Date.now()) < 60_000)
+    })
+
+    test('projects are isolated: same user id, separate profiles, deletes, counts and scans', async () => {
+      const p1 = await newProject()
+      const p2 = await newProject()
+      await store.applyUpload(p1, batch(['same', { v: 'one' }], ['only1', { v: '1' }]))
+      await store.applyUpload(p2, batch(['same', { v: 'two' }]))
+      assert.deepEqual(plain(await store.getProfile(p1, 'same')), { v: 'one' })
+      assert.deepEqual(plain(await store.getProfile(p2, 'same')), { v: 'two' })
+      assert.equal(await store.getProfile(p2, 'only1'), undefined)
+      assert.equal(await store.countProfiles(p1), 2)
+      assert.equal(await store.countProfiles(p2), 1)
+      assert.deepEqual(
+        (await store.scanProfiles(p2, { limit: 10 })).map((x) => x.userId),
+        ['same'],
+      )
+      assert.equal(await store.deleteProfile(p2, 'only1'), false)
+      assert.equal(await store.deleteProfile(p2, 'same'), true)
+      assert.deepEqual(plain(await store.getProfile(p1, 'same')), { v: 'one' })
+    })
+
+    test('__proto__, constructor and friends round-trip as attribute names and user ids', async () => {
+      const p = await newProject()
+      const names = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'prototype', 'valueOf']
+      const a = Object.create(null) as Record<string, string>
+      names.forEach((n, i) => (a[n] = `v${i}`))
+      for (const id of names) await store.applyUpload(p, batch([id, a]))
+      for (const id of names) {
+        const prof = (await store.getProfile(p, id)) as Profile
+        assert.equal(prof.userId, id)
+        assert.equal(Object.getPrototypeOf(prof.attributes), null)
+        assert.deepEqual(Object.keys(prof.attributes).sort(), [...names].sort())
+        names.forEach((n, i) => assert.equal(prof.attributes[n], `v${i}`))
+      }
+      assert.equal(await store.getProfile(p, 'hasOwnProperty2'), undefined)
+      assert.equal(await store.countProfiles(p), names.length)
+    })
+
+    test('unicode values, names and ids round-trip; 128 code points fit', async () => {
+      const p = await newProject()
+      const emoji = '😀'.repeat(128)
+      const kanji = '漢'.repeat(128)
+      const ids = ['ユーザー1', '😀user', 'e\u0301', '\uE000', 'naïve', 'a"b\\c\'d', ' spaced ']
+      await store.applyUpload(
+        p,
+        batch(
+          ...ids.map((id): [string, Record<string, string>] => [id, { 名前: kanji, 'emoji 😀': emoji, q: '"\\\n\t' }]),
+        ),
+      )
+      for (const id of ids) {
+        assert.deepEqual(plain(await store.getProfile(p, id)), { 名前: kanji, 'emoji 😀': emoji, q: '"\\\n\t' })
+      }
+    })
+
+    test('scan is in code point order with keyset pages; count is exact', async () => {
+      const p = await newProject()
+      const ids = new Set<string>(['\uE000', '\u{1F600}', 'Z', 'a', 'ä', '10', '9'])
+      while (ids.size < 250) ids.add(randomBytes(1 + (ids.size % 6)).toString('base64url'))
+      const all = [...ids]
+      await store.applyUpload(
+        p,
+        batch(...all.slice(0, 120).map((id): [string, Record<string, string>] => [id, { k: id }])),
+      )
+      await store.applyUpload(
+        p,
+        batch(...all.slice(120).map((id): [string, Record<string, string>] => [id, { k: id }])),
+      )
+      const expected = [...all].sort(compareCodePoints)
+      const seen: string[] = []
+      let afterUserId: string | undefined
+      for (;;) {
+        const page = await store.scanProfiles(
+          p,
+          afterUserId === undefined ? { limit: 100 } : { limit: 100, afterUserId },
+        )
+        for (const prof of page) assert.equal(prof.attributes['k'], prof.userId)
+        seen.push(...page.map((x) => x.userId))
+        if (page.length < 100) break
+        afterUserId = page[page.length - 1]?.userId
+      }
+      assert.deepEqual(seen, expected)
+      assert.ok(expected.indexOf('\uE000') < expected.indexOf('\u{1F600}'))
+      assert.equal(await store.countProfiles(p), 250)
+    })
+
+    test('scan and count with a condition agree with the reference evaluator', async () => {
+      const p = await newProject()
+      const profiles: [string, Record<string, string>][] = []
+      for (let i = 0; i < 60; i++) {
+        const a: Record<string, string> = { plan: ['free', 'pro', 'team'][i % 3] as string, age: String(18 + (i % 40)) }
+        if (i % 4 === 0) a['vip'] = 'true'
+        profiles.push([`user${String(i).padStart(3, '0')}`, a])
+      }
+      await store.applyUpload(p, batch(...profiles))
+      const conditions: Condition[] = [
+        { kind: 'text', field: 'plan', op: 'eq', value: 'pro' },
+        { kind: 'numeric', field: 'age', op: 'gte', value: 40 },
+        {
+          kind: 'all',
+          of: [
+            { kind: 'presence', field: 'vip', op: 'exists' },
+            { kind: 'not', of: { kind: 'set', field: 'plan', op: 'in', values: ['free'] } },
+          ],
+        },
+        { kind: 'text', field: 'user_id', op: 'starts_with', value: 'user01' },
+      ]
+      for (const where of conditions) {
+        const expected = profiles
+          .filter(([id, a]) => evaluateCondition(where, id, attrs(a) as Record<string, string>))
+          .map(([id]) => id)
+          .sort(compareCodePoints)
+        assert.ok(expected.length > 0, 'fixture matches something')
+        assert.equal(await store.countProfiles(p, where), expected.length, JSON.stringify(where))
+        const scanned = await store.scanProfiles(p, { where, limit: 1000 })
+        assert.deepEqual(
+          scanned.map((x) => x.userId),
+          expected,
+        )
+        const second = await store.scanProfiles(p, { where, limit: 2, afterUserId: expected[0] as string })
+        assert.deepEqual(
+          second.map((x) => x.userId),
+          expected.slice(1, 3),
+        )
+      }
+    })
+
+    test('delete erases the user; a new upload creates it afresh', async () => {
+      const p = await newProject()
+      await store.applyUpload(p, batch(['gone', { a: '1' }], ['kept', { a: '2' }]))
+      const old = (await store.getProfile(p, 'gone')) as Profile
+      assert.equal(await store.deleteProfile(p, 'gone'), true)
+      assert.equal(await store.deleteProfile(p, 'gone'), false)
+      assert.equal(await store.getProfile(p, 'gone'), undefined)
+      assert.equal(await store.countProfiles(p), 1)
+      await sleep(5)
+      const r = await store.applyUpload(p, batch(['gone', { b: '3' }]))
+      assert.equal(r.created, 1)
+      const fresh = (await store.getProfile(p, 'gone')) as Profile
+      assert.deepEqual(plain(fresh), { b: '3' })
+      assert.ok(fresh.createdAt > old.createdAt)
+    })
+
+    test('keys: create, find by hash, list, touch, revoke', async () => {
+      const projectName = `keys-${randomBytes(4).toString('hex')}`
+      const project = await store.ensureProject(projectName)
+      const { hash } = generateApiKey()
+      const key = await store.createKey({ projectId: project.id, label: 'ci', scopes: ['profiles:write'], hash })
+      assert.match(key.id, /^key_[0-9a-f]{16}$/)
+      assert.equal(key.projectId, project.id)
+      assert.equal(key.projectName, projectName)
+      assert.equal(key.label, 'ci')
+      assert.deepEqual(key.scopes, ['profiles:write'])
+      assert.equal(key.hash, hash)
+      assert.equal(key.lastUsedAt, null)
+      assert.equal(key.revokedAt, null)
+      assert.deepEqual(await store.findKeyByHash(hash), key)
+      assert.equal(await store.findKeyByHash(generateApiKey().hash), undefined)
+
+      const second = await store.createKey({
+        projectId: project.id,
+        label: '',
+        scopes: ['profiles:write', 'profiles:read'],
+        hash: generateApiKey().hash,
+      })
+      const listed = await store.listKeys(project.id)
+      assert.deepEqual(listed.map((k) => k.id).sort(), [key.id, second.id].sort())
+      assert.deepEqual(await store.listKeys((await store.ensureProject(`${projectName}-x`)).id), [])
+
+      const at = new Date(Date.now() - 1000)
+      await store.touchKey(key.id, at)
+      await store.touchKey(key.id, new Date(at.getTime() - 5000))
+      assert.equal((await store.findKeyByHash(hash))?.lastUsedAt, at.toISOString())
+
+      assert.equal(await store.revokeKey(key.id), true)
+      assert.equal(await store.revokeKey(key.id), false)
+      assert.equal(await store.revokeKey('key_0000000000000000'), false)
+      const revoked = await store.findKeyByHash(hash)
+      assert.ok(revoked?.revokedAt !== null && revoked?.revokedAt !== undefined)
+      assert.equal((await store.findKeyByHash(second.hash))?.revokedAt, null)
+      await assert.rejects(store.createKey({ projectId: 987654321, label: '', scopes: ['profiles:read'], hash }))
+    })
+
+    test('key hashes are unique', async () => {
+      const p = await newProject()
+      const { hash } = generateApiKey()
+      await store.createKey({ projectId: p, label: 'a', scopes: ['profiles:read'], hash })
+      await assert.rejects(store.createKey({ projectId: p, label: 'b', scopes: ['profiles:read'], hash }))
+    })
+
+    test('saved segments: create, list, get, update, delete, per project', async () => {
+      const p = await newProject()
+      const other = await newProject()
+      const where = { field: 'plan', op: 'eq', value: 'pro', __proto__x: 1 }
+      const s = await store.createSegment(p, 'Pro users', where)
+      assert.match(s.id, /^seg_[0-9a-f]{16}$/)
+      assert.equal(s.name, 'Pro users')
+      assert.deepEqual(s.where, where)
+      assert.deepEqual(await store.getSegment(p, s.id), s)
+      assert.equal(await store.getSegment(other, s.id), undefined)
+      const s2 = await store.createSegment(p, 'All', { all: [] })
+      assert.deepEqual((await store.listSegments(p)).map((x) => x.id).sort(), [s.id, s2.id].sort())
+      assert.deepEqual(await store.listSegments(other), [])
+      await sleep(5)
+      const updated = await store.updateSegment(p, s.id, 'Renamed', { any: [] })
+      assert.equal(updated?.name, 'Renamed')
+      assert.deepEqual(updated?.where, { any: [] })
+      assert.equal(updated?.createdAt, s.createdAt)
+      assert.ok((updated?.updatedAt ?? '') > s.updatedAt)
+      assert.equal(await store.updateSegment(other, s.id, 'x', {}), undefined)
+      assert.equal(await store.deleteSegment(other, s.id), false)
+      assert.equal(await store.deleteSegment(p, s.id), true)
+      assert.equal(await store.deleteSegment(p, s.id), false)
+      assert.equal(await store.getSegment(p, s.id), undefined)
+    })
+
+    test('change feed: reset first, then upserts and deletions since the token', async () => {
+      const p = await newProject()
+      const empty = await readAll(store, p, null)
+      assert.equal(empty.reset, true)
+      assert.equal(empty.upserts.size, 0)
+      await store.applyUpload(p, batch(['a', { x: '1' }], ['b', { x: '2' }]))
+      const first = await readAll(store, p, empty.token)
+      assert.equal(first.reset, false)
+      assert.deepEqual([...first.upserts.keys()].sort(), ['a', 'b'])
+      assert.deepEqual(plain(first.upserts.get('a')), { x: '1' })
+
+      await store.applyUpload(p, batch(['a', { y: '3' }], ['c', { x: '4' }]))
+      await store.deleteProfile(p, 'b')
+      const second = await readAll(store, p, first.token)
+      assert.equal(second.reset, false)
+      assert.deepEqual([...second.upserts.keys()].sort(), ['a', 'c'])
+      assert.deepEqual(plain(second.upserts.get('a')), { x: '1', y: '3' })
+      assert.deepEqual([...second.deleted], ['b'])
+
+      const full = await readAll(store, p, null)
+      assert.equal(full.reset, true)
+      assert.deepEqual([...full.upserts.keys()].sort(), ['a', 'c'])
+
+      const quiet = await readAll(store, p, second.token)
+      assert.equal(quiet.reset, false)
+      assert.equal(quiet.deleted.size, 0)
+      const other = await newProject()
+      await store.applyUpload(other, batch(['z', { x: '1' }]))
+      const stillQuiet = await readAll(store, p, second.token)
+      assert.equal(stillQuiet.upserts.has('z'), false)
+      await assert.rejects(async () => readAll(store, p, 'not-a-token'))
+    })
+
+    test('change feed pages large results and sees deletions made after a reset read', async () => {
+      const p = await newProject()
+      const rows: [string, Record<string, string>][] = []
+      for (let i = 0; i < 2500; i++) rows.push([`u${i}`, { i: String(i) }])
+      await store.applyUpload(p, batch(...rows))
+      const full = await readAll(store, p, null)
+      assert.ok(full.pages >= 3, `pages: ${full.pages}`)
+      assert.equal(full.upserts.size, 2500)
+      await store.applyUpload(p, batch(...rows.map(([id]): [string, Record<string, string>] => [id, { j: 'x' }])))
+      await store.deleteProfile(p, 'u7')
+      const next = await readAll(store, p, full.token)
+      assert.equal(next.reset, false)
+      assert.ok(next.pages >= 3)
+      assert.equal(next.upserts.size, 2499)
+      assert.deepEqual(plain(next.upserts.get('u42')), { i: '42', j: 'x' })
+      assert.deepEqual([...next.deleted], ['u7'])
+    })
+
+    test('change feed: pruning past a token makes the next read a reset', async () => {
+      const p = await newProject()
+      await store.applyUpload(p, batch(['a', { x: '1' }]))
+      const t0 = (await readAll(store, p, null)).token
+      await store.applyUpload(p, batch(['b', { x: '2' }]))
+      await sleep(10)
+      const pruned = await store.pruneChanges(new Date())
+      assert.ok(pruned >= 2, `pruned ${pruned}`)
+      const after = await readAll(store, p, t0)
+      assert.equal(after.reset, true)
+      assert.deepEqual([...after.upserts.keys()].sort(), ['a', 'b'])
+      await store.applyUpload(p, batch(['c', { x: '3' }]))
+      const incremental = await readAll(store, p, after.token)
+      assert.equal(incremental.reset, false)
+      assert.deepEqual([...incremental.upserts.keys()], ['c'])
+    })
+
+    test('a batch the database rejects mid-way leaves nothing behind', async () => {
+      const p = await newProject()
+      const bad = `boom-${randomBytes(4).toString('hex')}`
+      await store.applyUpload(p, batch(['a', { v: 'old' }]))
+      const token = (await readAll(store, p, null)).token
+      await fx.failWritesOf(bad)
+      await assert.rejects(store.applyUpload(p, batch(['a', { v: 'new' }], [bad, { v: '1' }], ['zz', { v: '1' }])))
+      assert.deepEqual(plain(await store.getProfile(p, 'a')), { v: 'old' })
+      assert.equal(await store.getProfile(p, 'zz'), undefined)
+      assert.equal(await store.countProfiles(p), 1)
+      const changes = await readAll(store, p, token)
+      assert.equal(changes.upserts.size, 0)
+      const [good, failed] = await Promise.allSettled([
+        store.applyUpload(p, batch(['b', { v: '1' }])),
+        store.applyUpload(p, batch([bad, { v: '2' }])),
+      ])
+      assert.equal(good.status, 'fulfilled')
+      assert.equal(failed.status, 'rejected')
+      assert.deepEqual(plain(await store.getProfile(p, 'b')), { v: '1' })
+    })
+
+    test('concurrent overlapping uploads in opposite orders: no deadlock, no lost attribute', async () => {
+      const p = await newProject()
+      const users = Array.from({ length: 60 }, (_, i) => `user-${String(i).padStart(2, '0')}`)
+      const writers = 16
+      const uploads: Promise<unknown>[] = []
+      for (let w = 0; w < writers; w++) {
+        for (let round = 0; round < 3; round++) {
+          const mine = w % 2 === 0 ? users : [...users].reverse()
+          const slice = mine.slice(round * 10, round * 10 + 40)
+          const patches: ProfilePatch[] = slice.map((userId) => ({
+            userId,
+            attributes: attrs({ [`w${w}`]: String(round), shared: `w${w}` }),
+          }))
+          // Some callers may not sort; the store must still not deadlock.
+          uploads.push(store.applyUpload(p, { patches, rows: patches.length }))
+        }
+      }
+      const results = await Promise.allSettled(uploads)
+      assert.deepEqual(
+        results.filter((r) => r.status === 'rejected'),
+        [],
+      )
+      for (const userId of users) {
+        const prof = (await store.getProfile(p, userId)) as Profile
+        for (let w = 0; w < writers; w++) {
+          const mine = w % 2 === 0 ? users : [...users].reverse()
+          const idx = mine.indexOf(userId)
+          const rounds = [0, 1, 2].filter((r) => idx >= r * 10 && idx < r * 10 + 40)
+          if (rounds.length > 0) assert.ok(prof.attributes[`w${w}`] !== undefined, `${userId} lost w${w}`)
+        }
+      }
+      assert.equal(await store.countProfiles(p), users.length)
+    })
+
+    test('the bulk path takes batches far larger than 100 users', async () => {
+      const p = await newProject()
+      const rows: [string, Record<string, string>][] = []
+      for (let i = 0; i < 3500; i++) rows.push([`bulk${i}`, { a: String(i), b: i % 2 ? '' : 'x' }])
+      const r = await store.applyUpload(
+        p,
+        batch(
+          ...rows.map(([id, a]): [string, Record<string, string | null>] => [
+            id,
+            { a: a['a'] as string, b: a['b'] || null },
+          ]),
+        ),
+      )
+      assert.deepEqual(r, { created: 3500, updated: 0, valuesWritten: 3500 + 1750 })
+      assert.equal(await store.countProfiles(p), 3500)
+      assert.deepEqual(plain(await store.getProfile(p, 'bulk3')), { a: '3' })
+      assert.deepEqual(plain(await store.getProfile(p, 'bulk4')), { a: '4', b: 'x' })
+    })
+
+    test('NUL characters either round-trip or are refused as a validation error that stores nothing', async () => {
+      const p = await newProject()
+      try {
+        await store.applyUpload(p, batch(['nul\0id', { 'k\0': 'v\0' }], ['fine', { a: '1' }]))
+        assert.deepEqual(plain(await store.getProfile(p, 'nul\0id')), { 'k\0': 'v\0' })
+      } catch (error) {
+        assert.equal((error as { code?: string }).code, 'VALIDATION_FAILED')
+        assert.equal(await store.countProfiles(p), 0)
+      }
+    })
+
+    describe('several processes on one database', () => {
+      test('a second store sees committed writes, and the change feed misses nothing from either', async (t) => {
+        if (fx.openSecond === undefined) {
+          t.skip('this backend cannot be shared between processes (:memory:)')
+          return
+        }
+        const second = await fx.openSecond()
+        try {
+          const p = await newProject()
+          const start = (await readAll(store, p, null)).token
+          const writes: Promise<unknown>[] = []
+          for (let i = 0; i < 20; i++) {
+            const s = i % 2 === 0 ? store : second
+            writes.push(s.applyUpload(p, batch([`m${i}`, { from: String(i % 2) }], ['shared', { [`k${i}`]: 'v' }])))
+          }
+          await Promise.all(writes)
+          await second.deleteProfile(p, 'm3')
+          assert.deepEqual(plain(await store.getProfile(p, 'm1')), { from: '1' })
+          const changes = await readAll(second, p, start)
+          assert.equal(changes.upserts.size, 20)
+          assert.deepEqual([...changes.deleted], ['m3'])
+          assert.equal(Object.keys(changes.upserts.get('shared')?.attributes ?? {}).length, 20)
+        } finally {
+          await second.close()
+        }
+      })
+    })
+  })
+}
