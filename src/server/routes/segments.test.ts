@@ -1,0 +1,294 @@
+import assert from 'node:assert/strict'
+import { describe, test, type TestContext } from 'node:test'
+import type { FastifyInstance, InjectOptions } from 'fastify'
+import { buildTestApp } from '../test-app.js'
+import { csvField } from './segments.js'
+
+const FIXED_MS = 1_700_000_000_000
+
+function call(
+  app: FastifyInstance,
+  key: string,
+  method: InjectOptions['method'],
+  url: string,
+  body?: unknown,
+  headers = {},
+) {
+  return app.inject({
+    method,
+    url,
+    headers: {
+      authorization: `Bearer ${key}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...headers,
+    },
+    ...(body === undefined ? {} : { payload: typeof body === 'string' ? body : JSON.stringify(body) }),
+  })
+}
+
+async function setup(t: TestContext) {
+  const ctx = await buildTestApp(t, {}, () => FIXED_MS)
+  const k = await ctx.key('alpha')
+  const upload = await call(ctx.app, k, 'POST', '/v1/user/profiles', {
+    field_name: ['user_id', 'plan', 'ltv', 'email', 'note'],
+    values: [
+      ['u1', 'pro', 12.5, 'ann@example.com', 'a,"b"'],
+      ['u2', 'free', 3, 'bob@example.org', ''],
+      ['u3', 'free', '', 'cy@example.com', ' lead'],
+      ['u4', '', 'n/a', '', 'x\ny'],
+    ],
+  })
+  assert.equal(upload.statusCode, 200, upload.body)
+  return { ...ctx, k }
+}
+
+const query = (app: FastifyInstance, k: string, body: unknown) => call(app, k, 'POST', '/v1/user/segments/query', body)
+
+describe('POST /v1/user/segments/query', () => {
+  test('count, first page and a cursor walk', async (t) => {
+    const { app, k } = await setup(t)
+    const first = await query(app, k, { where: { field: 'plan', op: 'exists' }, limit: 2 })
+    assert.equal(first.statusCode, 200)
+    const body = first.json()
+    assert.deepEqual(Object.keys(body), ['msg', 'timestamp', 'data'])
+    assert.equal(body.msg, 'Success')
+    assert.equal(body.timestamp, FIXED_MS / 1000)
+    assert.deepEqual(body.data.user_ids, ['u1', 'u2'])
+    assert.equal(body.data.count, 3)
+    assert.equal(typeof body.data.next_cursor, 'string')
+    const second = await query(app, k, {
+      where: { field: 'plan', op: 'exists' },
+      limit: 2,
+      cursor: body.data.next_cursor,
+    })
+    assert.deepEqual(second.json().data, { count: 3, user_ids: ['u3'], next_cursor: null })
+  })
+
+  test('sees an upload acknowledged just before', async (t) => {
+    const { app, k } = await setup(t)
+    const where = { field: 'plan', op: 'eq', value: 'pro' }
+    assert.equal((await query(app, k, { where })).json().data.count, 1)
+    await call(app, k, 'POST', '/v1/user/profiles', {
+      field_name: ['user_id', 'plan'],
+      values: [
+        ['u9', 'pro'],
+        ['u1', ''],
+      ],
+    })
+    assert.deepEqual((await query(app, k, { where })).json().data, { count: 1, user_ids: ['u9'], next_cursor: null })
+  })
+
+  test('numeric, neq and not semantics over HTTP', async (t) => {
+    const { app, k } = await setup(t)
+    const ids = async (where: unknown) => (await query(app, k, { where })).json().data.user_ids
+    assert.deepEqual(await ids({ field: 'ltv', op: 'gte', value: 3 }), ['u1', 'u2'])
+    assert.deepEqual(await ids({ field: 'plan', op: 'neq', value: 'pro' }), ['u2', 'u3'])
+    assert.deepEqual(await ids({ not: { field: 'plan', op: 'eq', value: 'pro' } }), ['u2', 'u3', 'u4'])
+  })
+
+  test('a malformed condition is a 400 naming the place; nothing else leaks', async (t) => {
+    const { app, k } = await setup(t)
+    const res = await query(app, k, {
+      where: { all: [{ field: 'a', op: 'eq', value: 'x' }, {}, { field: 'a', op: 'like' }] },
+    })
+    assert.equal(res.statusCode, 400)
+    const body = res.json()
+    assert.match(body.msg, /^where\.all\[1\]/)
+    assert.ok(body.errors.some((e: { path: string }) => e.path === 'where.all[2].op'))
+    assert.ok(!res.body.includes('    at '), 'no stack trace')
+    for (const bad of [
+      { where: { field: 'a', op: 'exists' }, cursor: 'not-a-cursor' },
+      { where: { field: 'a', op: 'exists' }, limit: 0 },
+      [],
+      'x',
+    ]) {
+      const r = await query(app, k, bad)
+      assert.equal(r.statusCode, 400, JSON.stringify(bad))
+    }
+  })
+
+  test('auth: 401 without a key, 403 without profiles:read; 405 for other methods', async (t) => {
+    const ctx = await setup(t)
+    const writeOnly = await ctx.key('alpha', ['profiles:write'])
+    const res = await ctx.app.inject({
+      method: 'POST',
+      url: '/v1/user/segments/query',
+      payload: { where: { all: [] } },
+    })
+    assert.equal(res.statusCode, 401)
+    assert.equal((await query(ctx.app, writeOnly, { where: { all: [] } })).statusCode, 403)
+    assert.equal((await call(ctx.app, ctx.k, 'GET', '/v1/user/segments/query')).statusCode, 405)
+  })
+
+  test('isolation: another project’s key sees only its own users', async (t) => {
+    const ctx = await setup(t)
+    const other = await ctx.key('beta')
+    const res = await query(ctx.app, other, { where: { all: [] } })
+    assert.deepEqual(res.json().data, { count: 0, user_ids: [], next_cursor: null })
+  })
+})
+
+describe('saved segments', () => {
+  test('create, list with counts, get, members, update, delete', async (t) => {
+    const { app, k } = await setup(t)
+    const created = await call(app, k, 'POST', '/v1/user/segments', {
+      name: 'Free',
+      where: { field: 'plan', op: 'eq', value: 'free' },
+    })
+    assert.equal(created.statusCode, 201, created.body)
+    const seg = created.json().data
+    assert.match(seg.id, /^seg_/)
+    assert.equal(seg.count, 2)
+    assert.deepEqual(seg.where, { field: 'plan', op: 'eq', value: 'free' })
+
+    const list = (await call(app, k, 'GET', '/v1/user/segments')).json().data.segments
+    assert.deepEqual(
+      list.map((s: { id: string; count: number }) => [s.id, s.count]),
+      [[seg.id, 2]],
+    )
+    assert.equal((await call(app, k, 'GET', `/v1/user/segments/${seg.id}`)).json().data.name, 'Free')
+
+    const p1 = (await call(app, k, 'GET', `/v1/user/segments/${seg.id}/users?limit=1`)).json().data
+    assert.deepEqual(p1.user_ids, ['u2'])
+    const p2 = (await call(app, k, 'GET', `/v1/user/segments/${seg.id}/users?limit=1&cursor=${p1.next_cursor}`)).json()
+      .data
+    assert.deepEqual(p2, { count: 2, user_ids: ['u3'], next_cursor: null })
+
+    const updated = await call(app, k, 'PUT', `/v1/user/segments/${seg.id}`, {
+      name: 'Pro',
+      where: { field: 'plan', op: 'eq', value: 'pro' },
+    })
+    assert.equal(updated.statusCode, 200)
+    assert.equal(updated.json().data.count, 1)
+    assert.equal((await call(app, k, 'DELETE', `/v1/user/segments/${seg.id}`)).statusCode, 200)
+    assert.equal((await call(app, k, 'GET', `/v1/user/segments/${seg.id}`)).statusCode, 404)
+    assert.equal((await call(app, k, 'DELETE', `/v1/user/segments/${seg.id}`)).statusCode, 404)
+  })
+
+  test('bad bodies are 400s and save nothing; other projects get 404', async (t) => {
+    const ctx = await setup(t)
+    const { app, k } = ctx
+    for (const [body, path] of [
+      [{ name: '', where: { all: [] } }, 'name'],
+      [{ name: 'x' }, 'where'],
+      [{ name: 'x', where: { field: 'a', op: 'gt', value: 'x' } }, 'where.value'],
+      [{ name: 'x', where: { all: [] }, extra: 1 }, 'extra'],
+    ] as const) {
+      const res = await call(app, k, 'POST', '/v1/user/segments', body)
+      assert.equal(res.statusCode, 400, JSON.stringify(body))
+      assert.ok(
+        res.json().errors.some((e: { path: string }) => e.path === path),
+        res.body,
+      )
+    }
+    assert.deepEqual((await call(app, k, 'GET', '/v1/user/segments')).json().data.segments, [])
+    const seg = (await call(app, k, 'POST', '/v1/user/segments', { name: 'All', where: { all: [] } })).json().data
+    const other = await ctx.key('beta')
+    assert.equal((await call(app, other, 'GET', `/v1/user/segments/${seg.id}`)).statusCode, 404)
+    assert.equal((await call(app, other, 'GET', `/v1/user/segments/${seg.id}/users`)).statusCode, 404)
+    assert.equal((await call(app, other, 'DELETE', `/v1/user/segments/${seg.id}`)).statusCode, 404)
+    assert.equal((await call(app, k, 'GET', `/v1/user/segments/${seg.id}/users?limit=5000`)).statusCode, 400)
+  })
+})
+
+describe('export', () => {
+  test('CSV with chosen fields, quoting per RFC 4180', async (t) => {
+    const { app, k } = await setup(t)
+    const res = await call(app, k, 'POST', '/v1/user/segments/export?fields=note,plan', { where: { all: [] } })
+    assert.equal(res.statusCode, 200)
+    assert.match(String(res.headers['content-type']), /^text\/csv/)
+    assert.equal(res.body, 'user_id,note,plan\r\nu1,"a,""b""",pro\r\nu2,,free\r\nu3," lead",free\r\nu4,"x\ny",\r\n')
+  })
+
+  test('CSV with all attribute columns by default; NDJSON by Accept', async (t) => {
+    const { app, k } = await setup(t)
+    const seg = (
+      await call(app, k, 'POST', '/v1/user/segments', {
+        name: 'Free',
+        where: { field: 'plan', op: 'eq', value: 'free' },
+      })
+    ).json().data
+    const csv = await call(app, k, 'GET', `/v1/user/segments/${seg.id}/export`)
+    assert.equal(csv.body.split('\r\n')[0], 'user_id,email,ltv,note,plan')
+    assert.equal(csv.body.split('\r\n').length, 4)
+    const nd = await call(app, k, 'GET', `/v1/user/segments/${seg.id}/export`, undefined, {
+      accept: 'application/x-ndjson',
+    })
+    assert.match(String(nd.headers['content-type']), /^application\/x-ndjson/)
+    const lines = nd.body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    assert.deepEqual(lines, [
+      { user_id: 'u2', attributes: { plan: 'free', ltv: '3', email: 'bob@example.org' } },
+      { user_id: 'u3', attributes: { plan: 'free', email: 'cy@example.com', note: ' lead' } },
+    ])
+    const bad = await call(app, k, 'GET', `/v1/user/segments/${seg.id}/export`, undefined, { accept: 'image/png' })
+    assert.equal(bad.statusCode, 406)
+  })
+
+  test('streams more rows than one store page, in order, each once', async (t) => {
+    const { app, k } = await setup(t)
+    for (let b = 0; b < 25; b++) {
+      const values = Array.from({ length: 100 }, (_, i) => [`m${String(b * 100 + i).padStart(5, '0')}`, 'bulk'])
+      assert.equal(
+        (await call(app, k, 'POST', '/v1/user/profiles', { field_name: ['user_id', 'kind'], values })).statusCode,
+        200,
+      )
+    }
+    const res = await call(app, k, 'POST', '/v1/user/segments/export', {
+      where: { field: 'kind', op: 'eq', value: 'bulk' },
+      fields: ['kind'],
+    })
+    const rows = res.body.trim().split('\r\n')
+    assert.equal(rows.length, 2501)
+    assert.equal(rows[1], 'm00000,bulk')
+    assert.equal(rows[2500], 'm02499,bulk')
+    assert.equal(new Set(rows).size, rows.length)
+  })
+
+  test('bad export requests are 400s', async (t) => {
+    const { app, k } = await setup(t)
+    assert.equal(
+      (await call(app, k, 'POST', '/v1/user/segments/export', { where: { field: 'a', op: 'nope' } })).statusCode,
+      400,
+    )
+    assert.equal((await call(app, k, 'POST', '/v1/user/segments/export', {})).statusCode, 400)
+    assert.equal(
+      (await call(app, k, 'POST', '/v1/user/segments/export?fields=a,,b', { where: { all: [] } })).statusCode,
+      400,
+    )
+  })
+})
+
+describe('GET /v1/user/attributes', () => {
+  test('names, user counts and top values', async (t) => {
+    const { app, k } = await setup(t)
+    const res = await call(app, k, 'GET', '/v1/user/attributes')
+    assert.equal(res.statusCode, 200)
+    const data = res.json().data
+    assert.equal(data.users, 4)
+    const plan = data.attributes.find((a: { name: string }) => a.name === 'plan')
+    assert.deepEqual(plan, {
+      name: 'plan',
+      users: 3,
+      distinct_values: 2,
+      top_values: [
+        { value: 'free', users: 2 },
+        { value: 'pro', users: 1 },
+      ],
+    })
+    assert.deepEqual(
+      data.attributes.map((a: { name: string }) => a.name),
+      ['email', 'ltv', 'note', 'plan'],
+    )
+  })
+})
+
+test('csvField', () => {
+  assert.equal(csvField('plain'), 'plain')
+  assert.equal(csvField('a,b'), '"a,b"')
+  assert.equal(csvField('say "hi"'), '"say ""hi"""')
+  assert.equal(csvField('x\r\ny'), '"x\r\ny"')
+  assert.equal(csvField(' pad'), '" pad"')
+})
