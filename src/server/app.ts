@@ -69,6 +69,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
       serializers: { req: serializeRequest },
     },
+    // One log line per request (in onResponse below) instead of Fastify's two: half the logging on the hot path.
+    disableRequestLogging: true,
     genReqId: generateRequestId,
     requestIdHeader: false,
     bodyLimit: config.bodyLimit,
@@ -101,6 +103,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     reply.header('x-request-id', request.id)
     if (!closing) return done()
     void reply.code(503).header('connection', 'close').send(failure(now, 'Server is shutting down, retry shortly'))
+  })
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const level = reply.statusCode >= 500 ? 'error' : 'info'
+    request.log[level]({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+    done()
   })
 
   registerMetrics(app, metrics)

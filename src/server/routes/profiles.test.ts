@@ -63,7 +63,7 @@ describe('POST /v1/user/profiles', () => {
     const res = await upload(app, k, SPEC_BODY)
     assert.equal(res.statusCode, 200)
     assert.equal(res.body, '{"msg":"Success","timestamp":1684155980}')
-    assert.match(res.headers['content-type'] ?? '', /^application\/json/)
+    assert.match(String(res.headers['content-type']), /^application\/json/)
     assert.deepEqual(await attributesOf(app, k, 'abcd456'), { watch_conan: 'yes', watch_attack_on_titan: 'yes' })
     assert.deepEqual(await attributesOf(app, k, 'abcd789'), { watch_conan: 'no', watch_attack_on_titan: 'no' })
   })
