@@ -26,6 +26,32 @@ const PRELOAD_BATCH = 10_000
 
 const log = (line: string): void => void process.stdout.write(`${line}\n`)
 
+/** What to undo if the run is interrupted: PostgreSQL databases outlive us otherwise. */
+const cleanups = new Set<() => Promise<void>>()
+
+function onInterrupt(signal: NodeJS.Signals): void {
+  process.stderr.write(`upload-bench: ${signal}, cleaning up …\n`)
+  const all = [...cleanups].reverse()
+  cleanups.clear()
+  void (async () => {
+    for (const undo of all) await undo().catch(() => undefined)
+    process.exit(130)
+  })()
+}
+process.once('SIGINT', onInterrupt)
+process.once('SIGTERM', onInterrupt)
+
+/** Runs `fn` with `undo` registered for interrupts, then undoes it whatever happened. */
+async function withCleanup<T>(undo: () => Promise<void>, fn: () => Promise<T>): Promise<T> {
+  cleanups.add(undo)
+  try {
+    return await fn()
+  } finally {
+    cleanups.delete(undo)
+    await undo()
+  }
+}
+
 async function main(): Promise<void> {
   const parsed = parseBenchConfig(process.env)
   if (!parsed.ok) {
@@ -58,8 +84,7 @@ async function main(): Promise<void> {
 async function benchOne(config: BenchConfig, preload: number): Promise<RunReport> {
   const storeOptions = { changeLog: config.segments }
   const template = await createBenchDatabase(config.postgresUrl, 'template')
-  const copies: { drop(): Promise<void> }[] = []
-  try {
+  return withCleanup(template.drop, async () => {
     log(`preloading ${formatInt(preload)} users …`)
     const t0 = performance.now()
     const store = await openStore(template.url, storeOptions)
@@ -67,56 +92,52 @@ async function benchOne(config: BenchConfig, preload: number): Promise<RunReport
     const { secret, hash } = generateApiKey()
     await store.createKey({ projectId: project.id, label: 'bench', scopes: [...SCOPES], hash })
     for (let start = 0; start < preload; start += PRELOAD_BATCH) {
-      await store.applyUpload(
-        project.id,
-        generatePreloadBatch(start, Math.min(PRELOAD_BATCH, preload - start), config.seed),
-      )
+      const batch = generatePreloadBatch(start, Math.min(PRELOAD_BATCH, preload - start), config.seed)
+      await store.applyUpload(project.id, batch)
     }
     await store.close()
     const preloadSeconds = (performance.now() - t0) / 1000
     log(`  preloaded in ${preloadSeconds.toFixed(1)} s`)
 
     const httpDb = await template.copy('http')
-    copies.push(httpDb)
-    log(`HTTP run: ${config.seconds} s …`)
-    const server = await startServer({
-      entry: SERVER_ENTRY,
-      env: { DATABASE_URL: httpDb.url, LOG_LEVEL: 'warn', SEGMENTS: config.segments ? 'on' : 'off' },
-      logFile: join(OUT_DIR, `server-${config.backend}-${preload}.log`),
-      readyTimeoutMs: 300_000,
-    })
-    let load: LoadResult
-    let peakRss: number | null
-    try {
-      load = await runLoadProcess({
-        baseUrl: server.baseUrl,
-        apiKey: secret,
-        seconds: config.seconds,
-        connections: config.connections,
-        preload,
-        seed: config.seed,
+    const http = await withCleanup(httpDb.drop, async () => {
+      log(`HTTP run: ${config.seconds} s …`)
+      const server = await startServer({
+        entry: SERVER_ENTRY,
+        env: { DATABASE_URL: httpDb.url, LOG_LEVEL: 'warn', SEGMENTS: config.segments ? 'on' : 'off' },
+        logFile: join(OUT_DIR, `server-${config.backend}-${preload}.log`),
+        readyTimeoutMs: 300_000,
       })
-      peakRss = server.peakRssBytes()
-    } finally {
-      await server.stop()
-    }
+      return withCleanup(server.stop, async () => {
+        const load = await runLoadProcess({
+          baseUrl: server.baseUrl,
+          apiKey: secret,
+          seconds: config.seconds,
+          connections: config.connections,
+          preload,
+          seed: config.seed,
+        })
+        return { load, peakRss: server.peakRssBytes() }
+      })
+    })
 
     const directDb = await template.copy('direct')
-    copies.push(directDb)
-    log(`direct run: ${config.seconds} s …`)
-    const direct = await openStore(directDb.url, storeOptions)
-    let directResult
-    try {
-      directResult = await runDirect(direct, project.id, {
-        seconds: config.seconds,
-        concurrency: config.connections,
-        preload,
-        seed: config.seed,
-      })
-    } finally {
-      await direct.close()
-    }
+    const direct = await withCleanup(directDb.drop, async () => {
+      log(`direct run: ${config.seconds} s …`)
+      const directStore = await openStore(directDb.url, storeOptions)
+      return withCleanup(
+        () => directStore.close(),
+        () =>
+          runDirect(directStore, project.id, {
+            seconds: config.seconds,
+            concurrency: config.connections,
+            preload,
+            seed: config.seed,
+          }),
+      )
+    })
 
+    const { load, peakRss } = http
     return evaluateRun({
       backend: config.backend,
       preload,
@@ -132,12 +153,9 @@ async function benchOne(config: BenchConfig, preload: number): Promise<RunReport
         latency: summarizeLatencies(load.latenciesMs),
         serverPeakRssBytes: peakRss,
       },
-      direct: directResult,
+      direct,
     })
-  } finally {
-    for (const db of copies) await db.drop()
-    await template.drop()
-  }
+  })
 }
 
 /** Runs the load generator in its own process, so it never shares an event loop with the server or us. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, rmdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -38,7 +38,7 @@ function sqliteDatabase(dir: string, file: string): BenchDatabase {
     drop: async () => {
       for (const ext of ['', '-wal', '-shm']) rmSync(file + ext, { force: true })
       try {
-        rmSync(dir, { recursive: false })
+        rmdirSync(dir)
       } catch {
         // Other copies still live in the folder; the last drop removes it.
       }
