@@ -21,7 +21,10 @@ export class AttributeColumn {
   /** Distinct values currently held by at least one user. */
   liveValues = 0
 
-  constructor(capacity: number) {
+  constructor(
+    readonly name: string,
+    capacity: number,
+  ) {
     this.codes = new Int32Array(capacity)
   }
 

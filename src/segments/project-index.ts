@@ -48,6 +48,8 @@ export class ProjectIndex {
   private liveCount = 0
   private capacity = INITIAL_CAPACITY
   private readonly columns = new Map<string, AttributeColumn>()
+  /** The same columns as an array: the per-user loop of {@link upsert} is the build's hot path. */
+  private readonly columnList: AttributeColumn[] = []
   private sorted: Int32Array = new Int32Array(0)
   private unsorted: number[] = []
 
@@ -70,13 +72,23 @@ export class ProjectIndex {
       setBit(this.live, o)
       this.liveCount++
     }
-    for (const [name, column] of this.columns) {
-      column.set(o, Object.hasOwn(attributes, name) ? attributes[name] : undefined)
+    const known = this.columnList
+    let held = 0
+    for (let c = 0; c < known.length; c++) {
+      const column = known[c] as AttributeColumn
+      // Null-prototype records: only own keys hold strings; an inherited member is never a string.
+      const v = attributes[column.name]
+      if (typeof v === 'string') held++
+      column.set(o, typeof v === 'string' ? v : undefined)
     }
+    let keys = 0
+    for (const _name in attributes) keys++
+    if (keys === held) return
     for (const name of Object.keys(attributes)) {
       if (name === USER_ID_FIELD || this.columns.has(name)) continue
-      const column = new AttributeColumn(this.capacity)
+      const column = new AttributeColumn(name, this.capacity)
       this.columns.set(name, column)
+      this.columnList.push(column)
       column.set(o, attributes[name])
     }
   }
