@@ -109,6 +109,7 @@ async function benchOne(config: BenchConfig, preload: number): Promise<RunReport
         readyTimeoutMs: 300_000,
       })
       return withCleanup(server.stop, async () => {
+        const cpuBefore = server.cpuSeconds()
         const load = await runLoadProcess({
           baseUrl: server.baseUrl,
           apiKey: secret,
@@ -117,7 +118,7 @@ async function benchOne(config: BenchConfig, preload: number): Promise<RunReport
           preload,
           seed: config.seed,
         })
-        return { load, peakRss: server.peakRssBytes() }
+        return { load, peakRss: server.peakRssBytes(), serverCpu: minus(server.cpuSeconds(), cpuBefore) }
       })
     })
 
@@ -137,7 +138,7 @@ async function benchOne(config: BenchConfig, preload: number): Promise<RunReport
       )
     })
 
-    const { load, peakRss } = http
+    const { load, peakRss, serverCpu } = http
     return evaluateRun({
       backend: config.backend,
       preload,
@@ -152,6 +153,8 @@ async function benchOne(config: BenchConfig, preload: number): Promise<RunReport
         elapsedMs: load.elapsedMs,
         latency: summarizeLatencies(load.latenciesMs),
         serverPeakRssBytes: peakRss,
+        serverCpuSeconds: serverCpu,
+        loadCpuSeconds: load.cpuSeconds,
       },
       direct,
     })
@@ -174,6 +177,10 @@ function runLoadProcess(config: LoadConfig): Promise<LoadResult> {
   })
 }
 
+function minus(a: number | null, b: number | null): number | null {
+  return a === null || b === null ? null : a - b
+}
+
 function toJson(r: RunReport): unknown {
   return {
     backend: r.backend,
@@ -189,8 +196,14 @@ function toJson(r: RunReport): unknown {
       errorSamples: r.http.errorSamples,
       latencyMs: r.http.latency,
       serverPeakRssBytes: r.http.serverPeakRssBytes,
+      serverCpuSeconds: r.http.serverCpuSeconds,
+      loadGeneratorCpuSeconds: r.http.loadCpuSeconds,
     },
-    direct: { usersPerSecond: Math.round(r.directUsersPerSecond), requests: r.direct.requests },
+    direct: {
+      usersPerSecond: Math.round(r.directUsersPerSecond),
+      requests: r.direct.requests,
+      cpuSeconds: r.direct.cpuSeconds,
+    },
     ratio: Number(r.ratio.toFixed(3)),
     target: r.target,
     checks: r.checks,

@@ -24,6 +24,7 @@ export async function runDirect(
   let next = 0
   let requests = 0
   let users = 0
+  const cpuStart = process.cpuUsage()
   const start = performance.now()
   const deadline = start + options.seconds * 1000
   const loop = async (): Promise<void> => {
@@ -36,5 +37,6 @@ export async function runDirect(
     }
   }
   await Promise.all(Array.from({ length: options.concurrency }, loop))
-  return { requests, users, elapsedMs: performance.now() - start }
+  const cpu = process.cpuUsage(cpuStart)
+  return { requests, users, elapsedMs: performance.now() - start, cpuSeconds: (cpu.user + cpu.system) / 1e6 }
 }

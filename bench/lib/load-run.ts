@@ -23,6 +23,8 @@ export interface LoadResult {
   readonly elapsedMs: number
   /** One sample per successful request. */
   readonly latenciesMs: number[]
+  /** CPU the load generator itself used (user + system), seconds: shows it was not the bottleneck. */
+  readonly cpuSeconds: number
 }
 
 /** A request that takes longer than this counts as an error instead of hanging the run. */
@@ -41,6 +43,7 @@ export async function runLoad(config: LoadConfig): Promise<LoadResult> {
   const errorSamples = new Set<string>()
   let next = 0
   let errors = 0
+  const cpuStart = process.cpuUsage()
   const start = performance.now()
   const deadline = start + config.seconds * 1000
 
@@ -58,6 +61,7 @@ export async function runLoad(config: LoadConfig): Promise<LoadResult> {
   }
   await Promise.all(Array.from({ length: config.connections }, loop))
   const elapsedMs = performance.now() - start
+  const cpu = process.cpuUsage(cpuStart)
   agent.destroy()
   return {
     requests: latenciesMs.length,
@@ -66,6 +70,7 @@ export async function runLoad(config: LoadConfig): Promise<LoadResult> {
     errorSamples: [...errorSamples],
     elapsedMs,
     latenciesMs,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
   }
 }
 

@@ -19,8 +19,10 @@ function input(over: Partial<RunInput> & { latencies?: number[]; users?: number;
       elapsedMs: 20_000,
       latency: summarizeLatencies(latencies),
       serverPeakRssBytes: 150 * 1024 * 1024,
+      serverCpuSeconds: 19,
+      loadCpuSeconds: 2,
     },
-    direct: { requests: 3000, users: 300_000, elapsedMs: 20_000 },
+    direct: { requests: 3000, users: 300_000, elapsedMs: 20_000, cpuSeconds: 10 },
     ...over,
   }
 }
@@ -67,6 +69,10 @@ describe('formatRun', () => {
     assert.match(text, /server peak RSS 150 MB/)
     assert.match(text, /direct {2}15,000 users\/s/)
     assert.match(text, /ratio {3}HTTP\/direct 0\.20/)
+    assert.match(
+      text,
+      /CPU {5}server 19\.0 s \(95 % of a core\), load generator 2\.0 s \(10 % of a core\), direct 10\.0 s \(50 % of a core\)/,
+    )
     assert.match(text, /aim {5}2× raw = 5,000 users\/s: not reached/)
     assert.match(text, /PASS {4}HTTP users\/s > raw 2,500/)
     assert.match(text, /FAIL {4}no errors/)

@@ -25,12 +25,18 @@ export interface HttpMeasurement {
   readonly latency: LatencySummary
   /** VmHWM of the server process; null when /proc is not available. */
   readonly serverPeakRssBytes: number | null
+  /** CPU the server used during the run, seconds; null without /proc. */
+  readonly serverCpuSeconds: number | null
+  /** CPU the load generator used, seconds. */
+  readonly loadCpuSeconds: number
 }
 
 export interface DirectMeasurement {
   readonly requests: number
   readonly users: number
   readonly elapsedMs: number
+  /** CPU of the benchmark process (store calls and batch building) during the run, seconds. */
+  readonly cpuSeconds: number
 }
 
 export interface RunInput {
@@ -107,6 +113,7 @@ export function formatRun(r: RunReport): string[] {
     `  HTTP    ${formatInt(r.httpUsersPerSecond)} users/s  ${r.httpRequestsPerSecond.toFixed(1)} requests/s  p50 ${formatMs(http.latency.p50)}  p99 ${formatMs(http.latency.p99)}  max ${formatMs(http.latency.max)}  errors ${http.errors}  server peak RSS ${formatBytes(http.serverPeakRssBytes)}`,
     `  direct  ${formatInt(r.directUsersPerSecond)} users/s  (same batches into a fresh copy of the preloaded store, no HTTP, ${r.connections} in flight)`,
     `  ratio   HTTP/direct ${r.ratio.toFixed(2)}`,
+    `  CPU     server ${formatCpu(http.serverCpuSeconds, http.elapsedMs)}, load generator ${formatCpu(http.loadCpuSeconds, http.elapsedMs)}, direct ${formatCpu(r.direct.cpuSeconds, r.direct.elapsedMs)}`,
   ]
   if (r.target !== undefined && r.preload === 1_000_000) {
     const aim = r.target * AIM_AT_1M
@@ -125,6 +132,12 @@ export function formatInt(n: number): string {
 
 function formatMs(ms: number): string {
   return Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : 'n/a'
+}
+
+/** CPU seconds and the share of one core they are over the run. */
+function formatCpu(seconds: number | null, elapsedMs: number): string {
+  if (seconds === null) return 'n/a'
+  return `${seconds.toFixed(1)} s (${((seconds * 100_000) / elapsedMs).toFixed(0)} % of a core)`
 }
 
 function formatBytes(bytes: number | null): string {

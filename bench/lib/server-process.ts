@@ -7,6 +7,8 @@ export interface ServerProcess {
   readonly pid: number
   /** Peak resident set (VmHWM) so far, bytes; null without /proc. */
   peakRssBytes(): number | null
+  /** CPU time (user + system) used so far, seconds; null without /proc. */
+  cpuSeconds(): number | null
   /** SIGTERM, then SIGKILL after 10 s. */
   stop(): Promise<void>
 }
@@ -45,6 +47,7 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
     baseUrl,
     pid,
     peakRssBytes: () => readPeakRssBytes(pid),
+    cpuSeconds: () => readCpuSeconds(pid),
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return
       child.kill('SIGTERM')
@@ -67,6 +70,26 @@ export function readPeakRssBytes(pid: number): number | null {
 export function parsePeakRss(status: string): number | null {
   const m = /^VmHWM:\s+(\d+)\s+kB$/m.exec(status)
   return m ? Number(m[1]) * 1024 : null
+}
+
+/** utime + stime from /proc/PID/stat, in seconds; null when unreadable. */
+export function readCpuSeconds(pid: number): number | null {
+  try {
+    return parseCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return null
+  }
+}
+
+/** Linux reports these in clock ticks of 1/100 s (USER_HZ, fixed at 100 on every mainstream architecture). */
+const USER_HZ = 100
+
+export function parseCpuSeconds(stat: string): number | null {
+  // The command name (field 2) may hold spaces and parentheses: count fields after its closing ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const utime = Number(fields[11])
+  const stime = Number(fields[12])
+  return Number.isFinite(utime) && Number.isFinite(stime) ? (utime + stime) / USER_HZ : null
 }
 
 function findFreePort(): Promise<number> {
