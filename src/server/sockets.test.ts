@@ -190,6 +190,53 @@ describe('hostile input over a real socket: a 4xx, never a crash or a 5xx', () =
     )
     assertEnvelope(res, 400, /percent-encoding/)
   })
+
+  test("headers over Node's limit are a 431 in our envelope", async (t) => {
+    const s = await listen(t)
+    const res = only(await raw(s.port, [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`]))
+    assertEnvelope(res, 431, /headers are too large/)
+    await healthy(s.port)
+  })
+
+  test('a sane X-Request-Id is used and echoed; anything else is replaced by a UUID', async (t) => {
+    const s = await listen(t)
+    const sane = await fetch(`http://127.0.0.1:${s.port}/healthz`, { headers: { 'x-request-id': 'lb-7f3a.42' } })
+    assert.equal(sane.headers.get('x-request-id'), 'lb-7f3a.42')
+    for (const bad of ['a b', 'x'.repeat(129), '<script>', '']) {
+      const res = await fetch(`http://127.0.0.1:${s.port}/healthz`, { headers: { 'x-request-id': bad } })
+      assert.match(
+        res.headers.get('x-request-id') ?? '',
+        /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+      )
+    }
+  })
+})
+
+describe('shutdown', () => {
+  test('while closing, an in-flight request finishes and a request arriving after it gets a 503 in our envelope', async (t) => {
+    const s = await listen(t)
+    const body = '{"field_name":["user_id"],"values":[["during-close"]]}'
+    const socket = connect(s.port, '127.0.0.1')
+    let data = ''
+    socket.on('data', (c: Buffer) => (data += c.toString('utf8')))
+    const closed = new Promise((r) => socket.on('close', r))
+    await new Promise((r) => socket.on('connect', r))
+    socket.write(
+      `POST /v1/user/profiles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.k}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+    )
+    await new Promise((r) => setTimeout(r, 100))
+    const closing = s.app.close()
+    await new Promise((r) => setTimeout(r, 100))
+    socket.write(`${body.slice(5)}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n`)
+    await closed
+    await closing
+    const [first, second] = parseResponses(data)
+    assert.equal(first?.status, 200, data)
+    assert.ok(second, data)
+    assertEnvelope(second, 503, /shutting down/)
+    assert.match(second.head, /\r\nconnection: close/i)
+  })
 })
 
 describe('slow and idle clients', () => {
