@@ -3,6 +3,8 @@ import { Command } from 'commander'
 import { openStore } from '../storage/open-store.js'
 import type { Store } from '../storage/store.js'
 import { createKey, listKeys, revokeKey } from './commands/keys.js'
+import { abortOnInterrupt, uploadFile, type UploadCommandOptions } from './commands/upload.js'
+import { countSegment, exportSegment } from './commands/segment.js'
 import { createConsoleOutput } from './output.js'
 
 // Commander wiring only: each action parses nothing itself and calls one command function.
@@ -69,5 +71,69 @@ keys
   .description('revoke a key; the server refuses it from the next request on')
   .argument('<KEY_ID>', 'key id as shown by "keys list"')
   .action(run((keyId: string) => withStore((store) => revokeKey({ store, out, keyId }))))
+
+const segment = program
+  .command('segment')
+  .description(
+    'count or export the users matching a condition (over HTTP: --url/--key or TRAITBASE_URL/TRAITBASE_API_KEY)',
+  )
+
+segment
+  .command('count')
+  .description('print the number of users matching --where')
+  .requiredOption('--where <json>', 'condition, e.g. \'{"field":"plan","op":"eq","value":"pro"}\'')
+  .option('--url <url>', 'server base URL (default $TRAITBASE_URL)')
+  .option('--key <key>', 'API key with profiles:read (default $TRAITBASE_API_KEY)')
+  .option('--json', 'print {"count":N}')
+  .action(async (opts: { where: string; url?: string; key?: string; json?: boolean }) => {
+    process.exitCode = await countSegment(opts, { out, env: process.env })
+  })
+
+segment
+  .command('export')
+  .description('stream every matching user as CSV or NDJSON to stdout or --output')
+  .option('--where <json>', 'condition (or --segment)')
+  .option('--segment <id>', 'saved segment id (or --where)')
+  .option('--fields <list>', 'comma-separated attribute columns (default: all)')
+  .option('--format <csv|ndjson>', 'output format', 'csv')
+  .option('--output <file>', 'write here instead of stdout')
+  .option('--url <url>', 'server base URL (default $TRAITBASE_URL)')
+  .option('--key <key>', 'API key with profiles:read (default $TRAITBASE_API_KEY)')
+  .action(async (opts: Record<string, string | undefined>) => {
+    process.exitCode = await exportSegment(opts, { out, env: process.env })
+  })
+
+program
+  .command('upload')
+  .description(
+    'upload a CSV or JSONL file of user attributes, resumably (--url/--key or TRAITBASE_URL/TRAITBASE_API_KEY)',
+  )
+  .argument('<FILE>', 'CSV with a header row including user_id, or JSONL with one object per line')
+  .option('--url <url>', 'server base URL (default $TRAITBASE_URL)')
+  .option('--key <key>', 'API key with profiles:write (default $TRAITBASE_API_KEY)')
+  .option('--format <csv|jsonl>', 'input format (default: from the extension .csv/.tsv/.jsonl/.ndjson)')
+  .option('--delimiter <char>', 'CSV delimiter (default "," or tab for .tsv)')
+  .option('--blank <clear|skip>', 'empty cells: skip leaves the attribute untouched, clear erases it', 'skip')
+  .option('--rejects <path>', 'where rejected rows go (default FILE.rejects.csv)')
+  .option('--checkpoint <path>', 'resume state (default FILE.checkpoint.json)')
+  .option('--ignore-columns <list>', 'comma-separated columns not to upload, e.g. _line,_reason of a rejects file')
+  .option('--resume', 'continue from the checkpoint of an interrupted upload')
+  .option('--dry-run', 'validate the whole file and report what would be sent; sends nothing')
+  .option('--concurrency <n>', 'requests in flight', '4')
+  .option('--progress-every <seconds>', 'interval of progress lines when stderr is not a terminal', '5')
+  .option('--json', 'print the summary as one JSON object')
+  .action(async (file: string, opts: UploadCommandOptions) => {
+    const interrupt = abortOnInterrupt(out)
+    try {
+      process.exitCode = await uploadFile(file, opts, {
+        out,
+        progress: process.stderr,
+        env: process.env,
+        signal: interrupt.signal,
+      })
+    } finally {
+      interrupt.dispose()
+    }
+  })
 
 await program.parseAsync(process.argv)
