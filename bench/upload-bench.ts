@@ -1,5 +1,6 @@
 import { fork } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { SCOPES } from '../src/core/scopes.js'
@@ -64,8 +65,9 @@ async function main(): Promise<void> {
     process.exit(2)
   }
   mkdirSync(OUT_DIR, { recursive: true })
+  // Other work on this machine skews every figure: the load average says how much there was.
   log(
-    `upload benchmark: ${config.backend}, ${config.seconds} s per run, ${config.connections} connections, segments ${config.segments ? 'on' : 'off'}`,
+    `upload benchmark: load average ${formatLoad()}, ${config.backend}, ${config.seconds} s per run, ${config.connections} connections, segments ${config.segments ? 'on' : 'off'}`,
   )
   const reports: RunReport[] = []
   for (const preload of config.preloads) {
@@ -76,7 +78,9 @@ async function main(): Promise<void> {
     log('')
   }
   const file = join(OUT_DIR, `upload-${config.backend}${config.segments ? '' : '-nosegments'}.json`)
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), config, runs: reports.map(toJson) }, null, 2))
+  const summary = { date: new Date().toISOString(), loadAverageAtEnd: loadavg(), config, runs: reports.map(toJson) }
+  writeFileSync(file, JSON.stringify(summary, null, 2))
+  log(`load average at the end: ${formatLoad()}`)
   log(`results written to ${file}`)
   if (reports.some((r) => r.checks.some((c) => !c.pass))) process.exitCode = 1
 }
@@ -175,6 +179,12 @@ function runLoadProcess(config: LoadConfig): Promise<LoadResult> {
     )
     child.send(config)
   })
+}
+
+function formatLoad(): string {
+  return loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' / ')
 }
 
 function minus(a: number | null, b: number | null): number | null {
