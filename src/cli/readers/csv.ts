@@ -8,6 +8,10 @@ export interface CsvReadOptions {
   /** One character. @default ',' */
   readonly delimiter?: string
   readonly blank: BlankPolicy
+  /** Columns left out of every record, e.g. `_line` and `_reason` when re-uploading a rejects file. */
+  readonly ignore?: ReadonlySet<string>
+  /** Called once with the header row, before the first data row. */
+  readonly onHeader?: (header: readonly string[]) => void
 }
 
 /** A problem that makes the whole file unreadable (bad header, broken quoting); carries its line. */
@@ -32,23 +36,24 @@ export async function* readCsvRows(input: Readable, options: CsvReadOptions): As
     bom: true,
     delimiter: options.delimiter ?? ',',
     relax_column_count: true,
-    info: true,
   })
+  // Bytes the file stream has read: close enough for progress, and cheaper than csv-parse's per-record info.
+  const bytesRead = (): number => (input as Readable & { bytesRead?: number }).bytesRead ?? 0
   input.on('error', (error) => parser.destroy(error))
   input.pipe(parser)
 
   let header: string[] | undefined
   let line = 1
   try {
-    for await (const item of parser as AsyncIterable<{ record: string[]; info: { bytes: number } }>) {
-      const cells = item.record
+    for await (const cells of parser as AsyncIterable<string[]>) {
       const start = line
       // csv-parse's own line count is off for quoted CRLF, so count the newlines the row spans.
       line += 1
       for (const cell of cells) line += countNewlines(cell)
       if (header === undefined) {
         header = cells
-        checkHeader(header)
+        checkHeader(header.filter((name) => options.ignore?.has(name) !== true))
+        options.onHeader?.(header)
         continue
       }
       if (cells.length === 1 && cells[0] === '') continue
@@ -58,17 +63,19 @@ export async function* readCsvRows(input: Readable, options: CsvReadOptions): As
           record: undefined,
           error: `has ${cells.length} cells but the header has ${header.length}`,
           raw: cells,
-          bytes: item.info.bytes,
+          bytes: bytesRead(),
         }
         continue
       }
       const record = Object.create(null) as Record<string, unknown>
       for (let i = 0; i < header.length; i++) {
+        const name = header[i] as string
         const value = cells[i] as string
-        if (value === '' && options.blank === 'skip' && header[i] !== USER_ID_FIELD) continue
-        record[header[i] as string] = value
+        if (options.ignore?.has(name) === true) continue
+        if (value === '' && options.blank === 'skip' && name !== USER_ID_FIELD) continue
+        record[name] = value
       }
-      yield { line: start, record, raw: cells, bytes: item.info.bytes }
+      yield { line: start, record, raw: cells, bytes: bytesRead() }
     }
   } catch (error) {
     if (error instanceof InputFileError) throw error

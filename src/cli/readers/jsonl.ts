@@ -4,6 +4,8 @@ import type { BlankPolicy, SourceRow } from './source-row.js'
 
 export interface JsonlReadOptions {
   readonly blank: BlankPolicy
+  /** Keys left out of every record. */
+  readonly ignore?: ReadonlySet<string>
 }
 
 /**
@@ -25,7 +27,7 @@ export async function* readJsonlRows(input: Readable, options: JsonlReadOptions)
         const text = pending.slice(from, nl)
         from = nl + 1
         line++
-        const row = toRow(text, line, bytes, options.blank)
+        const row = toRow(text, line, bytes, options)
         if (row !== undefined) yield row
       }
       pending = pending.slice(from)
@@ -33,7 +35,7 @@ export async function* readJsonlRows(input: Readable, options: JsonlReadOptions)
     pending += decoder.end()
     if (pending !== '') {
       line++
-      const row = toRow(pending, line, bytes, options.blank)
+      const row = toRow(pending, line, bytes, options)
       if (row !== undefined) yield row
     }
   } finally {
@@ -41,7 +43,7 @@ export async function* readJsonlRows(input: Readable, options: JsonlReadOptions)
   }
 }
 
-function toRow(rawLine: string, line: number, bytes: number, blank: BlankPolicy): SourceRow | undefined {
+function toRow(rawLine: string, line: number, bytes: number, options: JsonlReadOptions): SourceRow | undefined {
   let text = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine
   if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1)
   if (text.trim() === '') return undefined
@@ -56,7 +58,8 @@ function toRow(rawLine: string, line: number, bytes: number, blank: BlankPolicy)
   }
   const record = Object.create(null) as Record<string, unknown>
   for (const [k, v] of Object.entries(value)) {
-    if (v === '' && blank === 'skip' && k !== 'user_id') continue
+    if (options.ignore?.has(k) === true) continue
+    if (v === '' && options.blank === 'skip' && k !== 'user_id') continue
     record[k] = v
   }
   return { line, record, raw: text, bytes }
