@@ -47,7 +47,13 @@ describe('describeError', () => {
     })
     assert.equal(describeError(fst('FST_ERR_CTP_INVALID_MEDIA_TYPE', 415), 1).status, 415)
     assert.equal(describeError(fst('FST_ERR_CTP_INVALID_CONTENT_LENGTH', 400), 1).status, 400)
-    assert.equal(describeError(fst('FST_ERR_SOMETHING_NEW', 400), 1).status, 400)
+    assert.deepEqual(describeError(fst('FST_ERR_SOMETHING_NEW', 400), 1), { status: 400, msg: 'Bad Request' })
+    assert.deepEqual(describeError(Object.assign(new Error('aborted'), { statusCode: 408 }), 1), {
+      status: 408,
+      msg: 'Request Timeout',
+    })
+    assert.equal(describeError(Object.assign(new Error('teapot'), { statusCode: 418 }), 1).status, 400)
+    assert.equal(describeError(Object.assign(new Error('x'), { statusCode: 502 }), 1).status, 500)
     assert.deepEqual(describeError(new TypeError('x is undefined at /srv/app.js:1'), 1), {
       status: 500,
       msg: 'Internal server error',

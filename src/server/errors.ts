@@ -25,9 +25,12 @@ const FASTIFY_ERRORS: Readonly<Record<string, { code: ErrorCode; msg: string }>>
   FST_ERR_MAX_PARAM_LENGTH: { code: 'NOT_FOUND', msg: 'Not found: a path parameter is longer than any valid id' },
 }
 
-function isFastifyError(error: unknown): error is FastifyError {
-  return error instanceof Error && typeof (error as { code?: unknown }).code === 'string'
+function codeOf(error: unknown): string | undefined {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined
+  return typeof code === 'string' ? code : undefined
 }
+
+const CLIENT_STATUSES = new Set<number>(Object.values(ERROR_STATUS).filter((s) => s < 500))
 
 /** Turns any thrown value into a status and a message safe to show; 5xx details stay in the log. */
 export function describeError(error: unknown, bodyLimit: number): { status: number; msg: string; te?: TraitbaseError } {
@@ -35,15 +38,16 @@ export function describeError(error: unknown, bodyLimit: number): { status: numb
     if (error.status >= 500) return { status: error.status, msg: hiddenMessage(error.status) }
     return { status: error.status, msg: error.message, te: error }
   }
-  if (isFastifyError(error)) {
-    const known = FASTIFY_ERRORS[error.code]
-    if (known !== undefined) {
-      const msg = known.code === 'PAYLOAD_TOO_LARGE' ? `${known.msg} of ${bodyLimit} bytes` : known.msg
-      return { status: ERROR_STATUS[known.code], msg }
-    }
-    const status = error.statusCode
-    // Aborted or malformed client input that Fastify flags with a 4xx of its own.
-    if (status !== undefined && status >= 400 && status < 500) return { status: 400, msg: 'Bad request' }
+  const known = FASTIFY_ERRORS[codeOf(error) ?? '']
+  if (known !== undefined) {
+    const msg = known.code === 'PAYLOAD_TOO_LARGE' ? `${known.msg} of ${bodyLimit} bytes` : known.msg
+    return { status: ERROR_STATUS[known.code], msg }
+  }
+  // Client faults Fastify or Node flag with a 4xx of their own (an aborted upload, a new framework check).
+  const status = error instanceof Error ? (error as { statusCode?: unknown }).statusCode : undefined
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const kept = CLIENT_STATUSES.has(status) ? status : 400
+    return { status: kept, msg: STATUS_CODES[kept] ?? 'Bad Request' }
   }
   return { status: 500, msg: hiddenMessage(500) }
 }
