@@ -231,6 +231,28 @@ describe('server process configuration', () => {
     assert.match(err, /PORT must be an integer from 0 to 65535, got "eighty"/)
   })
 
+  test('a request that never finishes cannot hold shutdown past SHUTDOWN_TIMEOUT_MS: exit 1', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'traitbase-stuck-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const databaseUrl = `sqlite:${join(dir, 'stuck.db')}`
+    const key = await keyFor(databaseUrl)
+    const server = await startServer({ DATABASE_URL: databaseUrl, SHUTDOWN_TIMEOUT_MS: '500' })
+    const socket = connect(Number(new URL(server.url).port), '127.0.0.1')
+    socket.on('error', () => undefined)
+    await new Promise((r) => socket.on('connect', r))
+    socket.write(
+      'POST /v1/user/profiles HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{',
+    )
+    await new Promise((r) => setTimeout(r, 100))
+    const started = Date.now()
+    server.proc.kill('SIGTERM')
+    const { code } = await server.exited
+    socket.destroy()
+    assert.equal(code, 1)
+    assert.ok(Date.now() - started < 5000, `exited after ${Date.now() - started} ms`)
+    assert.match(server.output(), /shutdown timed out/)
+  })
+
   test('with TLS_CERT and TLS_KEY the server speaks HTTPS', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'traitbase-tls-'))
     t.after(() => rmSync(dir, { recursive: true, force: true }))
