@@ -241,7 +241,8 @@ describe('server process configuration', () => {
     socket.on('error', () => undefined)
     await new Promise((r) => socket.on('connect', r))
     socket.write(
-      'POST /v1/user/profiles HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{',
+      `POST /v1/user/profiles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n` +
+        'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{',
     )
     await new Promise((r) => setTimeout(r, 100))
     const started = Date.now()
