@@ -42,6 +42,36 @@ describe('auth', () => {
     assert.equal(read.statusCode, 404)
   })
 
+  test('HEAD on a read route needs the key like GET does', async (t) => {
+    const { app, key } = await buildTestApp(t)
+    const k = await key('alpha')
+    assert.equal((await app.inject({ method: 'HEAD', url: '/v1/user/profiles/x' })).statusCode, 401)
+    const res = await app.inject({
+      method: 'HEAD',
+      url: '/v1/user/profiles/x',
+      headers: { authorization: `Bearer ${k}` },
+    })
+    assert.equal(res.statusCode, 404)
+    assert.equal(res.body, '')
+  })
+
+  test('an empty user id in the path is a 404 (authenticated), never a match on another route', async (t) => {
+    const { app, key } = await buildTestApp(t)
+    const k = await key('alpha')
+    const res = await app.inject({
+      method: 'GET',
+      url: '/v1/user/profiles/',
+      headers: { authorization: `Bearer ${k}` },
+    })
+    assert.equal(res.statusCode, 404)
+    const del = await app.inject({
+      method: 'DELETE',
+      url: '/v1/user/profiles/',
+      headers: { authorization: `Bearer ${k}` },
+    })
+    assert.equal(del.statusCode, 404)
+  })
+
   test('the Bearer scheme is case-insensitive (RFC 7235)', async (t) => {
     const { app, key } = await buildTestApp(t)
     const k = await key('alpha')
