@@ -19,6 +19,7 @@ import type {
   StoreOptions,
   UploadOutcome,
 } from '../store.js'
+import { Checkpointer } from './sqlite-checkpointer.js'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js'
 
 /** Tuning of the SQLite connection; the defaults are what the benchmarks measured best. */
@@ -27,7 +28,12 @@ export interface SqliteStoreOptions extends StoreOptions {
   readonly cacheMiB?: number
   /** Memory-mapped I/O window in MiB. Default 1024. */
   readonly mmapMiB?: number
-  /** WAL pages after which a commit checkpoints. Default 10,000 (about 40 MB of WAL). */
+  /**
+   * `worker` (default for files): a worker thread checkpoints the WAL, so commits never stall on it.
+   * `inline`: SQLite's own auto-checkpoint inside commits, every `walAutocheckpoint` pages.
+   */
+  readonly checkpoint?: 'worker' | 'inline'
+  /** WAL pages per inline auto-checkpoint. Default 10,000 (about 40 MB of WAL). */
   readonly walAutocheckpoint?: number
 }
 
@@ -89,6 +95,7 @@ export class SqliteStore implements Store {
   private touches = new Map<string, { at: number; waiters: (() => void)[] }>()
   private flushScheduled = false
   private closed = false
+  private readonly checkpointer: Checkpointer | undefined
 
   constructor(filename: string, options: SqliteStoreOptions = {}) {
     this.changeLog = options.changeLog !== false
@@ -100,7 +107,12 @@ export class SqliteStore implements Store {
     db.pragma('busy_timeout = 5000')
     db.pragma(`cache_size = ${-1024 * (options.cacheMiB ?? 256)}`)
     db.pragma(`mmap_size = ${1024 * 1024 * (options.mmapMiB ?? 1024)}`)
-    db.pragma(`wal_autocheckpoint = ${options.walAutocheckpoint ?? 10_000}`)
+    const useWorker = filename !== ':memory:' && (options.checkpoint ?? 'worker') === 'worker'
+    db.pragma(`wal_autocheckpoint = ${useWorker ? 0 : (options.walAutocheckpoint ?? 10_000)}`)
+    if (useWorker) {
+      db.pragma('journal_size_limit = 67108864')
+      this.checkpointer = new Checkpointer({ filename })
+    }
     db.pragma('temp_store = MEMORY')
     registerSqliteFunctions(db)
   }
@@ -134,6 +146,7 @@ export class SqliteStore implements Store {
     if (this.closed) return
     if (this.queue.length > 0 || this.touches.size > 0) this.flush()
     this.closed = true
+    await this.checkpointer?.stop()
     this.database.close()
   }
 
@@ -202,7 +215,12 @@ export class SqliteStore implements Store {
   private scheduleFlush(): void {
     if (this.flushScheduled) return
     this.flushScheduled = true
-    setImmediate(() => this.flush())
+    if (this.checkpointer?.shouldCatchUp) {
+      // Let the WAL restart: no commit until a checkpoint has copied all of it (see Checkpointer).
+      void this.checkpointer.catchUp().then(() => this.flush())
+    } else {
+      setImmediate(() => this.flush())
+    }
   }
 
   /** Writes every queued batch and key touch in one transaction, then settles their promises. */
