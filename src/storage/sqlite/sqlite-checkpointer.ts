@@ -127,7 +127,11 @@ export class Checkpointer {
   }
 
   stop(): Promise<void> {
-    if (!this.stopped) this.worker.postMessage({ type: 'stop' })
+    if (!this.stopped) {
+      // Keep the process alive until the worker has closed its connection.
+      this.worker.ref()
+      this.worker.postMessage({ type: 'stop' })
+    }
     return this.exited
   }
 }
