@@ -16,13 +16,14 @@ export interface TestApp {
   key(project: string, scopes?: readonly Scope[]): Promise<string>
 }
 
-/** A fresh app over a fresh in-memory SQLite store, closed when the test ends. */
+/** A fresh app over a fresh store (default in-memory SQLite), closed when the test ends. */
 export async function buildTestApp(
   t: TestContext,
   env: Record<string, string> = {},
   now?: () => number,
+  databaseUrl = 'sqlite::memory:',
 ): Promise<TestApp> {
-  const store = await openStore('sqlite::memory:')
+  const store = await openStore(databaseUrl)
   const config = loadConfig({ LOG_LEVEL: 'silent', ...env })
   const app = buildApp({ store, config, metrics: createMetrics({ defaultMetrics: false }), ...(now ? { now } : {}) })
   t.after(async () => {
