@@ -382,15 +382,16 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
   })
   sdk = summary
   clearInterval(timer)
+  // An unreadable file (no user_id column, say) before any row: a usage error, nothing to resume.
+  if (summary.aborted?.error instanceof InputFileError && summary.read === 0 && readerRejects === 0 && startRow === 0) {
+    rmSync(s.checkpointPath, { force: true })
+    rejects.close()
+    throw summary.aborted.error
+  }
   reporter.report(snapshot())
   reporter.finish()
   rejects.close()
 
-  // An unreadable file (no user_id column, say) before any row: a usage error, nothing to resume.
-  if (summary.aborted?.error instanceof InputFileError && summary.read === 0 && readerRejects === 0 && startRow === 0) {
-    rmSync(s.checkpointPath, { force: true })
-    throw summary.aborted.error
-  }
   const seconds = (Date.now() - started) / 1000
   const rejected = (previous?.rejected ?? 0) + readerRejects + summary.rejected
   const sentTotal = (previous?.sent ?? 0) + summary.sent
