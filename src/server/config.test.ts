@@ -31,7 +31,7 @@ describe('loadConfig', () => {
       TRUST_PROXY: 'true',
       REQUEST_TIMEOUT_MS: '5000',
       HEADERS_TIMEOUT_MS: '2000',
-      CONNECTION_TIMEOUT_MS: '3000',
+      CONNECTION_TIMEOUT_MS: '5000',
       KEEP_ALIVE_TIMEOUT_MS: '4000',
       SHUTDOWN_TIMEOUT_MS: '0',
     })
@@ -49,7 +49,7 @@ describe('loadConfig', () => {
         timeouts: {
           requestMs: 5000,
           headersMs: 2000,
-          connectionMs: 3000,
+          connectionMs: 5000,
           keepAliveMs: 4000,
           checkIntervalMs: 1000,
           shutdownMs: 0,
@@ -59,6 +59,11 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ BODY_LIMIT: '1048576' }).bodyLimit, 1048576)
     assert.equal(loadConfig({ BODY_LIMIT: '2 KiB' }).bodyLimit, 2048)
     assert.equal(loadConfig({ PORT: '  ' }).port, 8080, 'blank means default')
+  })
+
+  test('a long keep-alive timeout raises the default connection timeout above it', () => {
+    assert.equal(loadConfig({ KEEP_ALIVE_TIMEOUT_MS: '300000' }).timeouts.connectionMs, 301000)
+    assert.ok(DEFAULT_CONFIG.timeouts.connectionMs > DEFAULT_CONFIG.timeouts.keepAliveMs)
   })
 
   test('a short request timeout lowers the default headers timeout with it', () => {
@@ -82,6 +87,7 @@ describe('loadConfig', () => {
       [{ TRUST_PROXY: 'yes' }, /TRUST_PROXY/],
       [{ HEADERS_TIMEOUT_MS: '40000' }, /must not exceed REQUEST_TIMEOUT_MS/],
       [{ REQUEST_TIMEOUT_MS: '1.5' }, /REQUEST_TIMEOUT_MS/],
+      [{ CONNECTION_TIMEOUT_MS: '5000', KEEP_ALIVE_TIMEOUT_MS: '5000' }, /must exceed KEEP_ALIVE_TIMEOUT_MS/],
     ]
     for (const [env, message] of bad) assert.throws(() => loadConfig(env), message, JSON.stringify(env))
   })

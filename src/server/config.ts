@@ -33,7 +33,10 @@ export interface Timeouts {
   readonly requestMs: number
   /** Headers must arrive within this (slowloris). `HEADERS_TIMEOUT_MS`, default 10000; at most `requestMs`. */
   readonly headersMs: number
-  /** A socket with no traffic at all for this long is closed. `CONNECTION_TIMEOUT_MS`, default 60000. */
+  /**
+   * Backstop: a socket with no traffic at all for this long is closed. `CONNECTION_TIMEOUT_MS`, default
+   * 120000; must exceed `keepAliveMs`, or it would cut idle keep-alive connections first.
+   */
   readonly connectionMs: number
   /**
    * Idle keep-alive sockets are closed after this. `KEEP_ALIVE_TIMEOUT_MS`, default 72000: longer than the
@@ -60,7 +63,7 @@ export const DEFAULT_CONFIG: Config = Object.freeze({
   timeouts: Object.freeze({
     requestMs: 30_000,
     headersMs: 10_000,
-    connectionMs: 60_000,
+    connectionMs: 120_000,
     keepAliveMs: 72_000,
     checkIntervalMs: 1_000,
     shutdownMs: 10_000,
@@ -135,11 +138,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   // Node refuses a headers timeout longer than the request timeout.
   if (headersMs > requestMs)
     problems.push(`HEADERS_TIMEOUT_MS (${headersMs}) must not exceed REQUEST_TIMEOUT_MS (${requestMs})`)
+  const keepAliveMs = int('KEEP_ALIVE_TIMEOUT_MS', d.timeouts.keepAliveMs, 100, hour)
+  const connectionMs = int('CONNECTION_TIMEOUT_MS', Math.max(d.timeouts.connectionMs, keepAliveMs + 1000), 100, hour)
+  if (connectionMs <= keepAliveMs) {
+    problems.push(`CONNECTION_TIMEOUT_MS (${connectionMs}) must exceed KEEP_ALIVE_TIMEOUT_MS (${keepAliveMs})`)
+  }
   const timeouts: Timeouts = Object.freeze({
     requestMs,
     headersMs,
-    connectionMs: int('CONNECTION_TIMEOUT_MS', d.timeouts.connectionMs, 100, hour),
-    keepAliveMs: int('KEEP_ALIVE_TIMEOUT_MS', d.timeouts.keepAliveMs, 100, hour),
+    connectionMs,
+    keepAliveMs,
     checkIntervalMs: Math.min(d.timeouts.checkIntervalMs, headersMs),
     shutdownMs: int('SHUTDOWN_TIMEOUT_MS', d.timeouts.shutdownMs, 0, hour),
   })
