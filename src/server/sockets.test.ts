@@ -293,6 +293,17 @@ describe('slow and idle clients', () => {
     await healthy(s.port)
   })
 
+  test('a connection that never sends a byte is closed with a 408 after the request timeout', async (t) => {
+    const s = await listen(t, env)
+    const silent = connect(s.port, '127.0.0.1')
+    await new Promise((r) => silent.on('connect', r))
+    const { closedAfterMs, data } = await closedWithin(silent, 5000)
+    assert.ok(closedAfterMs < 3000, `closed after ${closedAfterMs} ms`)
+    const [res] = parseResponses(data)
+    assert.ok(res)
+    assertEnvelope(res, 408, /timed out/)
+  })
+
   test('an idle keep-alive connection is closed after the keep-alive timeout', async (t) => {
     const s = await listen(t, env)
     const socket = connect(s.port, '127.0.0.1')
