@@ -291,8 +291,12 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
   app.get('/v1/user/segments', { onRequest: canRead }, async (request, reply) => {
     const { projectId } = authOf(request)
     const segments = await store.listSegments(projectId)
-    const out = []
-    for (const s of segments) out.push(present(s, await countOf(projectId, s)))
+    // One catch-up with the change feed for the whole list, then every count from memory.
+    const project = await index.sync(projectId)
+    const out = segments.map((s) => {
+      const parsed = parseCondition(s.where)
+      return present(s, parsed.ok ? project.count(project.evaluate(parsed.value)) : null)
+    })
     return reply.send(success(now, { segments: out }))
   })
   addMethodNotAllowed(app, now, '/v1/user/segments', ['GET', 'POST'])
