@@ -9,6 +9,12 @@ const HOT_KEYS = ['field_name', 'values'] as const
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i
 
 /**
+ * No endpoint takes JSON nested this deep (an upload is 3 levels, a 10-level segment condition about 24).
+ * Deeper bodies are refused before `JSON.parse`, which needs seconds for megabytes of `[[[[`.
+ */
+export const MAX_JSON_DEPTH = 256
+
+/**
  * Makes `application/json` (any charset parameter naming UTF-8) the only body type the app accepts;
  * every other type is a 415. Bodies are read as bytes and checked before `JSON.parse`, which would
  * otherwise replace invalid UTF-8 with U+FFFD and keep the last of duplicate keys, both silently.
@@ -34,6 +40,9 @@ function parseJsonBody(request: FastifyRequest, bytes: Buffer): unknown {
   let text = bytes.toString('utf8')
   // RFC 8259 §8.1: a parser may ignore a byte order mark; JSON.parse does not.
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw new TraitbaseError('INVALID_JSON', `Request body nests deeper than ${MAX_JSON_DEPTH} levels`)
+  }
   let value: unknown
   try {
     value = JSON.parse(text)
@@ -47,4 +56,38 @@ function parseJsonBody(request: FastifyRequest, bytes: Buffer): unknown {
     throw new TraitbaseError('INVALID_JSON', `Duplicate key "${duplicate.slice(0, 60)}" in a JSON object`)
   }
   return value
+}
+
+/** Counts occurrences of `ch`, stopping once past `cap`; native `indexOf` keeps the usual case in microseconds. */
+function countUpTo(text: string, ch: string, cap: number): number {
+  let n = 0
+  for (let i = text.indexOf(ch); i !== -1 && n <= cap; i = text.indexOf(ch, i + 1)) n++
+  return n
+}
+
+/** True when brackets outside strings nest deeper than `max`. Never throws; assumes nothing about validity. */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  // Fewer brackets than the limit cannot nest deeper than it: the usual upload (about 100) ends here.
+  if (countUpTo(text, '[', max) + countUpTo(text, '{', max) <= max) return false
+  let depth = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22 /* " */) {
+      // Jump to the closing quote: one not preceded by an odd run of backslashes.
+      let j = text.indexOf('"', i + 1)
+      while (j !== -1) {
+        let k = j - 1
+        while (text.charCodeAt(k) === 0x5c /* \ */) k--
+        if ((j - 1 - k) % 2 === 0) break
+        j = text.indexOf('"', j + 1)
+      }
+      if (j === -1) return false
+      i = j
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > max) return true
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+      depth--
+    }
+  }
+  return false
 }
