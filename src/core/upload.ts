@@ -144,15 +144,10 @@ export function parseUploadBody(body: unknown): Result<UploadBatch, Issue[]> {
           break
         continue
       }
-      if (!text.isWellFormed()) {
+      const bad = badCharacters(text)
+      if (bad !== undefined) {
         rowOk = false
-        if (
-          add({
-            code: 'invalid_string',
-            path: `values[${r}][${c}]`,
-            message: `field "${names[c]}": value contains a lone UTF-16 surrogate, which is not valid Unicode`,
-          })
-        )
+        if (add({ code: 'invalid_string', path: `values[${r}][${c}]`, message: `field "${names[c]}": value ${bad}` }))
           break
         continue
       }
@@ -167,6 +162,16 @@ export function parseUploadBody(body: unknown): Result<UploadBatch, Issue[]> {
   for (const [userId, attributes] of byUser) patches.push({ userId, attributes })
   patches.sort((a, b) => compareCodePoints(a.userId, b.userId))
   return ok({ patches, rows: rows.length })
+}
+
+/**
+ * Text both backends store faithfully: well-formed Unicode without U+0000 (PostgreSQL text cannot
+ * hold NUL, and refusing it everywhere keeps SQLite and PostgreSQL behaving the same).
+ */
+function badCharacters(s: string): string | undefined {
+  if (!s.isWellFormed()) return 'contains a lone UTF-16 surrogate, which is not valid Unicode'
+  if (s.includes('\0')) return 'contains U+0000 (NUL), which cannot be stored'
+  return undefined
 }
 
 function checkFields(fields: unknown, add: (issue: Issue) => boolean): boolean {
@@ -208,8 +213,8 @@ function checkFields(fields: unknown, add: (issue: Issue) => boolean): boolean {
     } else if (!fitsCodePoints(f, MAX_FIELD_NAME)) {
       add({ code: 'too_big', path, message: `"${f.slice(0, 60)}…" is longer than ${MAX_FIELD_NAME} characters` })
       good = false
-    } else if (!f.isWellFormed()) {
-      add({ code: 'invalid_string', path, message: 'contains a lone UTF-16 surrogate, which is not valid Unicode' })
+    } else if (badCharacters(f) !== undefined) {
+      add({ code: 'invalid_string', path, message: badCharacters(f) as string })
       good = false
     } else if (seen.has(f)) {
       add({ code: 'duplicate', path, message: `"${f}" appears more than once` })
