@@ -96,7 +96,7 @@ describe('splitRecord', () => {
     const rec = Object.create(null) as Record<string, string>
     rec.user_id = 'u'
     rec['__proto__'] = 'p'
-    rec.constructor = 'c'
+    rec['constructor' as string] = 'c'
     assert.deepEqual(chunksOf(rec), [{ names: ['user_id', '__proto__', 'constructor'], values: ['u', 'p', 'c'] }])
   })
 })

@@ -57,15 +57,33 @@ export function splitRecord(record: unknown): SplitResult {
     values.push(v)
   }
 
+  const chunkNameLists = chunkNamesFor(names)
   const chunks: RecordChunk[] = []
-  for (let start = 0; start === 0 || start < names.length; start += ATTRIBUTES_PER_CHUNK) {
-    const chunkNames = [USER_ID_FIELD, ...names.slice(start, start + ATTRIBUTES_PER_CHUNK)]
+  for (let k = 0; k < chunkNameLists.length; k++) {
+    const start = k * ATTRIBUTES_PER_CHUNK
+    const chunkNames = chunkNameLists[k] as string[]
     const chunkValues = [rawId, ...values.slice(start, start + ATTRIBUTES_PER_CHUNK)]
     const parsed = parseUploadBody({ field_name: chunkNames, values: [chunkValues] })
     if (!parsed.ok) return { ok: false, userId, reason: describeIssue(parsed.error[0], chunkNames) }
     chunks.push({ names: chunkNames, values: chunkValues as AttributeValue[] })
   }
   return { ok: true, userId: rawId as string, chunks }
+}
+
+// Rows of one file share their field names: handing out the same arrays for the same names lets
+// the packer find a row's group by identity instead of re-serialising 50 names per row.
+let lastNames: readonly string[] = []
+let lastChunkNames: readonly (readonly string[])[] = [[USER_ID_FIELD]]
+
+function chunkNamesFor(names: readonly string[]): readonly (readonly string[])[] {
+  if (names.length === lastNames.length && names.every((n, i) => n === lastNames[i])) return lastChunkNames
+  const lists: string[][] = []
+  for (let start = 0; start === 0 || start < names.length; start += ATTRIBUTES_PER_CHUNK) {
+    lists.push([USER_ID_FIELD, ...names.slice(start, start + ATTRIBUTES_PER_CHUNK)])
+  }
+  lastNames = names
+  lastChunkNames = lists
+  return lists
 }
 
 function describeIssue(issue: { path: string; message: string } | undefined, names: readonly string[]): string {
@@ -81,6 +99,19 @@ function describeIssue(issue: { path: string; message: string } | undefined, nam
   // Value issues already name their field (`field "age": …`, `user_id must be …`).
   if (/^values\[0\]\[\d+\]$/.test(issue.path)) return issue.message
   return `${issue.path}: ${issue.message}`
+}
+
+const NONE: readonly never[] = []
+const keys = new WeakMap<readonly string[], string>()
+
+/** The group key of a field list: JSON text is unambiguous whatever the names contain. */
+function keyOf(names: readonly string[]): string {
+  let key = keys.get(names)
+  if (key === undefined) {
+    key = JSON.stringify(names)
+    keys.set(names, key)
+  }
+  return key
 }
 
 /** One request's worth of rows sharing one field set. */
@@ -157,11 +188,13 @@ export class BatchPacker {
   /** Adds one chunk of the row at `index`. May seal batches (full, or to respect the bounds). */
   add(index: number, chunk: RecordChunk): void {
     const userId = chunk.values[0] as string
-    const key = JSON.stringify(chunk.names)
+    const key = keyOf(chunk.names)
     let target = this.#open.get(key)
-    const earlier = (this.#pending.get(userId) ?? []).filter(
-      (b) => b !== target && chunk.names.some((n, i) => i > 0 && b.nameSet.has(n)),
-    )
+    const pending = this.#pending.get(userId)
+    const earlier =
+      pending === undefined
+        ? NONE
+        : pending.filter((b) => b !== target && chunk.names.some((n, i) => i > 0 && b.nameSet.has(n)))
     if (target !== undefined && earlier.some((b) => b.seq > target!.seq)) {
       this.#seal(target)
       target = undefined

@@ -52,6 +52,12 @@ export interface UploadOptions {
    * @default true
    */
   readonly keepRowReports?: boolean
+  /**
+   * Hold every record until its row is settled, so `onReject` gets it for rows the server refuses.
+   * Turn off to save memory when you track rows by index yourself (`onReject` then gets `undefined` for those).
+   * @default true
+   */
+  readonly keepRecords?: boolean
   /** Stops reading the input when aborted; requests already sent finish and are accounted for. */
   readonly signal?: AbortSignal
 }
@@ -83,6 +89,7 @@ export async function uploadProfiles(
   options: UploadOptions = {},
 ): Promise<UploadSummary> {
   const keepReports = options.keepRowReports ?? true
+  const keepRecords = options.keepRecords ?? true
   const packer = new BatchPacker()
   const live = new Map<number, RowState>()
   const rejectedRows: RowReport[] = []
@@ -231,7 +238,11 @@ export async function uploadProfiles(
         reject(index, split.userId, split.reason, next.value)
         callback(options.onProgress, progress())
       } else {
-        live.set(index, { left: split.chunks.length, userId: split.userId, record: next.value })
+        live.set(index, {
+          left: split.chunks.length,
+          userId: split.userId,
+          record: keepRecords ? next.value : undefined,
+        })
         for (const chunk of split.chunks) packer.add(index, chunk)
         pump()
       }

@@ -9,6 +9,7 @@ import {
   statSync,
 } from 'node:fs'
 import { ftruncateSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { open, rename } from 'node:fs/promises'
 import { extname, resolve } from 'node:path'
 import { BatchPacker, createClient, splitRecord } from '../../sdk/index.js'
 import type { RowReport, UploadProgress } from '../../sdk/index.js'
@@ -258,17 +259,65 @@ function readCheckpoint(s: Settings): Checkpoint | undefined {
   return cp
 }
 
-function writeCheckpoint(path: string, cp: Checkpoint): void {
-  // Write-then-rename: a kill at any moment leaves either the old or the new checkpoint, never half of one.
-  const tmp = `${path}.tmp`
-  const fd = openSync(tmp, 'w')
-  try {
-    writeFileSync(fd, JSON.stringify(cp))
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
+/**
+ * Write-then-rename: a kill at any moment leaves either the old or the new checkpoint, never half
+ * of one. While rows flow, writes go through the event loop (an fsync on a busy disk can take 100 ms,
+ * which would stall the upload); the last one is synchronous.
+ */
+class CheckpointWriter {
+  readonly #path: string
+  readonly #tmp: string
+  #writing: Promise<void> | undefined
+  #next: Checkpoint | undefined
+  failure: unknown
+
+  constructor(path: string) {
+    this.#path = path
+    this.#tmp = `${path}.tmp`
   }
-  renameSync(tmp, path)
+
+  /** Queues `cp`; at most one write runs at a time, and only the newest queued checkpoint is written next. */
+  save(cp: Checkpoint): void {
+    this.#next = cp
+    if (this.#writing === undefined) this.#writing = this.#drain()
+  }
+
+  async #drain(): Promise<void> {
+    for (let cp = this.#next; cp !== undefined; cp = this.#next) {
+      this.#next = undefined
+      try {
+        const file = await open(this.#tmp, 'w')
+        try {
+          await file.writeFile(JSON.stringify(cp))
+          await file.sync()
+        } finally {
+          await file.close()
+        }
+        await rename(this.#tmp, this.#path)
+      } catch (error) {
+        this.failure ??= error
+      }
+    }
+    this.#writing = undefined
+  }
+
+  /** Waits for queued writes, then writes `cp` (or removes the checkpoint when `cp` is null). */
+  async finish(cp: Checkpoint | null): Promise<void> {
+    this.#next = undefined
+    await this.#writing
+    if (cp === null) {
+      rmSync(this.#path, { force: true })
+      return
+    }
+    const fd = openSync(this.#tmp, 'w')
+    try {
+      writeFileSync(fd, JSON.stringify(cp))
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(this.#tmp, this.#path)
+  }
 }
 
 async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): Promise<number> {
@@ -307,22 +356,24 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
   let rowsDone = startRow
   let sdk: UploadProgress = { read: 0, sent: 0, rejected: 0, failed: 0, requests: 0, retries: 0 }
   let lastCheckpointAt = 0
+  const checkpoints = new CheckpointWriter(s.checkpointPath)
 
+  const currentCheckpoint = (): Checkpoint => ({
+    version: 1,
+    file: { path: s.path, size: stat.size, mtimeMs: stat.mtimeMs },
+    format: s.format,
+    delimiter: s.delimiter,
+    blank: s.blank,
+    rowsDone,
+    rejectsBytes: rejects.bytes,
+    // Counters are cumulative over resumed runs; sent may lag by rows in flight, which only affects the summary.
+    sent: (previous?.sent ?? 0) + sdk.sent,
+    rejected: (previous?.rejected ?? 0) + readerRejects + sdk.rejected,
+    requests: (previous?.requests ?? 0) + sdk.requests,
+    retries: (previous?.retries ?? 0) + sdk.retries,
+  })
   const checkpointNow = (): void => {
-    writeCheckpoint(s.checkpointPath, {
-      version: 1,
-      file: { path: s.path, size: stat.size, mtimeMs: stat.mtimeMs },
-      format: s.format,
-      delimiter: s.delimiter,
-      blank: s.blank,
-      rowsDone,
-      rejectsBytes: rejects.bytes,
-      // Counters are cumulative over resumed runs; sent may lag by rows in flight, which only affects the summary.
-      sent: (previous?.sent ?? 0) + sdk.sent,
-      rejected: (previous?.rejected ?? 0) + readerRejects + sdk.rejected,
-      requests: (previous?.requests ?? 0) + sdk.requests,
-      retries: (previous?.retries ?? 0) + sdk.retries,
-    })
+    checkpoints.save(currentCheckpoint())
     lastCheckpointAt = Date.now()
   }
 
@@ -373,6 +424,7 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
   checkpointNow()
   const summary = await client.uploadProfiles(records(), {
     keepRowReports: false,
+    keepRecords: false,
     signal: deps.signal,
     onCheckpoint,
     onReject,
@@ -384,7 +436,7 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
   clearInterval(timer)
   // An unreadable file (no user_id column, say) before any row: a usage error, nothing to resume.
   if (summary.aborted?.error instanceof InputFileError && summary.read === 0 && readerRejects === 0 && startRow === 0) {
-    rmSync(s.checkpointPath, { force: true })
+    await checkpoints.finish(null)
     rejects.close()
     throw summary.aborted.error
   }
@@ -399,8 +451,12 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
   const retries = (previous?.retries ?? 0) + summary.retries
   const complete = summary.aborted === null && summary.failed === 0
   const interrupted = summary.aborted !== null && deps.signal?.aborted === true
-  if (complete) rmSync(s.checkpointPath, { force: true })
-  else checkpointNow()
+  await checkpoints.finish(complete ? null : currentCheckpoint())
+  if (checkpoints.failure !== undefined) {
+    out.err(
+      `warning: could not save a checkpoint: ${(checkpoints.failure as Error).message ?? String(checkpoints.failure)}`,
+    )
+  }
 
   const rows = complete ? fileRowsConsumed : rowsDone
   const rate = seconds > 0 ? Math.round((summary.sent + summary.rejected + readerRejects) / seconds) : 0
