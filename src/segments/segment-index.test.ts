@@ -3,17 +3,18 @@ import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import { evaluateCondition, type Condition } from '../core/segment.js'
 import { compareCodePoints } from '../core/text.js'
-import type { ChangeFeed, ChangePage, Profile, Store } from '../storage/store.js'
+import type { ChangeFeed, ChangePage, Profile, ScanOptions } from '../storage/store.js'
 import { countBits, createBitset, setBit } from './bitset.js'
 import { ProjectIndex } from './project-index.js'
-import { SegmentIndex } from './segment-index.js'
+import { SegmentIndex, type SegmentStore } from './segment-index.js'
 import { conditionArbitrary, profilesArbitrary } from './test-conditions.js'
 
 /** A change feed over a Map, shaped like the real stores': log positions, pages of current states. */
-class MemoryFeed implements Pick<Store, 'readChanges'> {
+class MemoryFeed implements SegmentStore {
   readonly profiles = new Map<string, Record<string, string>>()
   readonly log: string[] = []
   reads = 0
+  sqlCalls = 0
   pageSize = 2
   /** Awaited between pages, to interleave writes with a read in tests. */
   betweenPages: () => Promise<void> = async () => undefined
@@ -26,6 +27,21 @@ class MemoryFeed implements Pick<Store, 'readChanges'> {
   delete(userId: string): void {
     this.profiles.delete(userId)
     this.log.push(userId)
+  }
+
+  /** The SQL path, modelled with the reference evaluator. */
+  async countProfiles(_projectId: number, where?: Condition): Promise<number> {
+    this.sqlCalls++
+    return reference(this.profiles, where ?? { kind: 'all', of: [] }).length
+  }
+
+  async scanProfiles(_projectId: number, options: ScanOptions): Promise<Profile[]> {
+    this.sqlCalls++
+    const after = options.afterUserId
+    return reference(this.profiles, options.where ?? { kind: 'all', of: [] })
+      .filter((id) => after === undefined || compareCodePoints(id, after) > 0)
+      .slice(0, options.limit)
+      .map((userId) => ({ userId, attributes: this.profiles.get(userId) ?? {}, createdAt: '', updatedAt: '' }))
   }
 
   readChanges(_projectId: number, token: string | null): ChangeFeed {
@@ -180,6 +196,7 @@ describe('SegmentIndex', () => {
     const feed = new MemoryFeed()
     feed.put('u1', attrs({ plan: 'pro' }))
     const index = new SegmentIndex(feed)
+    await index.sync(1)
     assert.equal(await index.count(1, eq('plan', 'pro')), 1)
     feed.put('u2', attrs({ plan: 'pro' }))
     feed.put('u1', attrs({ plan: 'free' }))
@@ -187,7 +204,8 @@ describe('SegmentIndex', () => {
     feed.delete('u3')
     assert.equal(await index.count(1, eq('plan', 'pro')), 1)
     assert.equal(await index.count(1, eq('plan', 'free')), 1)
-    assert.equal(feed.reads, 3)
+    assert.equal(feed.reads, 4)
+    assert.equal(feed.sqlCalls, 0)
   })
 
   test('a query arriving during a read waits for a read that started after it (single flight)', async () => {
@@ -197,11 +215,15 @@ describe('SegmentIndex', () => {
     let release: () => void = () => undefined
     const gate = new Promise<void>((r) => (release = r))
     feed.betweenPages = () => gate
-    const first = index.count(1, eq('k', 'v'))
+    const countIn = async (p: Promise<ProjectIndex>) => {
+      const project = await p
+      return project.count(project.evaluate(eq('k', 'v')))
+    }
+    const first = countIn(index.sync(1))
     await new Promise((r) => setImmediate(r))
     feed.put('late', attrs({ k: 'v' }))
-    const second = index.count(1, eq('k', 'v'))
-    const third = index.count(1, eq('k', 'v'))
+    const second = countIn(index.sync(1))
+    const third = countIn(index.sync(1))
     release()
     assert.equal(await first, 10)
     assert.equal(await second, 11)
@@ -213,8 +235,8 @@ describe('SegmentIndex', () => {
     const feed = new MemoryFeed()
     for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ k: 'v' }))
     const index = new SegmentIndex(feed)
-    assert.equal(await index.count(1, eq('k', 'v')), 10)
     const project = await index.sync(1)
+    assert.equal(await index.count(1, eq('k', 'v')), 10)
     assert.equal(project.users, 10)
     // Forget the token so the next read is a reset; read the live index while it loads.
     ;(index as unknown as { projects: Map<number, { token: string | null }> }).projects.get(1)!.token = null
@@ -233,6 +255,7 @@ describe('SegmentIndex', () => {
     const feed = new MemoryFeed()
     for (let i = 0; i < 500; i++) feed.put(`u${String(i).padStart(4, '0')}`, attrs({ k: 'v' }))
     const index = new SegmentIndex(feed)
+    await index.sync(1)
     const cond = eq('k', 'v')
     const seen: string[] = []
     let after: string | undefined
@@ -252,5 +275,28 @@ describe('SegmentIndex', () => {
     assert.equal(new Set(seen).size, seen.length, 'no user twice')
     assert.deepEqual([...seen].sort(compareCodePoints), seen, 'in order')
     for (let i = 0; i < 500; i++) assert.ok(seen.includes(`u${String(i).padStart(4, '0')}`))
+    assert.equal(feed.sqlCalls, 0, 'answered from memory')
+  })
+
+  test('until the first load completes, answers come from the SQL path; then from memory', async () => {
+    const feed = new MemoryFeed()
+    for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ k: i < 4 ? 'v' : 'w' }))
+    const index = new SegmentIndex(feed)
+    let release: () => void = () => undefined
+    const gate = new Promise<void>((r) => (release = r))
+    feed.betweenPages = () => gate
+    assert.equal(index.isLoaded(1), false)
+    assert.deepEqual(await index.query(1, eq('k', 'v'), 3), { count: 4, userIds: ['u0', 'u1', 'u2'], nextAfter: 'u2' })
+    assert.deepEqual(await index.query(1, eq('k', 'v'), 3, 'u2'), { count: 4, userIds: ['u3'], nextAfter: null })
+    assert.deepEqual(await index.countMany(1, [eq('k', 'v'), eq('k', 'w')]), [4, 6])
+    assert.equal(feed.reads, 1, 'one background load, started by the first query')
+    assert.equal(index.isLoaded(1), false)
+    const sql = feed.sqlCalls
+    assert.ok(sql >= 6)
+    release()
+    await index.sync(1)
+    assert.equal(index.isLoaded(1), true)
+    assert.deepEqual(await index.query(1, eq('k', 'v'), 3), { count: 4, userIds: ['u0', 'u1', 'u2'], nextAfter: 'u2' })
+    assert.equal(feed.sqlCalls, sql)
   })
 })

@@ -14,30 +14,53 @@ export interface SegmentAnswer {
 
 interface ProjectState {
   index: ProjectIndex
+  /** True once a full read of the feed has completed: until then queries take the SQL path. */
+  loaded: boolean
   token: string | null
   running: Promise<void> | undefined
   queued: Promise<void> | undefined
 }
 
+/** The store methods the index uses: the change feed, and the SQL path while a project loads. */
+export type SegmentStore = Pick<Store, 'readChanges' | 'countProfiles' | 'scanProfiles'>
+
 /**
  * In-memory segment indexes of every project this process has been asked about, kept exact by the
  * store's change feed. Each read first catches up with the feed, so it sees every upload that was
- * acknowledged before the read began, whichever process wrote it.
+ * acknowledged before the read began, whichever process wrote it. A project's first load reads
+ * every profile (about a minute per million users); meanwhile counts and pages come from the
+ * store's SQL path, which gives the same answers, only slower.
  */
 export class SegmentIndex {
   private readonly projects = new Map<number, ProjectState>()
 
-  constructor(private readonly store: Pick<Store, 'readChanges'>) {}
+  constructor(private readonly store: SegmentStore) {}
 
-  /** Catches up with the feed and returns the project's index. */
-  async sync(projectId: number): Promise<ProjectIndex> {
+  private stateOf(projectId: number): ProjectState {
     let state = this.projects.get(projectId)
     if (state === undefined) {
-      state = { index: new ProjectIndex(), token: null, running: undefined, queued: undefined }
+      state = { index: new ProjectIndex(), loaded: false, token: null, running: undefined, queued: undefined }
       this.projects.set(projectId, state)
     }
+    return state
+  }
+
+  /** Catches up with the feed (loading the project first if needed) and returns the project's index. */
+  async sync(projectId: number): Promise<ProjectIndex> {
+    const state = this.stateOf(projectId)
     await this.catchUp(projectId, state)
     return state.index
+  }
+
+  /** True once the project is in memory; until then {@link query} and {@link count} use SQL. */
+  isLoaded(projectId: number): boolean {
+    return this.projects.get(projectId)?.loaded === true
+  }
+
+  /** Starts loading the project in the background; a failure is retried by the next call. */
+  warm(projectId: number): void {
+    const state = this.stateOf(projectId)
+    if (state.running === undefined) this.catchUp(projectId, state).catch(() => undefined)
   }
 
   /**
@@ -83,10 +106,15 @@ export class SegmentIndex {
     }
     state.index = target
     state.token = feed.token()
+    state.loaded = true
   }
 
   /** Count plus one page of the users matching `where`, after `afterUserId` when given. */
   async query(projectId: number, where: Condition, limit: number, afterUserId?: string): Promise<SegmentAnswer> {
+    if (!this.isLoaded(projectId)) {
+      this.warm(projectId)
+      return this.queryStore(projectId, where, limit, afterUserId)
+    }
     const index = await this.sync(projectId)
     const set = index.evaluate(where)
     const page: IndexPage = index.page(set, afterUserId, limit)
@@ -94,10 +122,38 @@ export class SegmentIndex {
     return { count: index.count(set), userIds: page.userIds, nextAfter: page.more && last !== undefined ? last : null }
   }
 
+  private async queryStore(
+    projectId: number,
+    where: Condition,
+    limit: number,
+    afterUserId: string | undefined,
+  ): Promise<SegmentAnswer> {
+    const count = await this.store.countProfiles(projectId, where)
+    const rows = await this.store.scanProfiles(projectId, {
+      where,
+      limit: limit + 1,
+      ...(afterUserId === undefined ? {} : { afterUserId }),
+    })
+    const userIds = rows.slice(0, limit).map((p) => p.userId)
+    const last = userIds[userIds.length - 1]
+    return { count, userIds, nextAfter: rows.length > limit && last !== undefined ? last : null }
+  }
+
   /** Exact number of users matching `where`. */
   async count(projectId: number, where: Condition): Promise<number> {
+    return (await this.countMany(projectId, [where]))[0] as number
+  }
+
+  /** Exact counts for several conditions, after one catch-up with the feed. */
+  async countMany(projectId: number, wheres: readonly Condition[]): Promise<number[]> {
+    if (!this.isLoaded(projectId)) {
+      this.warm(projectId)
+      const counts: number[] = []
+      for (const where of wheres) counts.push(await this.store.countProfiles(projectId, where))
+      return counts
+    }
     const index = await this.sync(projectId)
-    return index.count(index.evaluate(where))
+    return wheres.map((where) => index.count(index.evaluate(where)))
   }
 
   /** The attribute catalog: see {@link ProjectIndex.catalog}. */

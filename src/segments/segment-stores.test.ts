@@ -187,6 +187,7 @@ for (const backend of BACKENDS) {
       const model: Profiles = new Map()
       applyToModel(model, FIXTURE)
       const index = new SegmentIndex(store)
+      await index.sync(project.id)
       for (const json of FIXTURE_CONDITIONS) {
         const parsed = parseCondition(json)
         assert.ok(parsed.ok, JSON.stringify(json))
@@ -220,6 +221,7 @@ for (const backend of BACKENDS) {
             const project = await s.ensureProject(`prop-${run++}`)
             const model: Profiles = new Map()
             const index = new SegmentIndex(s)
+            await index.sync(project.id)
             if (first.length > 0) await s.applyUpload(project.id, batchOf(first))
             applyToModel(model, first)
             for (const cond of conds.slice(0, 2)) await checkAll(s, index, project.id, model, cond)
@@ -255,6 +257,8 @@ for (const backend of BACKENDS) {
         ]),
       )
       const index = new SegmentIndex(store)
+      await index.sync(a.id)
+      await index.sync(b.id)
       const everyone: Condition = { kind: 'all', of: [] }
       const kA = parseOk({ field: 'k', op: 'eq', value: 'a' })
       assert.deepEqual(await indexIds(index, a.id, everyone), ['shared'])
@@ -277,6 +281,7 @@ for (const backend of BACKENDS) {
       }))
       await store.applyUpload(project.id, batchOf(base))
       const index = new SegmentIndex(store)
+      await index.sync(project.id)
       const where = parseOk({ field: 'k', op: 'eq', value: 'v' })
       let writing = true
       let n = 0
@@ -318,6 +323,7 @@ for (const backend of BACKENDS) {
         stores.push(reader)
         const project = await store.ensureProject('two-processes')
         const index = new SegmentIndex(reader)
+        await index.sync(project.id)
         const where = parseOk({ field: 'plan', op: 'eq', value: 'pro' })
         assert.equal(await index.count(project.id, where), 0)
         for (let i = 0; i < 5; i++) {

@@ -292,11 +292,13 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
     const { projectId } = authOf(request)
     const segments = await store.listSegments(projectId)
     // One catch-up with the change feed for the whole list, then every count from memory.
-    const project = await index.sync(projectId)
-    const out = segments.map((s) => {
-      const parsed = parseCondition(s.where)
-      return present(s, parsed.ok ? project.count(project.evaluate(parsed.value)) : null)
-    })
+    const wheres = segments.map((s) => parseCondition(s.where))
+    const counts = await index.countMany(
+      projectId,
+      wheres.flatMap((w) => (w.ok ? [w.value] : [])),
+    )
+    let next = 0
+    const out = segments.map((s, i) => present(s, wheres[i]?.ok === true ? (counts[next++] as number) : null))
     return reply.send(success(now, { segments: out }))
   })
   addMethodNotAllowed(app, now, '/v1/user/segments', ['GET', 'POST'])
