@@ -287,6 +287,46 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       }
     })
 
+    test('Ctrl-C stops gracefully: requests in flight finish, checkpoint saved, exit 1; --resume completes', async (t) => {
+      if (skip !== undefined) return t.skip(skip)
+      const rows = 3000
+      const file = join(dir, 'interrupted.csv')
+      writeWideCsv(file, rows)
+      const child = spawn(process.execPath, [BIN, 'upload', file, '--url', server!.baseUrl, '--concurrency', '1'], {
+        cwd: ROOT,
+        env: { ...process.env, TRAITBASE_API_KEY: key },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')))
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')))
+      const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+      const checkpoint = `${file}.checkpoint.json`
+      for (let i = 0; i < 3000 && child.exitCode === null; i++) {
+        await new Promise((r) => setTimeout(r, 10))
+        try {
+          if ((JSON.parse(readFileSync(checkpoint, 'utf8')) as { rowsDone: number }).rowsDone >= 200) break
+        } catch {
+          // not written yet
+        }
+      }
+      child.kill('SIGINT')
+      assert.equal(await exited, 1, stderr)
+      assert.match(stderr, /SIGINT: finishing the requests in flight/)
+      assert.match(stderr, /interrupted: every row before row [\d,]+ is done; run the same command with --resume/)
+      assert.match(stdout, /^stopped: /)
+      const saved = JSON.parse(readFileSync(checkpoint, 'utf8')) as { rowsDone: number }
+      assert.ok(saved.rowsDone >= 200 && saved.rowsDone < rows, `checkpoint at ${saved.rowsDone}`)
+
+      const r = await upload(file, '--resume', '--json')
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal((JSON.parse(r.stdout) as { resumedFrom: number }).resumedFrom, saved.rowsDone)
+      for (const row of [0, saved.rowsDone - 1, saved.rowsDone, rows - 1]) {
+        assert.equal((await client.getProfile(`r-${row}`))?.attributes.attr_59, wideValue(row, 59))
+      }
+    })
+
     test('--dry-run validates the whole file and sends nothing', async (t) => {
       if (skip !== undefined) return t.skip(skip)
       const file = join(dir, 'dry.csv')
