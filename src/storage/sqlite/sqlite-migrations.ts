@@ -4,6 +4,8 @@ import type { Migration } from '../migration.js'
  * The SQLite schema. Every primary key leads with `project_id`, like the PostgreSQL one.
  * `profiles` is WITHOUT ROWID and has no secondary index: the row lives in the primary-key b-tree,
  * so an upsert dirties one leaf page per user instead of one per b-tree (see the measurements note).
+ * `profiles.attributes` holds SQLite JSONB (binary JSON merged with `jsonb_patch`, which skips
+ * re-parsing the stored document; text JSON is read and merged the same way).
  * Timestamps are integer milliseconds since the epoch (UTC).
  */
 export const SQLITE_MIGRATIONS: readonly Migration[] = [

@@ -77,6 +77,8 @@ interface PendingUpload {
 
 /** The columns compiled conditions refer to. */
 const PROFILE_COLUMNS = { userId: 'user_id', attrs: 'attributes' }
+/** Profiles are stored as SQLite JSONB (binary): merging skips re-parsing the stored document. */
+const PROFILE_SELECT = 'user_id, json(attributes) AS attributes, created_at, updated_at'
 
 /**
  * The SQLite store (better-sqlite3, synchronous). Writes use group commit: `applyUpload` queues the
@@ -316,7 +318,7 @@ export class SqliteStore implements Store {
 
   async scanProfiles(projectId: number, options: ScanOptions): Promise<Profile[]> {
     const params: unknown[] = [projectId]
-    let sql = 'SELECT user_id, attributes, created_at, updated_at FROM profiles WHERE project_id = ?'
+    let sql = `SELECT ${PROFILE_SELECT} FROM profiles WHERE project_id = ?`
     if (options.afterUserId !== undefined) {
       sql += ' AND user_id > ?'
       params.push(options.afterUserId)
@@ -452,7 +454,7 @@ export class SqliteStore implements Store {
 
 function prepareStatements(db: Database.Database) {
   const p = (sql: string): Statement => db.prepare(sql)
-  const profileColumns = 'user_id, attributes, created_at, updated_at'
+  const profileColumns = PROFILE_SELECT
   const keyColumns =
     'k.id, k.project_id, p.name AS project_name, k.label, k.scopes, k.hash, k.created_at, k.last_used_at, k.revoked_at'
   return {
@@ -475,10 +477,10 @@ function prepareStatements(db: Database.Database) {
     revokeKey: p('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
     touchKey: p('UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?'),
     updateProfile: p(
-      'UPDATE profiles SET attributes = json_patch(attributes, ?), updated_at = ? WHERE project_id = ? AND user_id = ?',
+      'UPDATE profiles SET attributes = jsonb_patch(attributes, ?), updated_at = ? WHERE project_id = ? AND user_id = ?',
     ),
     insertProfile: p(
-      "INSERT INTO profiles (project_id, user_id, attributes, created_at, updated_at) VALUES (?, ?, json_patch('{}', ?), ?, ?)",
+      "INSERT INTO profiles (project_id, user_id, attributes, created_at, updated_at) VALUES (?, ?, jsonb_patch('{}', ?), ?, ?)",
     ),
     advanceSeq: p('UPDATE projects SET change_seq = change_seq + ? WHERE id = ? RETURNING change_seq').pluck(),
     insertChange: p('INSERT INTO change_log (project_id, seq, user_id, changed_at) VALUES (?, ?, ?, ?)'),
