@@ -75,10 +75,17 @@ function postgresBackend(): Backend {
 const WIDE_COLUMNS = ['user_id', ...Array.from({ length: 59 }, (_, c) => `attr_${c + 1}`)]
 const wideValue = (row: number, column: number): string => `r${row}-c${column}-ü`
 
-function writeWideCsv(path: string, rows: number): void {
+/** Rows the CLI must reject in a file written with `bad`: no user_id, or a cell missing. */
+const noUserId = (row: number): boolean => row % 500 === 250
+const shortRow = (row: number): boolean => row % 700 === 350
+
+function writeWideCsv(path: string, rows: number, bad = false): void {
   const lines = [WIDE_COLUMNS.join(',')]
   for (let r = 0; r < rows; r++) {
-    lines.push([`r-${r}`, ...WIDE_COLUMNS.slice(1).map((_, c) => wideValue(r, c + 1))].join(','))
+    const cells = [`r-${r}`, ...WIDE_COLUMNS.slice(1).map((_, c) => wideValue(r, c + 1))]
+    if (bad && noUserId(r)) cells[0] = ''
+    if (bad && shortRow(r)) cells.pop()
+    lines.push(cells.join(','))
   }
   writeFileSync(path, `${lines.join('\n')}\n`)
 }
@@ -240,7 +247,8 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       if (skip !== undefined) return t.skip(skip)
       const rows = 4000
       const file = join(dir, 'wide.csv')
-      writeWideCsv(file, rows)
+      writeWideCsv(file, rows, true)
+      const bad = Array.from({ length: rows }, (_, r) => r).filter((r) => noUserId(r) || shortRow(r))
       const checkpoint = `${file}.checkpoint.json`
       const child = spawn(
         process.execPath,
@@ -269,17 +277,30 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       assert.ok(saved.rowsDone >= killedAt && saved.rowsDone < rows, `checkpoint at ${saved.rowsDone}`)
 
       const r = await upload(file, '--resume', '--json')
-      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.code, 1, 'some rows were rejected')
       const summary = JSON.parse(r.stdout) as Record<string, number | boolean>
       assert.equal(summary.complete, true)
       assert.equal(summary.resumedFrom, saved.rowsDone, 'the acknowledged prefix is not sent again')
       assert.equal(summary.rows, rows)
+      assert.equal(summary.rejected, bad.length)
+      assert.equal(summary.sent, rows - bad.length)
+      const listed = readFileSync(`${file}.rejects.csv`, 'utf8')
+        .trim()
+        .split('\r\n')
+        .slice(1)
+        .map((l) => Number(l.split(',')[0]))
+      assert.deepEqual(
+        listed.sort((a, b) => a - b),
+        bad.map((row) => row + 2),
+        'each bad row listed once, by its line, across both runs',
+      )
       assert.match(r.stderr, new RegExp(`resuming after row ${saved.rowsDone.toLocaleString('en-US')}`))
       assert.equal(existsSync(checkpoint), false)
 
       const [first] = await pages(client, { field: 'user_id', op: 'starts_with', value: 'r-' })
-      assert.equal(first?.count, rows, 'every row of the file is a stored user')
-      for (const r2 of [0, saved.rowsDone - 1, saved.rowsDone, saved.rowsDone + 1, rows - 1, ...sample(rows, 40)]) {
+      assert.equal(first?.count, rows - bad.length, 'every good row of the file is a stored user')
+      const good = [0, saved.rowsDone - 1, saved.rowsDone, saved.rowsDone + 1, rows - 1, ...sample(rows, 40)]
+      for (const r2 of good.filter((row) => !bad.includes(row))) {
         const p = await client.getProfile(`r-${r2}`)
         assert.equal(Object.keys(p?.attributes ?? {}).length, 59, `row ${r2} has all 59 attributes`)
         assert.equal(p?.attributes.attr_1, wideValue(r2, 1))

@@ -8,9 +8,10 @@ import {
   renameSync,
   statSync,
 } from 'node:fs'
-import { ftruncateSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { rmSync, writeFileSync, writeSync } from 'node:fs'
 import { open, rename } from 'node:fs/promises'
 import { extname, resolve } from 'node:path'
+import { parse as parseCsv } from 'csv-parse/sync'
 import { BatchPacker, createClient, splitRecord } from '../../sdk/index.js'
 import type { RowReport, UploadProgress } from '../../sdk/index.js'
 import type { Output } from '../output.js'
@@ -73,14 +74,10 @@ interface Checkpoint {
   readonly format: Format
   readonly delimiter: string
   readonly blank: BlankPolicy
-  /** Data rows of the file (blank lines not counted) that need no further work. */
+  /** Data rows of the file (blank lines not counted) that need no further work: stored or rejected. */
   readonly rowsDone: number
-  /** Length of the rejects file that belongs to those rows; anything after it is truncated on resume. */
-  readonly rejectsBytes: number
-  readonly sent: number
-  readonly rejected: number
-  readonly requests: number
-  readonly retries: number
+  /** Line where row `rowsDone` starts (or any line after the rows read); rejects from there on are dropped on resume. */
+  readonly lineDone: number
 }
 
 class UsageError extends Error {}
@@ -186,18 +183,33 @@ class RejectsFile {
   #fd: number | undefined
   #header: readonly string[] = []
   bytes: number
+  /** Entries kept from the previous run. */
+  kept: number
 
-  constructor(path: string, delimiter: string, keepBytes: number) {
+  /**
+   * Starts a fresh rejects file, or on resume keeps only the entries of rows before `keepBeforeLine`:
+   * rows from there on are read again and rejected again if still bad, so nothing is listed twice.
+   */
+  constructor(path: string, delimiter: string, keepBeforeLine: number | null) {
     this.path = path
     this.#delimiter = delimiter
-    this.bytes = keepBytes
-    if (keepBytes === 0 || !existsSync(path)) {
+    this.bytes = 0
+    this.kept = 0
+    if (keepBeforeLine === null || !existsSync(path)) {
       rmSync(path, { force: true })
-      this.bytes = 0
-    } else {
-      this.#fd = openSync(path, 'r+')
-      ftruncateSync(this.#fd, keepBytes)
+      return
     }
+    const [header, ...entries] = parseCsv(readFileSync(path), { delimiter, relax_column_count: true }) as string[][]
+    const keep = entries.filter((cells) => Number(cells[0]) < keepBeforeLine)
+    if (header === undefined || keep.length === 0) {
+      rmSync(path, { force: true })
+      return
+    }
+    const tmp = `${path}.tmp`
+    this.#fd = openSync(tmp, 'w')
+    for (const cells of [header, ...keep]) this.#append(cells)
+    renameSync(tmp, path)
+    this.kept = keep.length
   }
 
   setHeader(header: readonly string[]): void {
@@ -239,7 +251,7 @@ function readCheckpoint(s: Settings): Checkpoint | undefined {
   } catch {
     throw new UsageError(`checkpoint ${s.checkpointPath} is unreadable; delete it to start over`)
   }
-  if (cp.version !== 1 || typeof cp.rowsDone !== 'number') {
+  if (cp.version !== 1 || typeof cp.rowsDone !== 'number' || typeof cp.lineDone !== 'number') {
     throw new UsageError(`checkpoint ${s.checkpointPath} is not one this version understands; delete it to start over`)
   }
   const stat = statSync(s.path)
@@ -338,13 +350,14 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
   if (o.resume === true) {
     previous = readCheckpoint(s)
     if (previous === undefined) out.err(`note: no checkpoint at ${s.checkpointPath}; starting from the first row`)
-    else
-      out.err(`resuming after row ${formatCount(previous.rowsDone)} (${formatCount(previous.sent)} rows already sent)`)
+    else out.err(`resuming after row ${formatCount(previous.rowsDone)}`)
   } else if (existsSync(s.checkpointPath)) {
     out.err(`note: starting from the first row; pass --resume to continue from ${s.checkpointPath}`)
   }
   const startRow = previous?.rowsDone ?? 0
-  const rejects = new RejectsFile(s.rejectsPath, s.format === 'csv' ? s.delimiter : ',', previous?.rejectsBytes ?? 0)
+  const rejects = new RejectsFile(s.rejectsPath, s.format === 'csv' ? s.delimiter : ',', previous?.lineDone ?? null)
+  // Every row before the checkpoint was stored or rejected, so the rejects kept give both counts.
+  const earlier = { sent: startRow - rejects.kept, rejected: rejects.kept }
 
   /** Rows handed to the SDK and not yet behind the checkpoint: SDK index → where the row is in the file. */
   const inFlight = new Map<number, { fileRow: number; line: number; raw: readonly string[] | string }>()
@@ -354,6 +367,8 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
   let readerRejects = 0
   let bytes = 0
   let rowsDone = startRow
+  let lineDone = previous?.lineDone ?? 0
+  let lastLine = 0
   let sdk: UploadProgress = { read: 0, sent: 0, rejected: 0, failed: 0, requests: 0, retries: 0 }
   let lastCheckpointAt = 0
   const checkpoints = new CheckpointWriter(s.checkpointPath)
@@ -365,12 +380,7 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
     delimiter: s.delimiter,
     blank: s.blank,
     rowsDone,
-    rejectsBytes: rejects.bytes,
-    // Counters are cumulative over resumed runs; sent may lag by rows in flight, which only affects the summary.
-    sent: (previous?.sent ?? 0) + sdk.sent,
-    rejected: (previous?.rejected ?? 0) + readerRejects + sdk.rejected,
-    requests: (previous?.requests ?? 0) + sdk.requests,
-    retries: (previous?.retries ?? 0) + sdk.retries,
+    lineDone,
   })
   const checkpointNow = (): void => {
     checkpoints.save(currentCheckpoint())
@@ -381,6 +391,7 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
     let fileRow = 0
     for await (const row of openRows(s, (header) => rejects.setHeader(header))) {
       bytes = row.bytes
+      lastLine = row.line
       if (fileRow < startRow) {
         fileRow++
         continue
@@ -398,7 +409,9 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
   }
 
   const onCheckpoint = (settled: number): void => {
-    rowsDone = settled < yielded ? (inFlight.get(settled)?.fileRow ?? rowsDone) : fileRowsConsumed
+    const next = settled < yielded ? inFlight.get(settled) : undefined
+    rowsDone = next?.fileRow ?? fileRowsConsumed
+    lineDone = next?.line ?? lastLine + 1
     for (; pruneFrom < settled; pruneFrom++) inFlight.delete(pruneFrom)
     if (Date.now() - lastCheckpointAt >= CHECKPOINT_EVERY_MS) checkpointNow()
   }
@@ -413,7 +426,7 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
     read: startRow + readerRejects + sdk.read,
     bytes,
     totalBytes: stat.size,
-    rejected: (previous?.rejected ?? 0) + readerRejects + sdk.rejected,
+    rejected: earlier.rejected + readerRejects + sdk.rejected,
     failed: sdk.failed,
     retries: sdk.retries,
   })
@@ -445,10 +458,9 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
   rejects.close()
 
   const seconds = (Date.now() - started) / 1000
-  const rejected = (previous?.rejected ?? 0) + readerRejects + summary.rejected
-  const sentTotal = (previous?.sent ?? 0) + summary.sent
-  const requests = (previous?.requests ?? 0) + summary.requests
-  const retries = (previous?.retries ?? 0) + summary.retries
+  const rejected = earlier.rejected + readerRejects + summary.rejected
+  const sentTotal = earlier.sent + summary.sent
+  const { requests, retries } = summary
   const complete = summary.aborted === null && summary.failed === 0
   const interrupted = summary.aborted !== null && deps.signal?.aborted === true
   await checkpoints.finish(complete ? null : currentCheckpoint())
