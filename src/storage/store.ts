@@ -85,7 +85,18 @@ export interface StoreOptions {
    * `false` only for the "without segment support" benchmark baseline.
    */
   readonly changeLog?: boolean
+  /**
+   * How long change-log entries are kept; a reader whose token is older starts over with a reset.
+   * Default 10 minutes (readers poll every few seconds; a full reset of 1M users takes seconds,
+   * while the log grows by ~50 bytes per written user). 0 disables automatic pruning.
+   */
+  readonly changeRetentionMs?: number
+  /** Pause between automatic prunes. Default 60,000 ms. */
+  readonly pruneIntervalMs?: number
 }
+
+/** Default of {@link StoreOptions.changeRetentionMs}. */
+export const DEFAULT_CHANGE_RETENTION_MS = 10 * 60 * 1000
 
 export interface ScanOptions {
   /** Only profiles matching this condition; all when absent. Compiled to SQL with bound parameters. */

@@ -86,6 +86,25 @@ if ('skip' in db) {
       }
     })
 
+    test('old change-log entries are pruned automatically, so a stale token resets', async () => {
+      const store = await openStore(db.url, { changeRetentionMs: 1, pruneIntervalMs: 20 })
+      try {
+        const p = (await store.ensureProject('auto-prune')).id
+        const one = { rows: 1, patches: [{ userId: 'u', attributes: Object.assign(Object.create(null), { a: '1' }) }] }
+        await store.applyUpload(p, one)
+        const first = store.readChanges(p, null)
+        for await (const _ of first.pages);
+        await store.applyUpload(p, one)
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        const again = store.readChanges(p, first.token())
+        const pages = []
+        for await (const page of again.pages) pages.push(page)
+        assert.equal(pages[0]?.reset, true)
+      } finally {
+        await store.close()
+      }
+    })
+
     test('profiles are stored with fillfactor and without secondary indexes; user_id is COLLATE "C"', async () => {
       const store = (await openStore(db.url)) as PostgresStore
       try {

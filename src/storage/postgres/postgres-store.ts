@@ -18,6 +18,7 @@ import type {
   StoreOptions,
   UploadOutcome,
 } from '../store.js'
+import { DEFAULT_CHANGE_RETENTION_MS } from '../store.js'
 import { MIGRATION_LOCK_KEY, POSTGRES_MIGRATIONS } from './postgres-migrations.js'
 
 /** Tuning of the PostgreSQL store. */
@@ -31,6 +32,8 @@ const CHUNK = 1000
 /** Rows per FETCH of the change feed: bounded memory whatever the size of the project. */
 const CHANGE_PAGE = 1000
 const TOKEN_PREFIX = 'p1:'
+/** Change-log entries deleted per pruning statement. */
+const PRUNE_CHUNK = 10_000
 const PROFILE_COLUMNS = { userId: 'user_id', attrs: 'attributes' }
 
 /**
@@ -103,6 +106,8 @@ export class PostgresStore implements Store {
   private readonly upsertSql: string
   private touches = new Map<string, { at: Date; waiters: (() => void)[] }>()
   private touchScheduled = false
+  private pruneTimer: NodeJS.Timeout | undefined
+  private closed = false
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
     this.changeLog = options.changeLog !== false
@@ -110,6 +115,9 @@ export class PostgresStore implements Store {
     this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 12 })
     // An idle client losing its connection must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined)
+    if (this.changeLog && options.changeRetentionMs !== 0) {
+      this.startPruning(options.changeRetentionMs ?? DEFAULT_CHANGE_RETENTION_MS, options.pruneIntervalMs ?? 60_000)
+    }
   }
 
   async migrate(): Promise<void> {
@@ -144,6 +152,8 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.closed = true
+    clearInterval(this.pruneTimer)
     if (this.touches.size > 0) await this.flushTouches()
     await this.pool.end()
   }
@@ -447,18 +457,43 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * Deletes old entries in chunks of {@link PRUNE_CHUNK} (the oldest sit at the start of the
+   * append-only heap, so each chunk is found quickly) and moves each project's horizon with them.
+   */
   async pruneChanges(olderThan: Date): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>(
-      `WITH deleted AS (DELETE FROM change_log WHERE changed_at < $1 RETURNING project_id, xid),
-       horizon AS (
-         INSERT INTO change_horizon (project_id, pruned_xid)
-         SELECT project_id, max(xid) FROM deleted GROUP BY project_id
-         ON CONFLICT (project_id) DO UPDATE SET pruned_xid = greatest(change_horizon.pruned_xid, excluded.pruned_xid)
-       )
-       SELECT count(*)::int AS n FROM deleted`,
-      [olderThan],
-    )
-    return rows[0]?.n ?? 0
+    let deleted = 0
+    for (;;) {
+      if (this.closed) return deleted
+      const { rows } = await this.pool.query<{ n: number }>(
+        `WITH deleted AS (
+           DELETE FROM change_log WHERE ctid IN (SELECT ctid FROM change_log WHERE changed_at < $1 LIMIT $2)
+           RETURNING project_id, xid
+         ),
+         horizon AS (
+           INSERT INTO change_horizon (project_id, pruned_xid)
+           SELECT project_id, max(xid) FROM deleted GROUP BY project_id
+           ON CONFLICT (project_id) DO UPDATE SET pruned_xid = greatest(change_horizon.pruned_xid, excluded.pruned_xid)
+         )
+         SELECT count(*)::int AS n FROM deleted`,
+        [olderThan, PRUNE_CHUNK],
+      )
+      const n = rows[0]?.n ?? 0
+      deleted += n
+      if (n < PRUNE_CHUNK) return deleted
+    }
+  }
+
+  private startPruning(retentionMs: number, intervalMs: number): void {
+    let running = false
+    this.pruneTimer = setInterval(() => {
+      if (running || this.closed) return
+      running = true
+      this.pruneChanges(new Date(Date.now() - retentionMs))
+        .catch(() => undefined)
+        .finally(() => (running = false))
+    }, intervalMs)
+    this.pruneTimer.unref()
   }
 }
 

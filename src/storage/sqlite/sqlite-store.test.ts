@@ -113,4 +113,20 @@ describe('sqlite specifics', () => {
     assert.ok(await again.getProfile(p, 'late'))
     await again.close()
   })
+
+  test('old change-log entries are pruned automatically, so a stale token resets', async () => {
+    const store = await openStore('sqlite::memory:', { changeRetentionMs: 1, pruneIntervalMs: 20 })
+    const p = (await store.ensureProject('prune')).id
+    const one = { rows: 1, patches: [{ userId: 'u', attributes: Object.assign(Object.create(null), { a: '1' }) }] }
+    await store.applyUpload(p, one)
+    const first = store.readChanges(p, null)
+    for await (const _ of first.pages);
+    await store.applyUpload(p, one)
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    const again = store.readChanges(p, first.token())
+    const pages = []
+    for await (const page of again.pages) pages.push(page)
+    assert.equal(pages[0]?.reset, true)
+    await store.close()
+  })
 })

@@ -19,6 +19,7 @@ import type {
   StoreOptions,
   UploadOutcome,
 } from '../store.js'
+import { DEFAULT_CHANGE_RETENTION_MS } from '../store.js'
 import { Checkpointer } from './sqlite-checkpointer.js'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js'
 
@@ -40,6 +41,8 @@ export interface SqliteStoreOptions extends StoreOptions {
 /** Entries (or profiles) per page of the change feed: bounded memory, event loop freed between pages. */
 const CHANGE_PAGE = 1000
 const TOKEN_PREFIX = 's1:'
+/** Change-log entries deleted per pruning transaction. */
+const PRUNE_CHUNK = 10_000
 
 interface ProfileRow {
   user_id: string
@@ -98,6 +101,7 @@ export class SqliteStore implements Store {
   private flushScheduled = false
   private closed = false
   private readonly checkpointer: Checkpointer | undefined
+  private pruneTimer: NodeJS.Timeout | undefined
 
   constructor(filename: string, options: SqliteStoreOptions = {}) {
     this.changeLog = options.changeLog !== false
@@ -117,6 +121,9 @@ export class SqliteStore implements Store {
     }
     db.pragma('temp_store = MEMORY')
     registerSqliteFunctions(db)
+    if (this.changeLog && options.changeRetentionMs !== 0) {
+      this.startPruning(options.changeRetentionMs ?? DEFAULT_CHANGE_RETENTION_MS, options.pruneIntervalMs ?? 60_000)
+    }
   }
 
   private get s(): ReturnType<typeof prepareStatements> {
@@ -148,6 +155,7 @@ export class SqliteStore implements Store {
     if (this.closed) return
     if (this.queue.length > 0 || this.touches.size > 0) this.flush()
     this.closed = true
+    clearInterval(this.pruneTimer)
     await this.checkpointer?.stop()
     this.database.close()
   }
@@ -435,20 +443,49 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * Deletes old entries from the oldest on, at most {@link PRUNE_CHUNK} per transaction with the
+   * event loop freed between chunks, so pruning millions of entries never stalls uploads.
+   */
   async pruneChanges(olderThan: Date): Promise<number> {
     const s = this.s
-    return this.database
-      .transaction(() => {
-        let deleted = 0
-        for (const projectId of s.projectIds.all() as number[]) {
-          const horizon = s.lastChangeBefore.get(projectId, olderThan.getTime()) as number | null
-          if (horizon === null) continue
-          deleted += s.deleteChanges.run(projectId, horizon).changes
-          s.setPruned.run(horizon, projectId)
-        }
-        return deleted
-      })
-      .immediate()
+    const cutoff = olderThan.getTime()
+    let deleted = 0
+    for (const projectId of s.projectIds.all() as number[]) {
+      for (;;) {
+        if (this.closed) return deleted
+        const chunk = this.database
+          .transaction(() => {
+            const oldest = s.oldestChanges.all(projectId, PRUNE_CHUNK) as { seq: number; changed_at: number }[]
+            let horizon: number | undefined
+            for (const entry of oldest) {
+              if (entry.changed_at >= cutoff) break
+              horizon = entry.seq
+            }
+            if (horizon === undefined) return { n: 0, more: false }
+            const n = s.deleteChanges.run(projectId, horizon).changes
+            s.setPruned.run(horizon, projectId)
+            return { n, more: horizon === oldest[oldest.length - 1]?.seq && oldest.length === PRUNE_CHUNK }
+          })
+          .immediate()
+        deleted += chunk.n
+        if (!chunk.more) break
+        await yieldToEventLoop()
+      }
+    }
+    return deleted
+  }
+
+  private startPruning(retentionMs: number, intervalMs: number): void {
+    let running = false
+    this.pruneTimer = setInterval(() => {
+      if (running || this.closed) return
+      running = true
+      this.pruneChanges(new Date(Date.now() - retentionMs))
+        .catch(() => undefined)
+        .finally(() => (running = false))
+    }, intervalMs)
+    this.pruneTimer.unref()
   }
 }
 
@@ -504,7 +541,7 @@ function prepareStatements(db: Database.Database) {
     changesAfter: p(
       'SELECT seq, user_id FROM change_log WHERE project_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
     ),
-    lastChangeBefore: p('SELECT max(seq) FROM change_log WHERE project_id = ? AND changed_at < ?').pluck(),
+    oldestChanges: p('SELECT seq, changed_at FROM change_log WHERE project_id = ? ORDER BY seq LIMIT ?'),
     deleteChanges: p('DELETE FROM change_log WHERE project_id = ? AND seq <= ?'),
     setPruned: p('UPDATE projects SET pruned_seq = max(pruned_seq, ?) WHERE id = ?'),
   }
