@@ -20,6 +20,8 @@ export interface CheckpointerOptions {
   readonly intervalMs?: number
   /** WAL frames after which the writer waits for a complete checkpoint. Default 16,384 (64 MiB of 4 KiB pages). */
   readonly restartFrames?: number
+  /** Called when the worker ends without `stop()`, so the store can fall back to inline checkpoints. */
+  readonly onFailure?: () => void
 }
 
 const WORKER_SOURCE = `
@@ -63,6 +65,7 @@ export class Checkpointer {
   private nextId = 1
   private readonly waiting = new Map<number, (report: CheckpointReport) => void>()
   private stopped = false
+  private stopRequested = false
 
   constructor(options: CheckpointerOptions) {
     this.restartFrames = options.restartFrames ?? 16_384
@@ -85,6 +88,7 @@ export class Checkpointer {
     this.exited = new Promise<void>((resolve) =>
       this.worker.once('exit', () => {
         this.stopped = true
+        if (!this.stopRequested) options.onFailure?.()
         for (const resolveReport of this.waiting.values()) resolveReport({ id: -1, error: 'checkpointer stopped' })
         this.waiting.clear()
         resolve()
@@ -127,6 +131,7 @@ export class Checkpointer {
   }
 
   stop(): Promise<void> {
+    this.stopRequested = true
     if (!this.stopped) {
       // Keep the process alive until the worker has closed its connection.
       this.worker.ref()

@@ -117,7 +117,13 @@ export class SqliteStore implements Store {
     db.pragma(`wal_autocheckpoint = ${useWorker ? 0 : (options.walAutocheckpoint ?? 10_000)}`)
     if (useWorker) {
       db.pragma('journal_size_limit = 67108864')
-      this.checkpointer = new Checkpointer({ filename })
+      this.checkpointer = new Checkpointer({
+        filename,
+        // Without the worker, SQLite's own auto-checkpoint keeps the WAL bounded again.
+        onFailure: () => {
+          if (!this.closed) db.pragma(`wal_autocheckpoint = ${options.walAutocheckpoint ?? 10_000}`)
+        },
+      })
     }
     db.pragma('temp_store = MEMORY')
     registerSqliteFunctions(db)
