@@ -71,7 +71,7 @@ describe('formatRun', () => {
     assert.match(text, /ratio {3}HTTP\/direct 0\.20/)
     assert.match(
       text,
-      /CPU {5}server 19\.0 s \(95 % of a core\), load generator 2\.0 s \(10 % of a core\), direct 10\.0 s \(50 % of a core\)/,
+      /CPU {5}server 19\.0 s \(95 % of a core, 317 µs\/user\), load generator 2\.0 s \(10 % of a core\), direct 10\.0 s \(50 % of a core, 33 µs\/user\)/,
     )
     assert.match(text, /aim {5}2× raw = 5,000 users\/s: not reached/)
     assert.match(text, /PASS {4}HTTP users\/s > raw 2,500/)

@@ -113,7 +113,7 @@ export function formatRun(r: RunReport): string[] {
     `  HTTP    ${formatInt(r.httpUsersPerSecond)} users/s  ${r.httpRequestsPerSecond.toFixed(1)} requests/s  p50 ${formatMs(http.latency.p50)}  p99 ${formatMs(http.latency.p99)}  max ${formatMs(http.latency.max)}  errors ${http.errors}  server peak RSS ${formatBytes(http.serverPeakRssBytes)}`,
     `  direct  ${formatInt(r.directUsersPerSecond)} users/s  (same batches into a fresh copy of the preloaded store, no HTTP, ${r.connections} in flight)`,
     `  ratio   HTTP/direct ${r.ratio.toFixed(2)}`,
-    `  CPU     server ${formatCpu(http.serverCpuSeconds, http.elapsedMs)}, load generator ${formatCpu(http.loadCpuSeconds, http.elapsedMs)}, direct ${formatCpu(r.direct.cpuSeconds, r.direct.elapsedMs)}`,
+    `  CPU     server ${formatCpu(http.serverCpuSeconds, http.elapsedMs, http.users)}, load generator ${formatCpu(http.loadCpuSeconds, http.elapsedMs)}, direct ${formatCpu(r.direct.cpuSeconds, r.direct.elapsedMs, r.direct.users)}`,
   ]
   if (r.target !== undefined && r.preload === 1_000_000) {
     const aim = r.target * AIM_AT_1M
@@ -134,10 +134,15 @@ function formatMs(ms: number): string {
   return Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : 'n/a'
 }
 
-/** CPU seconds and the share of one core they are over the run. */
-function formatCpu(seconds: number | null, elapsedMs: number): string {
+/**
+ * CPU seconds, the share of one core they are over the run and, given the users written, the CPU
+ * per user: on a shared machine that is steadier than users/s, which depends on the CPU share we got.
+ */
+function formatCpu(seconds: number | null, elapsedMs: number, users?: number): string {
   if (seconds === null) return 'n/a'
-  return `${seconds.toFixed(1)} s (${((seconds * 100_000) / elapsedMs).toFixed(0)} % of a core)`
+  const share = `${((seconds * 100_000) / elapsedMs).toFixed(0)} % of a core`
+  const perUser = users === undefined || users === 0 ? '' : `, ${((seconds * 1e6) / users).toFixed(0)} µs/user`
+  return `${seconds.toFixed(1)} s (${share}${perUser})`
 }
 
 function formatBytes(bytes: number | null): string {
