@@ -4,7 +4,7 @@ import pg from 'pg'
 import { openStore } from '../open-store.js'
 import { describeStoreContract, type StoreFixture } from '../store.contract.js'
 import { PostgresStore } from './postgres-store.js'
-import { createTestDatabase } from './test-database.js'
+import { createTestDatabase, DEFAULT_TEST_DATABASE_URL } from './test-database.js'
 
 const db = await createTestDatabase()
 
@@ -86,6 +86,48 @@ if ('skip' in db) {
       }
     })
 
+    test('a long transaction in another database neither repeats changes nor forces resets', async () => {
+      const store = await openStore(db.url, { changeRetentionMs: 0 })
+      const elsewhere = new pg.Client({
+        connectionString: process.env['TEST_DATABASE_URL'] || DEFAULT_TEST_DATABASE_URL,
+      })
+      await elsewhere.connect()
+      try {
+        await elsewhere.query('BEGIN')
+        await elsewhere.query('SELECT pg_current_xact_id()')
+        const p = (await store.ensureProject('long-elsewhere')).id
+        const one = (id: string) => ({
+          rows: 1,
+          patches: [{ userId: id, attributes: Object.assign(Object.create(null), { a: '1' }) }],
+        })
+        const read = async (token: string | null) => {
+          const feed = store.readChanges(p, token)
+          const ids: string[] = []
+          let reset = false
+          for await (const page of feed.pages) {
+            reset ||= page.reset
+            ids.push(...page.upserts.map((x) => x.userId), ...page.deletedUserIds)
+          }
+          return { ids, reset, token: feed.token() }
+        }
+        await store.applyUpload(p, one('a'))
+        const first = await read(null)
+        await store.applyUpload(p, one('b'))
+        const second = await read(first.token)
+        assert.deepEqual(second.ids, ['b'])
+        await store.applyUpload(p, one('c'))
+        await new Promise((resolve) => setTimeout(resolve, 10))
+        await store.pruneChanges(new Date())
+        const third = await read(second.token)
+        assert.equal(third.reset, false)
+        assert.deepEqual(third.ids, ['c'])
+      } finally {
+        await elsewhere.query('ROLLBACK')
+        await elsewhere.end()
+        await store.close()
+      }
+    })
+
     test('old change-log entries are pruned automatically, so a stale token resets', async () => {
       const store = await openStore(db.url, { changeRetentionMs: 1, pruneIntervalMs: 20 })
       try {
@@ -100,6 +142,28 @@ if ('skip' in db) {
         const pages = []
         for await (const page of again.pages) pages.push(page)
         assert.equal(pages[0]?.reset, true)
+      } finally {
+        await store.close()
+      }
+    })
+
+    test('without a change log every read of the feed starts over, so readers stay correct', async () => {
+      const store = await openStore(db.url, { changeLog: false })
+      try {
+        const p = (await store.ensureProject('no-log')).id
+        const one = (id: string) => ({
+          rows: 1,
+          patches: [{ userId: id, attributes: Object.assign(Object.create(null), { a: '1' }) }],
+        })
+        await store.applyUpload(p, one('a'))
+        const first = store.readChanges(p, null)
+        for await (const _ of first.pages);
+        await store.applyUpload(p, one('b'))
+        const again = store.readChanges(p, first.token())
+        const pages = []
+        for await (const page of again.pages) pages.push(page)
+        assert.equal(pages[0]?.reset, true)
+        assert.deepEqual(pages.flatMap((x) => x.upserts.map((u) => u.userId)).sort(), ['a', 'b'])
       } finally {
         await store.close()
       }

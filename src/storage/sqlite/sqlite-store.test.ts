@@ -129,4 +129,26 @@ describe('sqlite specifics', () => {
     assert.equal(pages[0]?.reset, true)
     await store.close()
   })
+
+  test('without a change log every read of the feed starts over, so readers stay correct', async () => {
+    const store = await openStore('sqlite::memory:', { changeLog: false })
+    const p = (await store.ensureProject('nolog')).id
+    const one = (id: string) => ({
+      rows: 1,
+      patches: [{ userId: id, attributes: Object.assign(Object.create(null), { a: '1' }) }],
+    })
+    await store.applyUpload(p, one('a'))
+    const first = store.readChanges(p, null)
+    for await (const _ of first.pages);
+    await store.applyUpload(p, one('b'))
+    const again = store.readChanges(p, first.token())
+    const pages = []
+    for await (const page of again.pages) pages.push(page)
+    assert.equal(pages[0]?.reset, true)
+    assert.deepEqual(
+      pages.flatMap((x) => x.upserts.map((u) => u.userId)),
+      ['a', 'b'],
+    )
+    await store.close()
+  })
 })
