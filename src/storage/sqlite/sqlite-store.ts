@@ -120,6 +120,7 @@ export class SqliteStore implements Store {
     const useWorker = filename !== ':memory:' && (options.checkpoint ?? 'worker') === 'worker'
     db.pragma(`wal_autocheckpoint = ${useWorker ? 0 : (options.walAutocheckpoint ?? 10_000)}`)
     if (useWorker) {
+      // After a restart the WAL file shrinks back to 64 MiB instead of keeping its high-water mark.
       db.pragma('journal_size_limit = 67108864')
       this.checkpointer = new Checkpointer({
         filename,
