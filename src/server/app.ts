@@ -118,9 +118,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerMetrics(app, metrics)
   registerHealthRoutes(app, store, now)
   registerProfileRoutes(app, { store, auth, metrics, now })
-  const segmentIndex = new SegmentIndex(store)
-  registerSegmentRoutes(app, { store, auth, now, index: segmentIndex })
-  registerAttributeRoutes(app, { auth, now, index: segmentIndex })
+  if (config.segments) {
+    const segmentIndex = new SegmentIndex(store)
+    registerSegmentRoutes(app, { store, auth, now, index: segmentIndex })
+    registerAttributeRoutes(app, { auth, now, index: segmentIndex })
+  } else {
+    registerSegmentsOff(app, now)
+  }
 
   return app
+}
+
+/** With `SEGMENTS=off` the change log is not written, so no index could be exact: say so instead of a bare 404. */
+function registerSegmentsOff(app: FastifyInstance, now: Clock): void {
+  const off = async (_request: unknown, reply: FastifyReply) =>
+    reply.code(404).send(failure(now, 'Segmentation is turned off on this server (SEGMENTS=off)'))
+  for (const url of ['/v1/user/segments', '/v1/user/segments/*', '/v1/user/attributes']) app.all(url, off)
 }

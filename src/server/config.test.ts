@@ -19,6 +19,13 @@ describe('loadConfig', () => {
     assert.ok(worst <= DEFAULT_CONFIG.bodyLimit, `${worst} bytes`)
   })
 
+  test('SEGMENTS: on by default, off turns it off, anything else is refused', () => {
+    assert.equal(loadConfig({}).segments, true)
+    assert.equal(loadConfig({ SEGMENTS: 'OFF' }).segments, false)
+    assert.equal(loadConfig({ SEGMENTS: 'on' }).segments, true)
+    assert.throws(() => loadConfig({ SEGMENTS: 'no' }), /SEGMENTS must be on or off/)
+  })
+
   test('reads every variable', () => {
     const c = loadConfig({
       PORT: '0',
@@ -29,6 +36,7 @@ describe('loadConfig', () => {
       TLS_KEY: '/k.pem',
       LOG_LEVEL: 'WARN',
       TRUST_PROXY: 'true',
+      SEGMENTS: 'off',
       REQUEST_TIMEOUT_MS: '5000',
       HEADERS_TIMEOUT_MS: '2000',
       CONNECTION_TIMEOUT_MS: '5000',
@@ -46,6 +54,7 @@ describe('loadConfig', () => {
         tlsKey: '/k.pem',
         logLevel: 'warn',
         trustProxy: true,
+        segments: false,
         timeouts: {
           requestMs: 5000,
           headersMs: 2000,

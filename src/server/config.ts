@@ -24,6 +24,12 @@ export interface Config {
   readonly logLevel: LogLevel
   /** Trust `X-Forwarded-*` from a proxy in front (`TRUST_PROXY=1`), default false. */
   readonly trustProxy: boolean
+  /**
+   * Segmentation (`SEGMENTS=on|off`, default on). Off drops the change log from every upload and
+   * the segment/attribute routes answer 404: the baseline of the "uploads without segment support"
+   * benchmark. Every server sharing one database must use the same setting.
+   */
+  readonly segments: boolean
   /** Timeouts in milliseconds; see {@link Timeouts}. */
   readonly timeouts: Timeouts
 }
@@ -60,6 +66,7 @@ export const DEFAULT_CONFIG: Config = Object.freeze({
   tlsKey: undefined,
   logLevel: 'info',
   trustProxy: false,
+  segments: true,
   timeouts: Object.freeze({
     requestMs: 30_000,
     headersMs: 10_000,
@@ -132,6 +139,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   }
   const trustProxy = rawProxy === '1' || rawProxy === 'true'
 
+  const rawSegments = get('SEGMENTS')?.toLowerCase()
+  if (rawSegments !== undefined && !['on', 'off'].includes(rawSegments)) {
+    problems.push(`SEGMENTS must be on or off, got "${rawSegments}"`)
+  }
+  const segments = rawSegments !== 'off'
+
   const hour = 3_600_000
   const requestMs = int('REQUEST_TIMEOUT_MS', d.timeouts.requestMs, 100, hour)
   const headersMs = int('HEADERS_TIMEOUT_MS', Math.min(d.timeouts.headersMs, requestMs), 100, hour)
@@ -153,5 +166,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   })
 
   if (problems.length > 0) throw new Error(`Invalid configuration:\n  ${problems.join('\n  ')}`)
-  return Object.freeze({ port, host, databaseUrl, bodyLimit, tlsCert, tlsKey, logLevel, trustProxy, timeouts })
+  return Object.freeze({
+    port,
+    host,
+    databaseUrl,
+    bodyLimit,
+    tlsCert,
+    tlsKey,
+    logLevel,
+    trustProxy,
+    segments,
+    timeouts,
+  })
 }

@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   }
 
   // openStore runs the migrations (safe when several servers start at once).
-  const store: Store = await openStore(config.databaseUrl)
+  const store: Store = await openStore(config.databaseUrl, { changeLog: config.segments })
   const app = buildApp({ store, config, ...(tls === undefined ? {} : { tls }) })
 
   let stopping = false

@@ -23,8 +23,8 @@ export async function buildTestApp(
   now?: () => number,
   databaseUrl = 'sqlite::memory:',
 ): Promise<TestApp> {
-  const store = await openStore(databaseUrl)
   const config = loadConfig({ LOG_LEVEL: 'silent', ...env })
+  const store = await openStore(databaseUrl, { changeLog: config.segments })
   const app = buildApp({ store, config, metrics: createMetrics({ defaultMetrics: false }), ...(now ? { now } : {}) })
   t.after(async () => {
     await app.close()

@@ -348,3 +348,27 @@ describe('export backpressure', () => {
     assert.ok(scans >= pages)
   })
 })
+
+describe('SEGMENTS=off', () => {
+  test('segment and attribute routes answer 404 saying why; uploads still work', async (t) => {
+    const { app, key } = await buildTestApp(t, { SEGMENTS: 'off' })
+    const auth = { authorization: `Bearer ${await key('p')}` }
+    const upload = await app.inject({
+      method: 'POST',
+      url: '/v1/user/profiles',
+      headers: auth,
+      payload: { field_name: ['user_id', 'plan'], values: [['u1', 'pro']] },
+    })
+    assert.equal(upload.statusCode, 200)
+    for (const [method, url] of [
+      ['POST', '/v1/user/segments/query'],
+      ['GET', '/v1/user/segments'],
+      ['GET', '/v1/user/segments/seg_1/users'],
+      ['GET', '/v1/user/attributes'],
+    ] as const) {
+      const res = await app.inject({ method, url, headers: auth, ...(method === 'POST' ? { payload: {} } : {}) })
+      assert.equal(res.statusCode, 404, url)
+      assert.match(res.json<{ msg: string }>().msg, /SEGMENTS=off/)
+    }
+  })
+})
