@@ -10,6 +10,7 @@ import { registerJsonBodyParser } from './json-body.js'
 import { createMetrics, registerMetrics, type Metrics } from './metrics.js'
 import { registerHealthRoutes } from './routes/health.js'
 import { registerProfileRoutes } from './routes/profiles.js'
+import { registerRateLimit } from './rate-limit.js'
 import { registerAttributeRoutes } from './routes/attributes.js'
 import { registerSegmentRoutes } from './routes/segments.js'
 import { SegmentIndex } from '../segments/segment-index.js'
@@ -117,14 +118,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   registerMetrics(app, metrics)
   registerHealthRoutes(app, store, now)
-  registerProfileRoutes(app, { store, auth, metrics, now })
-  if (config.segments) {
-    const segmentIndex = new SegmentIndex(store)
-    registerSegmentRoutes(app, { store, auth, now, index: segmentIndex })
-    registerAttributeRoutes(app, { auth, now, index: segmentIndex })
-  } else {
-    registerSegmentsOff(app, now)
-  }
+  // The /v1 API in one child context, so the rate limiter is loaded before its routes are declared.
+  void app.register(async (api) => {
+    await registerRateLimit(api, config.rateLimitPerMinute)
+    registerProfileRoutes(api, { store, auth, metrics, now })
+    if (config.segments) {
+      const segmentIndex = new SegmentIndex(store)
+      registerSegmentRoutes(api, { store, auth, now, index: segmentIndex })
+      registerAttributeRoutes(api, { auth, now, index: segmentIndex })
+    } else {
+      registerSegmentsOff(api, now)
+    }
+  })
 
   return app
 }

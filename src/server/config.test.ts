@@ -37,6 +37,7 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'WARN',
       TRUST_PROXY: 'true',
       SEGMENTS: 'off',
+      RATE_LIMIT: '600',
       REQUEST_TIMEOUT_MS: '5000',
       HEADERS_TIMEOUT_MS: '2000',
       CONNECTION_TIMEOUT_MS: '5000',
@@ -55,6 +56,7 @@ describe('loadConfig', () => {
         logLevel: 'warn',
         trustProxy: true,
         segments: false,
+        rateLimitPerMinute: 600,
         timeouts: {
           requestMs: 5000,
           headersMs: 2000,

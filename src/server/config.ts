@@ -30,6 +30,8 @@ export interface Config {
    * benchmark. Every server sharing one database must use the same setting.
    */
   readonly segments: boolean
+  /** Requests per minute per API key (`RATE_LIMIT`), answered 429 with `Retry-After` past it. Default 0: off. */
+  readonly rateLimitPerMinute: number
   /** Timeouts in milliseconds; see {@link Timeouts}. */
   readonly timeouts: Timeouts
 }
@@ -67,6 +69,7 @@ export const DEFAULT_CONFIG: Config = Object.freeze({
   logLevel: 'info',
   trustProxy: false,
   segments: true,
+  rateLimitPerMinute: 0,
   timeouts: Object.freeze({
     requestMs: 30_000,
     headersMs: 10_000,
@@ -144,6 +147,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     problems.push(`SEGMENTS must be on or off, got "${rawSegments}"`)
   }
   const segments = rawSegments !== 'off'
+  const rateLimitPerMinute = int('RATE_LIMIT', d.rateLimitPerMinute, 0, 10_000_000)
 
   const hour = 3_600_000
   const requestMs = int('REQUEST_TIMEOUT_MS', d.timeouts.requestMs, 100, hour)
@@ -176,6 +180,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     logLevel,
     trustProxy,
     segments,
+    rateLimitPerMinute,
     timeouts,
   })
 }
