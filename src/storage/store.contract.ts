@@ -68,7 +68,12 @@ async function readAll(store: Store, projectId: number, token: string | null) {
  * The behaviour every Store must show, run by each backend's test file against a real database.
  * Each test works in its own project, so one database serves the whole suite.
  */
-export function describeStoreContract(name: string, makeStore: () => Promise<StoreFixture>): void {
+export function describeStoreContract(
+  name: string,
+  makeStore: () => Promise<StoreFixture>,
+  /** False for a database only one connection can reach (`:memory:`): the multi-process tests are not registered. */
+  shareable = true,
+): void {
   describe(`Store contract: ${name}`, () => {
     let fx: StoreFixture
     let store: Store
@@ -509,32 +514,30 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       }
     })
 
-    describe('several processes on one database', () => {
-      test('a second store sees committed writes, and the change feed misses nothing from either', async (t) => {
-        if (fx.openSecond === undefined) {
-          t.skip('this backend cannot be shared between processes (:memory:)')
-          return
-        }
-        const second = await fx.openSecond()
-        try {
-          const p = await newProject()
-          const start = (await readAll(store, p, null)).token
-          const writes: Promise<unknown>[] = []
-          for (let i = 0; i < 20; i++) {
-            const s = i % 2 === 0 ? store : second
-            writes.push(s.applyUpload(p, batch([`m${i}`, { from: String(i % 2) }], ['shared', { [`k${i}`]: 'v' }])))
+    if (shareable)
+      describe('several processes on one database', () => {
+        test('a second store sees committed writes, and the change feed misses nothing from either', async () => {
+          assert.ok(fx.openSecond, 'a shareable fixture opens a second store')
+          const second = await fx.openSecond()
+          try {
+            const p = await newProject()
+            const start = (await readAll(store, p, null)).token
+            const writes: Promise<unknown>[] = []
+            for (let i = 0; i < 20; i++) {
+              const s = i % 2 === 0 ? store : second
+              writes.push(s.applyUpload(p, batch([`m${i}`, { from: String(i % 2) }], ['shared', { [`k${i}`]: 'v' }])))
+            }
+            await Promise.all(writes)
+            await second.deleteProfile(p, 'm3')
+            assert.deepEqual(plain(await store.getProfile(p, 'm1')), { from: '1' })
+            const changes = await readAll(second, p, start)
+            assert.equal(changes.upserts.size, 20)
+            assert.deepEqual([...changes.deleted], ['m3'])
+            assert.equal(Object.keys(changes.upserts.get('shared')?.attributes ?? {}).length, 20)
+          } finally {
+            await second.close()
           }
-          await Promise.all(writes)
-          await second.deleteProfile(p, 'm3')
-          assert.deepEqual(plain(await store.getProfile(p, 'm1')), { from: '1' })
-          const changes = await readAll(second, p, start)
-          assert.equal(changes.upserts.size, 20)
-          assert.deepEqual([...changes.deleted], ['m3'])
-          assert.equal(Object.keys(changes.upserts.get('shared')?.attributes ?? {}).length, 20)
-        } finally {
-          await second.close()
-        }
+        })
       })
-    })
   })
 }

@@ -25,15 +25,19 @@ function failWritesOf(store: SqliteStore, userId: string): Promise<void> {
   return Promise.resolve()
 }
 
-describeStoreContract('sqlite :memory:', async (): Promise<StoreFixture> => {
-  const store = (await openStore('sqlite::memory:')) as SqliteStore
-  return {
-    store,
-    failWritesOf: (userId) => failWritesOf(store, userId),
-    openSecond: undefined,
-    close: () => store.close(),
-  }
-})
+describeStoreContract(
+  'sqlite :memory:',
+  async (): Promise<StoreFixture> => {
+    const store = (await openStore('sqlite::memory:')) as SqliteStore
+    return {
+      store,
+      failWritesOf: (userId) => failWritesOf(store, userId),
+      openSecond: undefined,
+      close: () => store.close(),
+    }
+  },
+  false,
+)
 
 describeStoreContract('sqlite file', async (): Promise<StoreFixture> => {
   const url = `sqlite:${join(dir, 'contract.db')}`
