@@ -1,43 +1,18 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
 import { startServer } from '../../bench/lib/server-process.js'
 import { hashApiKey } from '../../src/storage/api-keys.js'
 import { createTestDatabase } from '../../src/storage/postgres/test-database.js'
+import { ROOT, SERVER, runCli, type CliResult } from './processes.js'
 
 // Black-box: the real CLI (`node bin/traitbase.js`, built by `npm run build`) against a real database.
 
-const ROOT = resolve(import.meta.dirname, '../..')
-const BIN = join(ROOT, 'bin/traitbase.js')
-const SERVER = join(ROOT, 'dist/server/main.js')
 const SECRET = /^tbk_[A-Za-z0-9_-]{43}$/
 const LISTING_KEYS = ['created_at', 'id', 'label', 'last_used_at', 'revoked_at', 'scopes']
-
-interface CliResult {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-function runCli(databaseUrl: string, args: readonly string[]): Promise<CliResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: databaseUrl },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')))
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')))
-    child.on('error', reject)
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }))
-  })
-}
 
 function lastLine(text: string): string {
   const lines = text.split('\n')
@@ -123,7 +98,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       if (skip !== undefined) process.stdout.write(`# skipping ${backend.name} CLI keys tests: ${skip}\n`)
     })
     after(() => backend.teardown())
-    const cli = (...args: string[]): Promise<CliResult> => runCli(backend.url(), args)
+    const cli = (...args: string[]): Promise<CliResult> => runCli(args, { DATABASE_URL: backend.url() })
     const listJson = async (project: string): Promise<Listing[]> => {
       const r = await cli('keys', 'list', '--project', project, '--json')
       assert.equal(r.code, 0, r.stderr)
@@ -231,7 +206,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
 
     test('a bad DATABASE_URL is a one-line error, not a stack trace', async (t) => {
       if (skip !== undefined) return t.skip(skip)
-      const r = await runCli('mysql://user:pw@host/db', ['keys', 'list', '--project', 'demo'])
+      const r = await runCli(['keys', 'list', '--project', 'demo'], { DATABASE_URL: 'mysql://user:pw@host/db' })
       assert.equal(r.code, 1)
       assert.match(r.stderr, /^error: Unsupported DATABASE_URL "mysql:\/\/\*\*\*@host\/db"/)
       assert.equal(r.stderr.includes('pw'), false)

@@ -2,39 +2,14 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { startServer, type ServerProcess } from '../../bench/lib/server-process.js'
 import { createClient, type TraitbaseClient } from '../../src/sdk/index.js'
 import { createTestDatabase } from '../../src/storage/postgres/test-database.js'
+import { BIN, ROOT, SERVER, runCli, type CliResult } from './processes.js'
 
 // Black-box: the built CLI (`node bin/traitbase.js upload`) against the real server, on each backend.
-
-const ROOT = resolve(import.meta.dirname, '../..')
-const BIN = join(ROOT, 'bin/traitbase.js')
-const SERVER = join(ROOT, 'dist/server/main.js')
-
-interface CliResult {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-function runCli(args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')))
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')))
-    child.on('error', reject)
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }))
-  })
-}
 
 interface Backend {
   readonly name: string

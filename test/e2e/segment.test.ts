@@ -1,43 +1,17 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { startServer, type ServerProcess } from '../../bench/lib/server-process.js'
 import { compareCodePoints } from '../../src/core/text.js'
 import { createTestKey } from '../../src/server/test-app.js'
 import { openStore } from '../../src/storage/open-store.js'
 import { createTestDatabase } from '../../src/storage/postgres/test-database.js'
+import { SERVER, runCli } from './processes.js'
 
 // Black box over real sockets: two server processes on one database (one takes uploads, the other
 // answers segment queries from its own in-memory index), and the CLI's segment commands.
-
-const ROOT = resolve(import.meta.dirname, '../..')
-const BIN = join(ROOT, 'bin/traitbase.js')
-const SERVER = join(ROOT, 'dist/server/main.js')
-
-interface CliResult {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-function runCli(args: readonly string[], env: Record<string, string>): Promise<CliResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')))
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')))
-    child.on('error', reject)
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }))
-  })
-}
 
 // Response bodies are checked field by field against literal expectations, so loose typing is fine here.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
