@@ -17,6 +17,8 @@ export interface StoreFixture {
    * the backend cannot share (`:memory:`), and then the multi-process tests are not registered.
    */
   readonly openSecond: (() => Promise<Store>) | undefined
+  /** Opens a store on the same kind of database with `changeLog: false` (the SEGMENTS=off baseline). */
+  openWithoutChangeLog(): Promise<Store>
   close(): Promise<void>
 }
 
@@ -511,6 +513,24 @@ export function describeStoreContract(
       } catch (error) {
         assert.equal((error as { code?: string }).code, 'VALIDATION_FAILED')
         assert.equal(await store.countProfiles(p), 0)
+      }
+    })
+
+    test('without a change log every read of the feed starts over, so readers stay correct', async () => {
+      const noLog = await fx.openWithoutChangeLog()
+      try {
+        const p = (await noLog.ensureProject('no-log')).id
+        await noLog.applyUpload(p, batch(['a', { a: '1' }]))
+        const first = noLog.readChanges(p, null)
+        for await (const _ of first.pages);
+        await noLog.applyUpload(p, batch(['b', { a: '1' }]))
+        const again = noLog.readChanges(p, first.token())
+        const pages = []
+        for await (const page of again.pages) pages.push(page)
+        assert.equal(pages[0]?.reset, true)
+        assert.deepEqual(pages.flatMap((x) => x.upserts.map((u) => u.userId)).sort(), ['a', 'b'])
+      } finally {
+        await noLog.close()
       }
     })
 
