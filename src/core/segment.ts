@@ -5,6 +5,7 @@
 import { MAX_FIELD_NAME, MAX_VALUE_CODE_POINTS, USER_ID_FIELD } from './limits.js'
 import { err, ok, type Issue, type Result } from './result.js'
 import { fitsCodePoints } from './text.js'
+import { describeJsonValue, isJsonObject } from './json-value.js'
 
 export type TextOp = 'eq' | 'neq' | 'contains' | 'starts_with'
 export type SetOp = 'in' | 'not_in'
@@ -62,16 +63,6 @@ export function parseNumericText(text: string): number | undefined {
   return NUMBER_RE.test(text) ? Number(text) : undefined
 }
 
-function describe(v: unknown): string {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return 'an array'
-  return typeof v === 'object' ? 'an object' : `a ${typeof v}`
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
 interface ParseState {
   leaves: number
   readonly issues: Issue[]
@@ -101,11 +92,11 @@ function parseNode(input: unknown, path: string, depth: number, state: ParseStat
     issues.push({ code: 'too_big', path, message: `nesting is deeper than ${MAX_CONDITION_DEPTH} levels` })
     return undefined
   }
-  if (!isRecord(input)) {
+  if (!isJsonObject(input)) {
     issues.push({
       code: 'invalid_type',
       path,
-      message: `must be a condition object ({"all":[…]}, {"any":[…]}, {"not":…} or {"field":…,"op":…}), got ${describe(input)}`,
+      message: `must be a condition object ({"all":[…]}, {"any":[…]}, {"not":…} or {"field":…,"op":…}), got ${describeJsonValue(input)}`,
     })
     return undefined
   }
@@ -128,7 +119,7 @@ function parseNode(input: unknown, path: string, depth: number, state: ParseStat
       issues.push({
         code: 'invalid_type',
         path: listPath,
-        message: `must be an array of conditions, got ${describe(list)}`,
+        message: `must be an array of conditions, got ${describeJsonValue(list)}`,
       })
       return undefined
     }
@@ -165,7 +156,11 @@ function parseLeaf(input: Record<string, unknown>, path: string, state: ParseSta
   if (field === undefined) {
     issues.push({ code: 'required', path: `${path}.field`, message: 'is required: the attribute name to test' })
   } else if (typeof field !== 'string') {
-    issues.push({ code: 'invalid_type', path: `${path}.field`, message: `must be a string, got ${describe(field)}` })
+    issues.push({
+      code: 'invalid_type',
+      path: `${path}.field`,
+      message: `must be a string, got ${describeJsonValue(field)}`,
+    })
   } else if (field === '') {
     issues.push({ code: 'too_small', path: `${path}.field`, message: 'must not be empty' })
   } else if (!fitsCodePoints(field, MAX_FIELD_NAME)) {
@@ -209,7 +204,7 @@ function parseLeaf(input: Record<string, unknown>, path: string, state: ParseSta
       issues.push({
         code: 'invalid_type',
         path: valuePath,
-        message: `"${op}" compares numbers: value must be a finite number, got ${describe(value)}`,
+        message: `"${op}" compares numbers: value must be a finite number, got ${describeJsonValue(value)}`,
       })
       return undefined
     }
@@ -221,7 +216,7 @@ function parseLeaf(input: Record<string, unknown>, path: string, state: ParseSta
       issues.push({
         code: 'invalid_type',
         path: valuePath,
-        message: `must be an array of strings, got ${describe(value)}`,
+        message: `must be an array of strings, got ${describeJsonValue(value)}`,
       })
       return undefined
     }
@@ -262,7 +257,11 @@ function readText(v: unknown, path: string, issues: Issue[]): string | undefined
   if (typeof v === 'string') s = v
   else if (typeof v === 'number' || typeof v === 'boolean') s = String(v)
   else {
-    issues.push({ code: 'invalid_type', path, message: `must be a string, number or boolean, got ${describe(v)}` })
+    issues.push({
+      code: 'invalid_type',
+      path,
+      message: `must be a string, number or boolean, got ${describeJsonValue(v)}`,
+    })
     return undefined
   }
   if (s === '') {
@@ -289,8 +288,10 @@ function readText(v: unknown, path: string, issues: Issue[]): string | undefined
  * The cursor is only checked to be a string here; decoding it is the caller's job.
  */
 export function parseSegmentQuery(body: unknown): Result<SegmentQuery, Issue[]> {
-  if (!isRecord(body)) {
-    return err([{ code: 'invalid_type', path: '(body)', message: `must be a JSON object, got ${describe(body)}` }])
+  if (!isJsonObject(body)) {
+    return err([
+      { code: 'invalid_type', path: '(body)', message: `must be a JSON object, got ${describeJsonValue(body)}` },
+    ])
   }
   const issues: Issue[] = []
   for (const k of Object.keys(body)) {
@@ -316,7 +317,7 @@ export function parseSegmentQuery(body: unknown): Result<SegmentQuery, Issue[]> 
     issues.push({
       code: 'invalid_type',
       path: 'cursor',
-      message: `must be a string (a next_cursor), got ${describe(cursor)}`,
+      message: `must be a string (a next_cursor), got ${describeJsonValue(cursor)}`,
     })
   }
   if (issues.length > 0 || where === undefined) return err(issues)
@@ -334,7 +335,7 @@ export function parseLimit(v: unknown, path: string, issues: Issue[], allowText 
     issues.push({
       code: typeof n === 'number' ? 'invalid_value' : 'invalid_type',
       path,
-      message: `must be an integer from 1 to ${MAX_SEGMENT_LIMIT}, got ${typeof v === 'string' ? JSON.stringify(v) : describe(v)}`,
+      message: `must be an integer from 1 to ${MAX_SEGMENT_LIMIT}, got ${typeof v === 'string' ? JSON.stringify(v) : describeJsonValue(v)}`,
     })
     return DEFAULT_SEGMENT_LIMIT
   }

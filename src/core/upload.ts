@@ -1,6 +1,7 @@
 import { MAX_FIELD_NAME, MAX_FIELDS, MAX_USERS, MAX_VALUE_CODE_POINTS, USER_ID_FIELD } from './limits.js'
 import { err, ok, type Issue, type Result } from './result.js'
 import { compareCodePoints, fitsCodePoints } from './text.js'
+import { describeJsonValue } from './json-value.js'
 
 /**
  * What one user's row does to its profile: each named attribute gets the string value, or is
@@ -25,12 +26,6 @@ export interface UploadBatch {
 const MAX_ISSUES = 100
 const ALLOWED_KEYS = new Set(['field_name', 'values'])
 
-function describe(v: unknown): string {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return 'an array'
-  return typeof v === 'object' ? 'an object' : `a ${typeof v}`
-}
-
 /**
  * Checks a parsed `POST /v1/user/profiles` body against every rule and turns it into patches.
  * Numbers and booleans become their JSON text; `""` becomes `null` (clear). Repeated `user_id`
@@ -44,7 +39,9 @@ export function parseUploadBody(body: unknown): Result<UploadBatch, Issue[]> {
   }
 
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    return err([{ code: 'invalid_type', path: '(body)', message: `must be a JSON object, got ${describe(body)}` }])
+    return err([
+      { code: 'invalid_type', path: '(body)', message: `must be a JSON object, got ${describeJsonValue(body)}` },
+    ])
   }
   for (const key of Object.keys(body)) {
     if (!ALLOWED_KEYS.has(key)) {
@@ -57,7 +54,7 @@ export function parseUploadBody(body: unknown): Result<UploadBatch, Issue[]> {
   if (values === undefined) {
     add({ code: 'required', path: 'values', message: 'is required: an array of rows, one per user' })
   } else if (!Array.isArray(values)) {
-    add({ code: 'invalid_type', path: 'values', message: `must be an array of rows, got ${describe(values)}` })
+    add({ code: 'invalid_type', path: 'values', message: `must be an array of rows, got ${describeJsonValue(values)}` })
   } else if (values.length === 0) {
     add({ code: 'too_small', path: 'values', message: 'must contain at least 1 row' })
   } else if (values.length > MAX_USERS) {
@@ -81,7 +78,7 @@ export function parseUploadBody(body: unknown): Result<UploadBatch, Issue[]> {
         add({
           code: 'invalid_type',
           path: `values[${r}]`,
-          message: `must be an array of ${names.length} values, got ${describe(row)}`,
+          message: `must be an array of ${names.length} values, got ${describeJsonValue(row)}`,
         })
       )
         break
@@ -100,7 +97,7 @@ export function parseUploadBody(body: unknown): Result<UploadBatch, Issue[]> {
     }
     const userId = row[userIdIndex] as unknown
     if (typeof userId !== 'string' || userId === '') {
-      const got = userId === '' ? 'an empty string' : describe(userId)
+      const got = userId === '' ? 'an empty string' : describeJsonValue(userId)
       if (
         add({
           code: 'invalid_value',
@@ -126,7 +123,7 @@ export function parseUploadBody(body: unknown): Result<UploadBatch, Issue[]> {
           add({
             code: 'invalid_type',
             path: `values[${r}][${c}]`,
-            message: `field "${names[c]}": must be a string, number or boolean, got ${describe(v)}`,
+            message: `field "${names[c]}": must be a string, number or boolean, got ${describeJsonValue(v)}`,
           })
         )
           break
@@ -184,7 +181,11 @@ function checkFields(fields: unknown, add: (issue: Issue) => boolean): boolean {
     return false
   }
   if (!Array.isArray(fields)) {
-    add({ code: 'invalid_type', path: 'field_name', message: `must be an array of strings, got ${describe(fields)}` })
+    add({
+      code: 'invalid_type',
+      path: 'field_name',
+      message: `must be an array of strings, got ${describeJsonValue(fields)}`,
+    })
     return false
   }
   if (fields.length === 0) {
@@ -205,7 +206,7 @@ function checkFields(fields: unknown, add: (issue: Issue) => boolean): boolean {
     const f = fields[i] as unknown
     const path = `field_name[${i}]`
     if (typeof f !== 'string') {
-      add({ code: 'invalid_type', path, message: `must be a string, got ${describe(f)}` })
+      add({ code: 'invalid_type', path, message: `must be a string, got ${describeJsonValue(f)}` })
       good = false
     } else if (f === '') {
       add({ code: 'too_small', path, message: 'must not be empty' })

@@ -11,6 +11,7 @@ import type { Profile, SavedSegment, Store } from '../../storage/store.js'
 import { authOf, type Auth } from '../auth.js'
 import { success, type Clock } from '../envelope.js'
 import { addMethodNotAllowed } from '../errors.js'
+import { describeJsonValue, isJsonObject } from '../../core/json-value.js'
 
 export interface SegmentRoutesDeps {
   readonly store: Store
@@ -29,21 +30,11 @@ const EXPORT_PAGE = 1000
 
 type Format = 'csv' | 'ndjson'
 
-function describe(v: unknown): string {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return 'an array'
-  return typeof v === 'object' ? 'an object' : `a ${typeof v}`
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
 /** Checks `{"name": …, "where": …}` for saving a segment. */
 function parseSavedSegmentBody(body: unknown): { name: string; where: unknown } {
-  if (!isRecord(body)) {
+  if (!isJsonObject(body)) {
     throw validationError([
-      { code: 'invalid_type', path: '(body)', message: `must be a JSON object, got ${describe(body)}` },
+      { code: 'invalid_type', path: '(body)', message: `must be a JSON object, got ${describeJsonValue(body)}` },
     ])
   }
   const issues: Issue[] = []
@@ -56,7 +47,7 @@ function parseSavedSegmentBody(body: unknown): { name: string; where: unknown } 
   if (name === undefined)
     issues.push({ code: 'required', path: 'name', message: 'is required: a label for the segment' })
   else if (typeof name !== 'string') {
-    issues.push({ code: 'invalid_type', path: 'name', message: `must be a string, got ${describe(name)}` })
+    issues.push({ code: 'invalid_type', path: 'name', message: `must be a string, got ${describeJsonValue(name)}` })
   } else if (name.trim() === '') issues.push({ code: 'too_small', path: 'name', message: 'must not be empty' })
   else if (!fitsCodePoints(name, MAX_SEGMENT_NAME)) {
     issues.push({ code: 'too_big', path: 'name', message: `is longer than ${MAX_SEGMENT_NAME} characters` })
@@ -96,7 +87,7 @@ function parseFields(query: unknown, bodyFields: unknown): string[] | undefined 
   const issues: Issue[] = []
   const names: string[] = []
   let given = false
-  const raw = isRecord(query) ? query['fields'] : undefined
+  const raw = isJsonObject(query) ? query['fields'] : undefined
   if (raw !== undefined) {
     given = true
     for (const part of Array.isArray(raw) ? raw : [raw]) {
@@ -261,9 +252,9 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
 
   app.post('/v1/user/segments/export', { onRequest: canRead }, async (request, reply) => {
     const body = request.body
-    if (!isRecord(body)) {
+    if (!isJsonObject(body)) {
       throw validationError([
-        { code: 'invalid_type', path: '(body)', message: `must be a JSON object, got ${describe(body)}` },
+        { code: 'invalid_type', path: '(body)', message: `must be a JSON object, got ${describeJsonValue(body)}` },
       ])
     }
     const issues: Issue[] = []
