@@ -44,6 +44,8 @@ describe('keys commands (in-process, SQLite in memory)', () => {
 
   test('list --json: exactly the six documented fields, in creation order', async () => {
     await createKey({ store, out, project: 'p', label: 'a' })
+    // Keys list oldest first by creation time (millisecond resolution; ties fall back to the key id).
+    await new Promise((resolve) => setTimeout(resolve, 5))
     await createKey({ store, out, project: 'p', label: 'b', scopes: 'profiles:read' })
     const json = createMemoryOutput()
     const listing = await listKeys({ store, out: json, project: 'p', json: true })
