@@ -293,7 +293,13 @@ describe('parseUploadBody: output', () => {
     const storable = (s: string) => !s.includes('\0')
     const value = fc.oneof(fc.string({ unit: 'binary', maxLength: 20 }).filter(storable), fc.integer(), fc.boolean())
     const body = fc
-      .uniqueArray(fc.string({ unit: 'binary', minLength: 1, maxLength: 10 }).filter(storable), { maxLength: 6 })
+      .uniqueArray(
+        fc.oneof(
+          fc.string({ unit: 'binary', minLength: 1, maxLength: 10 }).filter(storable),
+          fc.constantFrom('__proto__', 'constructor', 'toString'),
+        ),
+        { maxLength: 6 },
+      )
       .filter((names) => !names.includes('user_id'))
       .chain((names) =>
         fc.record({
@@ -311,13 +317,14 @@ describe('parseUploadBody: output', () => {
       fc.property(body, ({ field_name, values }) => {
         const rows = values.map(([id, rest]) => [id, ...rest])
         const batch = accept({ field_name, values: rows })
-        const expected = new Map<string, Record<string, string | null>>()
+        // A Map, not `{}`: in a plain object, assigning `__proto__` would hit the prototype setter.
+        const expected = new Map<string, Map<string, string | null>>()
         for (const row of rows) {
-          const patch = expected.get(row[0] as string) ?? {}
+          const patch = expected.get(row[0] as string) ?? new Map<string, string | null>()
           field_name.forEach((name, i) => {
             if (i === 0) return
             const text = String(row[i])
-            patch[name] = text === '' ? null : text
+            patch.set(name, text === '' ? null : text)
           })
           expected.set(row[0] as string, patch)
         }
@@ -326,7 +333,7 @@ describe('parseUploadBody: output', () => {
           batch.patches.map((p) => p.userId),
           ids,
         )
-        for (const id of ids) assert.deepEqual(patchOf(batch, id), expected.get(id))
+        for (const id of ids) assert.deepEqual(patchOf(batch, id), Object.fromEntries(expected.get(id) ?? []))
       }),
       { numRuns: 200 },
     )
