@@ -250,10 +250,7 @@ export class PostgresStore implements Store {
   async applyUpload(projectId: number, batch: UploadBatch): Promise<UploadOutcome> {
     const patches = batch.patches
     if (patches.length === 0) return { created: 0, updated: 0, valuesWritten: 0 }
-    checkStorable(patches)
-    let valuesWritten = 0
-    for (const patch of patches)
-      for (const name in patch.attributes) if (patch.attributes[name] !== null) valuesWritten++
+    const valuesWritten = checkStorable(patches)
     if (patches.length <= CHUNK) {
       const created = await this.upsert(this.pool, projectId, patches)
       return { created, updated: patches.length - created, valuesWritten }
@@ -509,8 +506,13 @@ export class PostgresStore implements Store {
   }
 }
 
-/** PostgreSQL text cannot hold U+0000; refuse it as the client's mistake rather than fail with a 500. */
-function checkStorable(patches: readonly ProfilePatch[]): void {
+/**
+ * PostgreSQL text cannot hold U+0000: refused as the client's mistake rather than failing with a 500
+ * (core validation refuses it too; this guards direct callers such as the bulk path). Returns the
+ * number of values set, counted in the same pass.
+ */
+function checkStorable(patches: readonly ProfilePatch[]): number {
+  let valuesWritten = 0
   for (const patch of patches) {
     if (patch.userId.includes('\0')) {
       throw new TraitbaseError('VALIDATION_FAILED', 'user_id: contains U+0000 (NUL), which cannot be stored')
@@ -523,8 +525,10 @@ function checkStorable(patches: readonly ProfilePatch[]): void {
           `user "${patch.userId}": attribute "${name.replace(/\0/g, '\\0')}" contains U+0000 (NUL), which cannot be stored`,
         )
       }
+      if (value !== null && value !== undefined) valuesWritten++
     }
   }
+  return valuesWritten
 }
 
 function checkProjectName(name: string): void {
