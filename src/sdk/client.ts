@@ -152,11 +152,11 @@ export function createClient(options: ClientOptions): TraitbaseClient {
       uploadProfiles(rows, { concurrency, send: (f, v, onRetry) => postProfiles(f, v, onRetry) }, uploadOptions),
     postProfiles: (fieldNames, values) => postProfiles(fieldNames, values),
     async getProfile(userId) {
-      const { status, json } = await call('GET', `${PROFILES_PATH}/${encodeURIComponent(userId)}`, undefined, 404)
+      const { status, json } = await call('GET', profilePath(userId), undefined, 404)
       return status === 404 ? null : (readData(json) as ProfileData)
     },
     async deleteProfile(userId) {
-      const { status } = await call('DELETE', `${PROFILES_PATH}/${encodeURIComponent(userId)}`, undefined, 404)
+      const { status } = await call('DELETE', profilePath(userId), undefined, 404)
       return status !== 404
     },
     querySegment(where, queryOptions) {
@@ -211,4 +211,14 @@ function describeNetworkError(cause: unknown): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/**
+ * The path of one profile. `.` and `..` go in the query string: every URL parser resolves them as
+ * dot segments (even percent-encoded), so no path can carry them.
+ */
+function profilePath(userId: string): string {
+  return userId === '.' || userId === '..'
+    ? `${PROFILES_PATH}?user_id=${encodeURIComponent(userId)}`
+    : `${PROFILES_PATH}/${encodeURIComponent(userId)}`
 }

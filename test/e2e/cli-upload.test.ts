@@ -163,6 +163,20 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       assert.equal(existsSync(`${fixed}.rejects.csv`), false)
     })
 
+    test('SDK: the user ids . and .. upload, read back and delete (no URL path can carry them)', async (t) => {
+      if (skip !== undefined) return t.skip(skip)
+      const summary = await client.uploadProfiles([
+        { user_id: '.', dots: 'one' },
+        { user_id: '..', dots: 'two' },
+      ])
+      assert.equal(summary.sent, 2)
+      assert.deepEqual({ ...(await client.getProfile('.'))?.attributes }, { dots: 'one' })
+      assert.deepEqual({ ...(await client.getProfile('..'))?.attributes }, { dots: 'two' })
+      assert.equal(await client.deleteProfile('..'), true)
+      assert.equal(await client.getProfile('..'), null)
+      assert.equal((await client.getProfile('.'))?.user_id, '.')
+    })
+
     test('CSV --blank=clear erases; --delimiter; exit 0 when every row landed', async (t) => {
       if (skip !== undefined) return t.skip(skip)
       await client.uploadProfiles([{ user_id: 'b1', plan: 'pro', city: 'Oslo' }])

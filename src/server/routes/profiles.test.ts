@@ -262,6 +262,51 @@ describe('GET and DELETE /v1/user/profiles/:user_id', () => {
   })
 })
 
+describe('GET and DELETE /v1/user/profiles?user_id=', () => {
+  test('reach every id by query string, including . and .. which no path can carry', async (t) => {
+    const { app, k } = await setup(t)
+    const ids = ['.', '..', 'a/b', '__proto__', 'x&y=z', '🎉']
+    await upload(app, k, { field_name: ['user_id', 'n'], values: ids.map((id, i) => [id, String(i)]) })
+    const byQuery = (method: 'GET' | 'DELETE', id: string) =>
+      app.inject({
+        method,
+        url: `/v1/user/profiles?user_id=${encodeURIComponent(id)}`,
+        headers: { authorization: `Bearer ${k}` },
+      })
+    for (const [i, id] of ids.entries()) {
+      const res = await byQuery('GET', id)
+      assert.equal(res.statusCode, 200, `GET ?user_id=${id}: ${res.body}`)
+      const data = (res.json() as { data: ProfileData }).data
+      assert.equal(data.user_id, id)
+      assert.deepEqual({ ...data.attributes }, { n: String(i) })
+    }
+    assert.equal((await byQuery('DELETE', '..')).statusCode, 200)
+    assert.equal((await byQuery('GET', '..')).statusCode, 404)
+    assert.equal((await byQuery('DELETE', '..')).statusCode, 404)
+    assert.equal((await byQuery('GET', '.')).statusCode, 200, 'only .. was erased')
+  })
+
+  test('a missing, empty or repeated user_id is a 400 that says how to ask; the read scope is still required', async (t) => {
+    const { app, k, key } = await setup(t)
+    for (const url of ['/v1/user/profiles', '/v1/user/profiles?user_id=', '/v1/user/profiles?user_id=a&user_id=b']) {
+      for (const method of ['GET', 'DELETE'] as const) {
+        const res = await app.inject({ method, url, headers: { authorization: `Bearer ${k}` } })
+        assert.equal(res.statusCode, 400, `${method} ${url}`)
+        assert.match((res.json() as { msg: string }).msg, /user_id query parameter/)
+      }
+    }
+    const writeOnly = await key('alpha', ['profiles:write'])
+    const res = await app.inject({
+      method: 'GET',
+      url: '/v1/user/profiles?user_id=u1',
+      headers: { authorization: `Bearer ${writeOnly}` },
+    })
+    assert.equal(res.statusCode, 403)
+    const anonymous = await app.inject({ method: 'DELETE', url: '/v1/user/profiles?user_id=u1' })
+    assert.equal(anonymous.statusCode, 401)
+  })
+})
+
 describe('isolation between projects', () => {
   test('the same user_id in two projects is two users; another project cannot read or delete it', async (t) => {
     const { app, key } = await buildTestApp(t)

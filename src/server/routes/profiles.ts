@@ -14,7 +14,10 @@ export interface ProfileRoutesDeps {
   readonly now: Clock
 }
 
-/** `POST /v1/user/profiles` (the spec's upload), `GET` and `DELETE /v1/user/profiles/:user_id`. */
+/**
+ * `POST /v1/user/profiles` (the spec's upload), `GET` and `DELETE /v1/user/profiles/:user_id`, and the
+ * same two as `/v1/user/profiles?user_id=…`.
+ */
 export function registerProfileRoutes(app: FastifyInstance, { store, auth, metrics, now }: ProfileRoutesDeps): void {
   const canWrite = auth.requireScope('profiles:write')
   const canRead = auth.requireScope('profiles:read')
@@ -30,36 +33,48 @@ export function registerProfileRoutes(app: FastifyInstance, { store, auth, metri
     metrics.recordUpload(outcome)
     return reply.type('application/json; charset=utf-8').send(successText(now))
   })
-  addMethodNotAllowed(app, now, '/v1/user/profiles', ['POST'])
 
-  app.get<{ Params: { user_id: string } }>(
-    '/v1/user/profiles/:user_id',
-    { onRequest: canRead },
-    async (request, reply) => {
-      const { projectId } = authOf(request)
-      const userId = request.params.user_id
-      const profile = userId === '' ? undefined : await store.getProfile(projectId, userId)
-      if (profile === undefined) throw new TraitbaseError('NOT_FOUND', 'No user with this user_id in this project')
-      return reply.send(
-        success(now, {
-          user_id: profile.userId,
-          attributes: profile.attributes,
-          created_at: profile.createdAt,
-          updated_at: profile.updatedAt,
-        }),
-      )
-    },
+  const readProfile = async (projectId: number, userId: string) => {
+    const profile = userId === '' ? undefined : await store.getProfile(projectId, userId)
+    if (profile === undefined) throw new TraitbaseError('NOT_FOUND', 'No user with this user_id in this project')
+    return success(now, {
+      user_id: profile.userId,
+      attributes: profile.attributes,
+      created_at: profile.createdAt,
+      updated_at: profile.updatedAt,
+    })
+  }
+  const eraseProfile = async (projectId: number, userId: string) => {
+    const deleted = userId !== '' && (await store.deleteProfile(projectId, userId))
+    if (!deleted) throw new TraitbaseError('NOT_FOUND', 'No user with this user_id in this project')
+    return success(now)
+  }
+
+  app.get<{ Params: { user_id: string } }>('/v1/user/profiles/:user_id', { onRequest: canRead }, async (request) =>
+    readProfile(authOf(request).projectId, request.params.user_id),
   )
-  app.delete<{ Params: { user_id: string } }>(
-    '/v1/user/profiles/:user_id',
-    { onRequest: canWrite },
-    async (request, reply) => {
-      const { projectId } = authOf(request)
-      const userId = request.params.user_id
-      const deleted = userId !== '' && (await store.deleteProfile(projectId, userId))
-      if (!deleted) throw new TraitbaseError('NOT_FOUND', 'No user with this user_id in this project')
-      return reply.send(success(now))
-    },
+  app.delete<{ Params: { user_id: string } }>('/v1/user/profiles/:user_id', { onRequest: canWrite }, async (request) =>
+    eraseProfile(authOf(request).projectId, request.params.user_id),
   )
+  // The same by query string, for ids no path can carry: URL parsers resolve `.` and `..` (even as
+  // %2E) as dot segments before a request is sent.
+  app.get('/v1/user/profiles', { onRequest: canRead }, async (request) =>
+    readProfile(authOf(request).projectId, userIdQuery(request.query)),
+  )
+  app.delete('/v1/user/profiles', { onRequest: canWrite }, async (request) =>
+    eraseProfile(authOf(request).projectId, userIdQuery(request.query)),
+  )
+  addMethodNotAllowed(app, now, '/v1/user/profiles', ['POST', 'GET', 'DELETE'])
   addMethodNotAllowed(app, now, '/v1/user/profiles/:user_id', ['GET', 'DELETE'])
+}
+
+function userIdQuery(query: unknown): string {
+  const value = (query as Record<string, unknown> | null)?.['user_id']
+  if (typeof value === 'string' && value !== '') return value
+  throw new TraitbaseError(
+    'BAD_REQUEST',
+    Array.isArray(value)
+      ? 'Give the user_id query parameter once'
+      : 'The user_id query parameter is required: /v1/user/profiles?user_id=ID, or /v1/user/profiles/ID',
+  )
 }
