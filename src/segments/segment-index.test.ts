@@ -14,7 +14,10 @@ class MemoryFeed implements SegmentStore {
   readonly profiles = new Map<string, Record<string, string>>()
   readonly log: string[] = []
   reads = 0
+  resets = 0
   sqlCalls = 0
+  /** Log positions below this are pruned: a reader whose token is older starts over. */
+  prunedBefore = 0
   pageSize = 2
   /** Awaited between pages, to interleave writes with a read in tests. */
   betweenPages: () => Promise<void> = async () => undefined
@@ -48,7 +51,9 @@ class MemoryFeed implements SegmentStore {
     this.reads++
     const end = this.log.length
     const start = token === null ? 0 : Number(token)
-    return { pages: readPages(this, token, start, end), token: () => String(end) }
+    const from = start < this.prunedBefore ? null : token
+    if (from === null) this.resets++
+    return { pages: readPages(this, from, start, end), token: () => String(end) }
   }
 }
 
@@ -298,5 +303,87 @@ describe('SegmentIndex', () => {
     assert.equal(index.isLoaded(1), true)
     assert.deepEqual(await index.query(1, eq('k', 'v'), 3), { count: 4, userIds: ['u0', 'u1', 'u2'], nextAfter: 'u2' })
     assert.equal(feed.sqlCalls, sql)
+  })
+
+  test('the background catch-up keeps a loaded project ahead of feed pruning, so it never reloads', async () => {
+    const feed = new MemoryFeed()
+    for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ k: 'v' }))
+    const followed = new SegmentIndex(feed, { followIntervalMs: 0 })
+    const lazy = new SegmentIndex(feed, { followIntervalMs: 0 })
+    await followed.sync(1)
+    await lazy.sync(1)
+    assert.equal(feed.resets, 2, 'one initial load each')
+    for (let i = 10; i < 15; i++) feed.put(`u${i}`, attrs({ k: 'v' }))
+    await followed.maintain()
+    feed.prunedBefore = feed.log.length
+    assert.equal(await followed.count(1, eq('k', 'v')), 15)
+    assert.equal(feed.resets, 2, 'the followed index read the changes before they were pruned')
+    assert.equal(await lazy.count(1, eq('k', 'v')), 15)
+    assert.equal(feed.resets, 3, 'the index that did not follow had to reload')
+  })
+
+  test('a project idle for idleMs is dropped from memory; its next query answers from SQL and reloads', async () => {
+    const feed = new MemoryFeed()
+    for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ k: i < 3 ? 'v' : 'w' }))
+    let clock = 1_000_000
+    const index = new SegmentIndex(feed, { followIntervalMs: 0, idleMs: 60_000, now: () => clock })
+    await index.sync(1)
+    await index.sync(2)
+    clock += 59_999
+    assert.equal(await index.count(2, eq('k', 'v')), 3, 'project 2 is used again')
+    await index.maintain()
+    assert.equal(index.projectCount, 2, 'not idle long enough yet')
+    clock += 1
+    await index.maintain()
+    assert.equal(index.projectCount, 1, 'project 1 was idle for 60 s and is dropped')
+    assert.equal(index.isLoaded(1), false)
+    assert.equal(index.isLoaded(2), true)
+    const sql = feed.sqlCalls
+    assert.equal(await index.count(1, eq('k', 'v')), 3)
+    assert.ok(feed.sqlCalls > sql, 'answered from SQL while reloading')
+    await index.sync(1)
+    assert.equal(index.isLoaded(1), true)
+    const kept = new SegmentIndex(feed, { followIntervalMs: 0, idleMs: 0, now: () => clock })
+    await kept.sync(1)
+    clock += 365 * 86_400_000
+    await kept.maintain()
+    assert.equal(kept.isLoaded(1), true, 'idleMs 0 keeps every project')
+  })
+
+  test('a loaded project whose feed was pruned past it answers from SQL while it reloads, not after', async () => {
+    const feed = new MemoryFeed()
+    for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ k: 'v' }))
+    const index = new SegmentIndex(feed, { followIntervalMs: 0 })
+    await index.sync(1)
+    feed.put('late', attrs({ k: 'v' }))
+    feed.prunedBefore = feed.log.length
+    let release: () => void = () => undefined
+    const gate = new Promise<void>((r) => (release = r))
+    feed.betweenPages = () => gate
+    void index.maintain() // starts the reload, which waits at the gate
+    await new Promise((r) => setImmediate(r))
+    assert.equal(index.isLoaded(1), false)
+    const sql = feed.sqlCalls
+    assert.deepEqual(await index.query(1, eq('k', 'v'), 2), { count: 11, userIds: ['late', 'u0'], nextAfter: 'u0' })
+    assert.ok(feed.sqlCalls > sql, 'from SQL, without waiting for the reload')
+    release()
+    await index.sync(1)
+    assert.equal(index.isLoaded(1), true)
+    assert.equal(await index.count(1, eq('k', 'v')), 11)
+  })
+
+  test('the follow timer catches up without queries, and close() stops it', async () => {
+    const feed = new MemoryFeed()
+    feed.put('u1', attrs({ k: 'v' }))
+    const index = new SegmentIndex(feed, { followIntervalMs: 10 })
+    await index.sync(1)
+    const reads = feed.reads
+    await new Promise((r) => setTimeout(r, 100))
+    assert.ok(feed.reads > reads, 'the timer read the feed')
+    index.close()
+    await new Promise((r) => setTimeout(r, 30))
+    const after = feed.reads
+    await new Promise((r) => setTimeout(r, 100))
+    assert.equal(feed.reads, after, 'no reads after close()')
   })
 })

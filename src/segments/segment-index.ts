@@ -19,7 +19,28 @@ interface ProjectState {
   token: string | null
   running: Promise<void> | undefined
   queued: Promise<void> | undefined
+  /** When a query last asked for this project (the background catch-up does not count). */
+  lastUsed: number
 }
+
+export interface SegmentIndexOptions {
+  /**
+   * How often every loaded project catches up with the feed in the background, so the store never
+   * prunes the feed past it (which would force a full reload) and queries find little left to read.
+   * Default 30 s, well inside the feed's 10-minute retention; 0 turns it off.
+   */
+  readonly followIntervalMs?: number
+  /**
+   * A project no query asked about for this long is dropped from memory; its next query takes the
+   * SQL path while it reloads. Default 30 minutes; 0 keeps every project for the life of the process.
+   */
+  readonly idleMs?: number
+  /** Clock, for tests. */
+  readonly now?: () => number
+}
+
+export const DEFAULT_FOLLOW_INTERVAL_MS = 30_000
+export const DEFAULT_INDEX_IDLE_MS = 30 * 60_000
 
 /** The store methods the index uses: the change feed, and the SQL path while a project loads. */
 export type SegmentStore = Pick<Store, 'readChanges' | 'countProfiles' | 'scanProfiles'>
@@ -33,16 +54,59 @@ export type SegmentStore = Pick<Store, 'readChanges' | 'countProfiles' | 'scanPr
  */
 export class SegmentIndex {
   private readonly projects = new Map<number, ProjectState>()
+  private readonly idleMs: number
+  private readonly now: () => number
+  private readonly timer: NodeJS.Timeout | undefined
 
-  constructor(private readonly store: SegmentStore) {}
+  constructor(
+    private readonly store: SegmentStore,
+    options: SegmentIndexOptions = {},
+  ) {
+    this.idleMs = options.idleMs ?? DEFAULT_INDEX_IDLE_MS
+    this.now = options.now ?? Date.now
+    const interval = options.followIntervalMs ?? DEFAULT_FOLLOW_INTERVAL_MS
+    if (interval > 0) {
+      this.timer = setInterval(() => void this.maintain(), interval)
+      this.timer.unref()
+    }
+  }
 
   private stateOf(projectId: number): ProjectState {
     let state = this.projects.get(projectId)
     if (state === undefined) {
-      state = { index: new ProjectIndex(), loaded: false, token: null, running: undefined, queued: undefined }
+      state = {
+        index: new ProjectIndex(),
+        loaded: false,
+        token: null,
+        running: undefined,
+        queued: undefined,
+        lastUsed: 0,
+      }
       this.projects.set(projectId, state)
     }
+    state.lastUsed = this.now()
     return state
+  }
+
+  /**
+   * Drops projects idle for longer than `idleMs` and lets every other loaded project catch up with
+   * the feed. Runs on the follow interval; resolves when those reads are done (tests drive it).
+   */
+  async maintain(): Promise<void> {
+    const now = this.now()
+    const reads: Promise<void>[] = []
+    for (const [projectId, state] of this.projects) {
+      if (state.running !== undefined) continue
+      if (this.idleMs > 0 && now - state.lastUsed >= this.idleMs) this.projects.delete(projectId)
+      // A failed read is retried on the next interval or query.
+      else if (state.loaded) reads.push(this.catchUp(projectId, state).catch(() => undefined))
+    }
+    await Promise.all(reads)
+  }
+
+  /** Projects held in memory (loaded or loading). */
+  get projectCount(): number {
+    return this.projects.size
   }
 
   /** Catches up with the feed (loading the project first if needed) and returns the project's index. */
@@ -100,6 +164,9 @@ export class SegmentIndex {
       if (page.reset) {
         state.token = null
         target = new ProjectIndex()
+        // A loaded project whose feed was pruned past it reloads in full: meanwhile queries take the
+        // SQL path instead of waiting for the reload.
+        state.loaded = false
       }
       for (const userId of page.deletedUserIds) target.remove(userId)
       for (const profile of page.upserts) target.upsert(profile.userId, profile.attributes)
@@ -164,5 +231,10 @@ export class SegmentIndex {
   /** Drops every project's index (they reload on the next read). */
   clear(): void {
     this.projects.clear()
+  }
+
+  /** Stops the background catch-up; the index still answers, catching up on each read. */
+  close(): void {
+    clearInterval(this.timer)
   }
 }

@@ -316,6 +316,42 @@ for (const backend of BACKENDS) {
       assert.ok(!seen.some((id) => id.startsWith('w')))
     })
 
+    test('an index that follows the feed survives pruning without a reload; one that does not reloads', async (t) => {
+      if (store === undefined) return t.skip(skip)
+      const s = store
+      const project = await s.ensureProject('follow')
+      await s.applyUpload(project.id, batchOf([{ userId: 'u0', attributes: attrs({ k: 'v' }) }]))
+      let resets = 0
+      // The store, with every reset page of its feed counted.
+      const counting = {
+        countProfiles: s.countProfiles.bind(s),
+        scanProfiles: s.scanProfiles.bind(s),
+        readChanges(projectId: number, token: string | null) {
+          const feed = s.readChanges(projectId, token)
+          const pages = (async function* () {
+            for await (const page of feed.pages) {
+              if (page.reset) resets++
+              yield page
+            }
+          })()
+          return { pages, token: () => feed.token() }
+        },
+      }
+      const followed = new SegmentIndex(counting, { followIntervalMs: 0 })
+      const lazy = new SegmentIndex(counting, { followIntervalMs: 0 })
+      await followed.sync(project.id)
+      await lazy.sync(project.id)
+      assert.equal(resets, 2, 'one initial load each')
+      await s.applyUpload(project.id, batchOf([{ userId: 'u1', attributes: attrs({ k: 'v' }) }]))
+      await followed.maintain()
+      assert.ok((await s.pruneChanges(new Date(Date.now() + 60_000))) >= 1, 'the change was pruned')
+      const where = parseOk({ field: 'k', op: 'eq', value: 'v' })
+      assert.equal(await followed.count(project.id, where), 2)
+      assert.equal(resets, 2, 'the followed index had read the change before it was pruned')
+      assert.equal(await lazy.count(project.id, where), 2)
+      assert.equal(resets, 3, 'the other index was behind the prune horizon and reloaded')
+    })
+
     if (backend.openSecond !== undefined) {
       test('two store instances on one database: the reader’s index sees the writer’s uploads', async (t) => {
         if (store === undefined || backend.openSecond === undefined) return t.skip(skip)

@@ -123,7 +123,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     await registerRateLimit(api, config.rateLimitPerMinute)
     registerProfileRoutes(api, { store, auth, metrics, now })
     if (config.segments) {
-      const segmentIndex = new SegmentIndex(store)
+      const segmentIndex = new SegmentIndex(store, { idleMs: config.segmentIndexIdleMinutes * 60_000 })
+      api.addHook('onClose', (_instance, done) => {
+        segmentIndex.close()
+        done()
+      })
       registerSegmentRoutes(api, { store, auth, now, index: segmentIndex })
       registerAttributeRoutes(api, { auth, now, index: segmentIndex })
     } else {

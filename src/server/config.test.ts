@@ -24,6 +24,8 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ SEGMENTS: 'OFF' }).segments, false)
     assert.equal(loadConfig({ SEGMENTS: 'on' }).segments, true)
     assert.throws(() => loadConfig({ SEGMENTS: 'no' }), /SEGMENTS must be on or off/)
+    assert.equal(loadConfig({}).segmentIndexIdleMinutes, 30)
+    assert.throws(() => loadConfig({ SEGMENT_INDEX_IDLE_MINUTES: '-1' }), /SEGMENT_INDEX_IDLE_MINUTES/)
   })
 
   test('reads every variable', () => {
@@ -37,6 +39,7 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'WARN',
       TRUST_PROXY: 'true',
       SEGMENTS: 'off',
+      SEGMENT_INDEX_IDLE_MINUTES: '0',
       RATE_LIMIT: '600',
       REQUEST_TIMEOUT_MS: '5000',
       HEADERS_TIMEOUT_MS: '2000',
@@ -56,6 +59,7 @@ describe('loadConfig', () => {
         logLevel: 'warn',
         trustProxy: true,
         segments: false,
+        segmentIndexIdleMinutes: 0,
         rateLimitPerMinute: 600,
         timeouts: {
           requestMs: 5000,

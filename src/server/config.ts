@@ -30,6 +30,11 @@ export interface Config {
    * benchmark. Every server sharing one database must use the same setting.
    */
   readonly segments: boolean
+  /**
+   * A project's in-memory segment index is dropped after this many minutes without a query
+   * (`SEGMENT_INDEX_IDLE_MINUTES`, default 30; 0 keeps every index for the life of the process).
+   */
+  readonly segmentIndexIdleMinutes: number
   /** Requests per minute per API key (`RATE_LIMIT`), answered 429 with `Retry-After` past it. Default 0: off. */
   readonly rateLimitPerMinute: number
   /** Timeouts in milliseconds; see {@link Timeouts}. */
@@ -69,6 +74,7 @@ export const DEFAULT_CONFIG: Config = Object.freeze({
   logLevel: 'info',
   trustProxy: false,
   segments: true,
+  segmentIndexIdleMinutes: 30,
   rateLimitPerMinute: 0,
   timeouts: Object.freeze({
     requestMs: 30_000,
@@ -147,6 +153,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     problems.push(`SEGMENTS must be on or off, got "${rawSegments}"`)
   }
   const segments = rawSegments !== 'off'
+  const segmentIndexIdleMinutes = int('SEGMENT_INDEX_IDLE_MINUTES', d.segmentIndexIdleMinutes, 0, 7 * 24 * 60)
   const rateLimitPerMinute = int('RATE_LIMIT', d.rateLimitPerMinute, 0, 10_000_000)
 
   const hour = 3_600_000
@@ -180,6 +187,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     logLevel,
     trustProxy,
     segments,
+    segmentIndexIdleMinutes,
     rateLimitPerMinute,
     timeouts,
   })
