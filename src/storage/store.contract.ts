@@ -5,7 +5,7 @@ import { evaluateCondition, type Condition } from '../core/segment.js'
 import { compareCodePoints } from '../core/text.js'
 import type { AttributePatch, ProfilePatch, UploadBatch } from '../core/upload.js'
 import { generateApiKey } from './api-keys.js'
-import type { Profile, Store } from './store.js'
+import type { Profile, ProfileState, Store } from './store.js'
 
 /** What a backend's test file hands the contract. */
 export interface StoreFixture {
@@ -37,14 +37,14 @@ function batch(...patches: [string, Record<string, string | null>][]): UploadBat
   return { patches: list, rows: list.length }
 }
 
-function plain(p: Profile | undefined): Record<string, string> | undefined {
+function plain(p: ProfileState | undefined): Record<string, string> | undefined {
   return p === undefined ? undefined : { ...p.attributes }
 }
 
 async function readAll(store: Store, projectId: number, token: string | null) {
   const feed = store.readChanges(projectId, token)
   let reset = false
-  const upserts = new Map<string, Profile>()
+  const upserts = new Map<string, ProfileState>()
   const deleted = new Set<string>()
   let pages = 0
   for await (const page of feed.pages) {
@@ -389,6 +389,20 @@ export function describeStoreContract(
       const stillQuiet = await readAll(store, p, second.token)
       assert.equal(stillQuiet.upserts.has('z'), false)
       await assert.rejects(async () => readAll(store, p, 'not-a-token'))
+
+      // __proto__ and friends arrive as own keys, on the incremental and the reset path alike.
+      const patch = Object.create(null) as Record<string, string>
+      patch['__proto__'] = 'p'
+      patch['constructor'] = 'c'
+      patch['toString'] = 't'
+      await store.applyUpload(p, batch(['t', patch]))
+      for (const read of [await readAll(store, p, second.token), await readAll(store, p, null)]) {
+        const state = read.upserts.get('t')
+        assert.ok(state)
+        assert.deepEqual(Object.keys(state.attributes).sort(), ['__proto__', 'constructor', 'toString'])
+        assert.equal(Object.getOwnPropertyDescriptor(state.attributes, '__proto__')?.value, 'p')
+        assert.equal(state.attributes['toString'], 't')
+      }
     })
 
     test('change feed pages large results and sees deletions made after a reset read', async () => {

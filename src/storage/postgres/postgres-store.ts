@@ -11,6 +11,7 @@ import type {
   KeyRecord,
   NewKey,
   Profile,
+  ProfileState,
   Project,
   SavedSegment,
   ScanOptions,
@@ -415,13 +416,13 @@ export class PostgresStore implements Store {
         if (reset) {
           await client.query(
             `DECLARE feed NO SCROLL CURSOR FOR
-             SELECT user_id, attributes, created_at, updated_at FROM profiles WHERE project_id = $1`,
+             SELECT user_id, attributes FROM profiles WHERE project_id = $1`,
             [projectId],
           )
         } else {
           await client.query(
             `DECLARE feed NO SCROLL CURSOR FOR
-             SELECT c.user_id, p.attributes, p.created_at, p.updated_at
+             SELECT c.user_id, p.attributes
              FROM (
                SELECT DISTINCT user_id FROM change_log
                WHERE project_id = $1 AND xid >= pg_snapshot_xmin($2::pg_snapshot)
@@ -433,12 +434,13 @@ export class PostgresStore implements Store {
         }
         let first = true
         for (;;) {
-          const page = await client.query<ProfileRow>(`FETCH ${CHANGE_PAGE} FROM feed`)
-          const upserts: Profile[] = []
+          const page = await client.query<Pick<ProfileRow, 'user_id' | 'attributes'>>(`FETCH ${CHANGE_PAGE} FROM feed`)
+          const upserts: ProfileState[] = []
           const deletedUserIds: string[] = []
           for (const row of page.rows) {
+            // pg parses jsonb with JSON.parse: `__proto__` is an own key, as ProfileState promises.
             if (row.attributes === null) deletedUserIds.push(row.user_id)
-            else upserts.push(toProfile(row))
+            else upserts.push({ userId: row.user_id, attributes: row.attributes })
           }
           if (first || page.rows.length > 0) yield { reset: reset && first, upserts, deletedUserIds }
           first = false

@@ -12,6 +12,7 @@ import type {
   KeyRecord,
   NewKey,
   Profile,
+  ProfileState,
   Project,
   SavedSegment,
   ScanOptions,
@@ -53,6 +54,8 @@ interface ProfileRow {
   updated_at: number
 }
 
+type StateRow = Pick<ProfileRow, 'user_id' | 'attributes'>
+
 interface KeyRow {
   id: string
   project_id: number
@@ -84,6 +87,8 @@ interface PendingUpload {
 const PROFILE_COLUMNS = { userId: 'user_id', attrs: 'attributes' }
 /** Profiles are stored as SQLite JSONB (binary): merging skips re-parsing the stored document. */
 const PROFILE_SELECT = 'user_id, json(attributes) AS attributes, created_at, updated_at'
+/** What the change feed reads: no timestamps. */
+const STATE_SELECT = 'user_id, json(attributes) AS attributes'
 
 /**
  * The SQLite store (better-sqlite3, synchronous). Writes use group commit: `applyUpload` queues the
@@ -413,12 +418,12 @@ export class SqliteStore implements Store {
               user_id: string
             }[]
             const userIds = new Set(entries.map((e) => e.user_id))
-            const upserts: Profile[] = []
+            const upserts: ProfileState[] = []
             const deletedUserIds: string[] = []
             for (const userId of userIds) {
-              const row = s.profile.get(projectId, userId) as ProfileRow | undefined
+              const row = s.feedProfile.get(projectId, userId) as StateRow | undefined
               if (row === undefined) deletedUserIds.push(userId)
-              else upserts.push(toProfile(row))
+              else upserts.push(toState(row))
             }
             const last = entries[entries.length - 1]
             return { reset: false, upserts, deletedUserIds, position: last === undefined ? end : last.seq }
@@ -436,12 +441,12 @@ export class SqliteStore implements Store {
       let first = true
       for (;;) {
         const rows = (
-          after === undefined ? s.scanFirst.all(projectId, CHANGE_PAGE) : s.scanAfter.all(projectId, after, CHANGE_PAGE)
-        ) as ProfileRow[]
-        if (first || rows.length > 0) yield { reset: first, upserts: rows.map(toProfile), deletedUserIds: [] }
+          after === undefined ? s.feedFirst.all(projectId, CHANGE_PAGE) : s.feedAfter.all(projectId, after, CHANGE_PAGE)
+        ) as StateRow[]
+        if (first || rows.length > 0) yield { reset: first, upserts: rows.map(toState), deletedUserIds: [] }
         first = false
         if (rows.length < CHANGE_PAGE) break
-        after = (rows[rows.length - 1] as ProfileRow).user_id
+        after = (rows[rows.length - 1] as StateRow).user_id
         await yieldToEventLoop()
       }
       next = TOKEN_PREFIX + end
@@ -536,10 +541,9 @@ function prepareStatements(db: Database.Database) {
     profile: p(`SELECT ${profileColumns} FROM profiles WHERE project_id = ? AND user_id = ?`),
     deleteProfile: p('DELETE FROM profiles WHERE project_id = ? AND user_id = ?'),
     countAll: p('SELECT count(*) FROM profiles WHERE project_id = ?').pluck(),
-    scanFirst: p(`SELECT ${profileColumns} FROM profiles WHERE project_id = ? ORDER BY user_id LIMIT ?`),
-    scanAfter: p(
-      `SELECT ${profileColumns} FROM profiles WHERE project_id = ? AND user_id > ? ORDER BY user_id LIMIT ?`,
-    ),
+    feedProfile: p(`SELECT ${STATE_SELECT} FROM profiles WHERE project_id = ? AND user_id = ?`),
+    feedFirst: p(`SELECT ${STATE_SELECT} FROM profiles WHERE project_id = ? ORDER BY user_id LIMIT ?`),
+    feedAfter: p(`SELECT ${STATE_SELECT} FROM profiles WHERE project_id = ? AND user_id > ? ORDER BY user_id LIMIT ?`),
     insertSegment: p(
       'INSERT INTO segments (project_id, id, name, where_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
     ),
@@ -594,6 +598,11 @@ function toProfile(row: ProfileRow): Profile {
   const parsed = JSON.parse(row.attributes) as Record<string, string>
   for (const name of Object.keys(parsed)) attributes[name] = parsed[name] as string
   return { userId: row.user_id, attributes, createdAt: iso(row.created_at), updatedAt: iso(row.updated_at) }
+}
+
+/** JSON.parse keeps `__proto__` as an own key, which is all a ProfileState promises. */
+function toState(row: StateRow): ProfileState {
+  return { userId: row.user_id, attributes: JSON.parse(row.attributes) as Record<string, string> }
 }
 
 function toKey(row: KeyRow): KeyRecord {
