@@ -193,10 +193,41 @@ describe('parseUploadBody: values', () => {
 
   test('numbers and booleans are stored as their JSON text', () => {
     const batch = accept({
-      field_name: ['user_id', 'n', 'f', 'neg', 'big', 't', 'b'],
-      values: [['u', 42, 1.5, -3, 1e21, true, false]],
+      field_name: ['user_id', 'n', 'f', 'neg', 'max', 'tiny', 'zero', 't', 'b'],
+      values: [['u', 42, 1.5, -3, Number.MAX_SAFE_INTEGER, 1e-7, -0, true, false]],
     })
-    assert.deepEqual(patchOf(batch, 'u'), { n: '42', f: '1.5', neg: '-3', big: '1e+21', t: 'true', b: 'false' })
+    assert.deepEqual(patchOf(batch, 'u'), {
+      n: '42',
+      f: '1.5',
+      neg: '-3',
+      max: '9007199254740991',
+      tiny: '1e-7',
+      zero: '0',
+      t: 'true',
+      b: 'false',
+    })
+    assert.deepEqual(patchOf(accept(JSON.parse('{"field_name":["user_id","a"],"values":[["u",1.50]]}')), 'u'), {
+      a: '1.5',
+    })
+  })
+
+  test('numbers that cannot be stored exactly are refused, never stored altered', () => {
+    for (const [json, message] of [
+      ['1e400', /too large to store \(send it as a string\)/],
+      ['-1e400', /too large to store/],
+      ['12345678901234567890123', /integer beyond ±9007199254740991 cannot be stored exactly/],
+      ['9007199254740992', /integer beyond/],
+      ['-9007199254740992', /integer beyond/],
+      ['1e21', /integer beyond/],
+    ] as const) {
+      const issue = firstIssue(JSON.parse(`{"field_name":["user_id","a"],"values":[["u",${json}]]}`))
+      assert.deepEqual([issue.code, issue.path], ['invalid_value', 'values[0][1]'], json)
+      assert.match(issue.message, message, json)
+      assert.match(issue.message, /^field "a": /)
+    }
+    assert.match(firstIssue(one('a', Number.NaN)).message, /NaN is not a JSON number/)
+    assert.match(firstIssue(one('a', Number.POSITIVE_INFINITY)).message, /too large/)
+    assert.deepEqual(patchOf(accept(one('a', -9007199254740991)), 'u1'), { a: '-9007199254740991' })
   })
 
   test('null, objects and arrays are refused with their type named', () => {

@@ -28,7 +28,8 @@ const ALLOWED_KEYS = new Set(['field_name', 'values'])
 
 /**
  * Checks a parsed `POST /v1/user/profiles` body against every rule and turns it into patches.
- * Numbers and booleans become their JSON text; `""` becomes `null` (clear). Repeated `user_id`
+ * Numbers and booleans become their JSON text (a number its shortest form: `1.50` is `"1.5"`);
+ * numbers that cannot be stored exactly are refused. `""` becomes `null` (clear). Repeated `user_id`
  * rows are merged in order, so the last value per attribute wins. Never throws.
  */
 export function parseUploadBody(body: unknown): Result<UploadBatch, Issue[]> {
@@ -116,8 +117,17 @@ export function parseUploadBody(body: unknown): Result<UploadBatch, Issue[]> {
       const v = row[c] as unknown
       let text: string
       if (typeof v === 'string') text = v
-      else if (typeof v === 'number' || typeof v === 'boolean') text = String(v)
-      else {
+      else if (typeof v === 'boolean') text = String(v)
+      else if (typeof v === 'number') {
+        const problem = unstorableNumber(v)
+        if (problem !== undefined) {
+          rowOk = false
+          if (add({ code: 'invalid_value', path: `values[${r}][${c}]`, message: `field "${names[c]}": ${problem}` }))
+            break
+          continue
+        }
+        text = String(v)
+      } else {
         rowOk = false
         if (
           add({
@@ -229,4 +239,19 @@ function checkFields(fields: unknown, add: (issue: Issue) => boolean): boolean {
     return false
   }
   return good
+}
+
+/**
+ * Why a JSON number cannot be stored as its text, or undefined when it can. Past 2^53 an integer
+ * has already lost digits when the body was parsed (12345678901234567890 reads as
+ * 12345678901234567000), and a literal like 1e400 overflows to Infinity: storing either would
+ * silently store something the client never sent.
+ */
+function unstorableNumber(n: number): string | undefined {
+  if (Number.isNaN(n)) return 'NaN is not a JSON number'
+  if (!Number.isFinite(n)) return 'number is too large to store (send it as a string)'
+  if (Number.isInteger(n) && !Number.isSafeInteger(n)) {
+    return 'integer beyond ±9007199254740991 cannot be stored exactly (send it as a string)'
+  }
+  return undefined
 }
