@@ -284,6 +284,22 @@ export class ProjectIndex {
     return out.sort((a, b) => compareCodePoints(a.name, b.name))
   }
 
+  /**
+   * Index entries held (user ordinals plus dictionary values) and how many of them are dead. Neither
+   * ordinals of deleted users nor values no user holds any more are reused, so churn (deletions,
+   * values that change on every upload such as timestamps) only grows the index until it is rebuilt.
+   */
+  entries(): { readonly total: number; readonly dead: number } {
+    let total = this.ids.length
+    let dead = this.ids.length - this.liveCount
+    for (const column of this.columnList) {
+      const values = column.values.length - 1
+      total += values
+      dead += values - column.liveValues
+    }
+    return { total, dead }
+  }
+
   /** Approximate bytes held by the index, for the benchmark report. */
   memoryBytes(): number {
     let bytes = this.live.byteLength + this.sorted.byteLength + this.ids.length * (60 + 8)

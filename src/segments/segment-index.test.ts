@@ -386,4 +386,47 @@ describe('SegmentIndex', () => {
     await new Promise((r) => setTimeout(r, 100))
     assert.equal(feed.reads, after, 'no reads after close()')
   })
+
+  test('an index whose dead entries outnumber the live ones is rebuilt, answering from SQL meanwhile', async () => {
+    const feed = new MemoryFeed()
+    for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ k: 'v', seen: '0' }))
+    const index = new SegmentIndex(feed, { followIntervalMs: 0, compactMinEntries: 20 })
+    const project = await index.sync(1)
+    assert.deepEqual(project.entries(), { total: 10 + 1 + 1, dead: 0 })
+    // A value that changes on every upload leaves a dead dictionary entry per catch-up that saw it.
+    for (let round = 1; round <= 3; round++) {
+      for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ k: 'v', seen: `${round}.${i}` }))
+      if (round < 3) await index.sync(1)
+    }
+    feed.delete('u9')
+    assert.equal(await index.count(1, eq('k', 'v')), 9, 'the read that finds the waste still answers exactly')
+    assert.equal(index.isLoaded(1), false, 'a rebuild is due')
+    const sql = feed.sqlCalls
+    const resets = feed.resets
+    assert.equal(await index.count(1, eq('seen', '3.3')), 1)
+    assert.ok(feed.sqlCalls > sql, 'answered from SQL while rebuilding')
+    const rebuilt = await index.sync(1)
+    assert.equal(feed.resets, resets + 1, 'rebuilt from a fresh read of the store')
+    assert.equal(index.isLoaded(1), true)
+    assert.deepEqual(rebuilt.entries(), { total: 9 + 1 + 9, dead: 0 })
+    assert.equal(await index.count(1, eq('seen', '3.3')), 1)
+  })
+
+  test('waste below half, or an index smaller than compactMinEntries, is kept', async () => {
+    const feed = new MemoryFeed()
+    for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ seen: '0' }))
+    const small = new SegmentIndex(feed, { followIntervalMs: 0 })
+    await small.sync(1)
+    for (let round = 1; round <= 3; round++) {
+      for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ seen: `${round}.${i}` }))
+      await small.sync(1)
+    }
+    assert.ok(small.isLoaded(1) && (await small.sync(1)).entries().dead > 20, 'mostly dead, but small')
+    assert.equal(small.isLoaded(1), true, 'under the default 50,000 entries nothing is rebuilt')
+    const halfDead = new SegmentIndex(feed, { followIntervalMs: 0, compactMinEntries: 1 })
+    await halfDead.sync(1)
+    for (let i = 0; i < 9; i++) feed.put(`u${i}`, attrs({ seen: `4.${i}` }))
+    await halfDead.sync(1)
+    assert.equal(halfDead.isLoaded(1), true, '9 dead of 29 entries is not worth a rebuild')
+  })
 })

@@ -35,6 +35,12 @@ export interface SegmentIndexOptions {
    * SQL path while it reloads. Default 30 minutes; 0 keeps every project for the life of the process.
    */
   readonly idleMs?: number
+  /**
+   * An index whose dead entries (deleted users, values nobody holds any more) outnumber its live
+   * ones is rebuilt from the store once it holds at least this many entries; queries take the SQL
+   * path meanwhile. Default 50,000.
+   */
+  readonly compactMinEntries?: number
   /** Clock, for tests. */
   readonly now?: () => number
 }
@@ -55,6 +61,7 @@ export type SegmentStore = Pick<Store, 'readChanges' | 'countProfiles' | 'scanPr
 export class SegmentIndex {
   private readonly projects = new Map<number, ProjectState>()
   private readonly idleMs: number
+  private readonly compactMinEntries: number
   private readonly now: () => number
   private readonly timer: NodeJS.Timeout | undefined
 
@@ -63,6 +70,7 @@ export class SegmentIndex {
     options: SegmentIndexOptions = {},
   ) {
     this.idleMs = options.idleMs ?? DEFAULT_INDEX_IDLE_MS
+    this.compactMinEntries = options.compactMinEntries ?? 50_000
     this.now = options.now ?? Date.now
     const interval = options.followIntervalMs ?? DEFAULT_FOLLOW_INTERVAL_MS
     if (interval > 0) {
@@ -174,6 +182,13 @@ export class SegmentIndex {
     state.index = target
     state.token = feed.token()
     state.loaded = true
+    const { total, dead } = target.entries()
+    if (total >= this.compactMinEntries && dead * 2 > total) {
+      // Rebuild: the next read starts over into a fresh index, and until it is done (started by the
+      // next query or at once here) queries take the SQL path. This read's answer is still exact.
+      state.token = null
+      state.loaded = false
+    }
   }
 
   /** Count plus one page of the users matching `where`, after `afterUserId` when given. */
