@@ -27,6 +27,12 @@ export function andInto(a: Bitset, b: Bitset): Bitset {
   return a
 }
 
+/** `a &= ~b`, returns a. */
+export function andNotInto(a: Bitset, b: Bitset): Bitset {
+  for (let i = 0; i < a.length; i++) a[i] = (a[i] as number) & ~(b[i] as number)
+  return a
+}
+
 /** `a |= b`, returns a. */
 export function orInto(a: Bitset, b: Bitset): Bitset {
   for (let i = 0; i < a.length; i++) a[i] = (a[i] as number) | (b[i] as number)

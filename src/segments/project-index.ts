@@ -1,9 +1,9 @@
 import { USER_ID_FIELD } from '../core/limits.js'
-import { compareNumber, evaluateLeaf, type Condition } from '../core/segment.js'
+import { evaluateLeaf, type Condition } from '../core/segment.js'
 import { compareCodePoints } from '../core/text.js'
-import { AttributeColumn } from './attribute-column.js'
 import {
   andInto,
+  andNotInto,
   clearBit,
   complementInto,
   countBits,
@@ -13,14 +13,17 @@ import {
   setBit,
   type Bitset,
 } from './bitset.js'
+import type { Column } from './column.js'
+import { DictionaryColumn } from './dictionary-column.js'
+import { PackedColumn } from './packed-column.js'
 
 /** One attribute in the catalog. */
 export interface AttributeSummary {
   readonly name: string
   /** Users that have the attribute. */
   readonly users: number
-  /** Distinct values held now. */
-  readonly distinctValues: number
+  /** Distinct values held now; null for high-cardinality attributes, whose values are not counted. */
+  readonly distinctValues: number | null
   /** Most common values with their user counts, when the attribute has at most `maxDistinct` values; else null. */
   readonly topValues: readonly { readonly value: string; readonly users: number }[] | null
 }
@@ -35,9 +38,11 @@ export interface IndexPage {
 type Leaf = Exclude<Condition, { kind: 'all' | 'any' | 'not' }>
 
 const INITIAL_CAPACITY = 1024
+/** Distinct values past which an attribute's dictionary is replaced by packed storage. */
+export const DEFAULT_DICTIONARY_LIMIT = 65_536
 
 /**
- * The in-memory columnar segment index of one project: user ordinals, one {@link AttributeColumn}
+ * The in-memory columnar segment index of one project: user ordinals, one {@link DictionaryColumn}
  * per attribute, a bitset of live users, and the ordinals sorted by user_id (code point order),
  * merged lazily with ids added since the last page. Conditions evaluate to bitsets.
  */
@@ -47,11 +52,14 @@ export class ProjectIndex {
   private live: Bitset = createBitset(INITIAL_CAPACITY)
   private liveCount = 0
   private capacity = INITIAL_CAPACITY
-  private readonly columns = new Map<string, AttributeColumn>()
+  private readonly columns = new Map<string, Column>()
   /** The same columns as an array: the per-user loop of {@link upsert} is the build's hot path. */
-  private readonly columnList: AttributeColumn[] = []
+  private readonly columnList: Column[] = []
   private sorted: Int32Array = new Int32Array(0)
   private unsorted: number[] = []
+
+  /** @param dictionaryLimit distinct values past which a column is packed (tests lower it). */
+  constructor(private readonly dictionaryLimit = DEFAULT_DICTIONARY_LIMIT) {}
 
   /** Users currently in the project. */
   get users(): number {
@@ -75,22 +83,34 @@ export class ProjectIndex {
     const known = this.columnList
     let held = 0
     for (let c = 0; c < known.length; c++) {
-      const column = known[c] as AttributeColumn
-      // Null-prototype records: only own keys hold strings; an inherited member is never a string.
+      const column = known[c] as Column
+      // Only own keys hold strings; an inherited member (plain objects from JSON.parse) is never a string.
       const v = attributes[column.name]
       if (typeof v === 'string') held++
       column.set(o, typeof v === 'string' ? v : undefined)
+      if (column instanceof DictionaryColumn && column.dictionarySize > this.dictionaryLimit) this.pack(c, column)
     }
     let keys = 0
     for (const _name in attributes) keys++
     if (keys === held) return
     for (const name of Object.keys(attributes)) {
       if (name === USER_ID_FIELD || this.columns.has(name)) continue
-      const column = new AttributeColumn(name, this.capacity)
+      const column = new DictionaryColumn(name, this.capacity)
       this.columns.set(name, column)
       this.columnList.push(column)
       column.set(o, attributes[name])
     }
+  }
+
+  /** Replaces a dictionary column that outgrew its limit by a packed one holding the same values. */
+  private pack(at: number, column: DictionaryColumn): void {
+    const packed = new PackedColumn(column.name, this.capacity)
+    for (let o = 0; o < this.ids.length; o++) {
+      const v = column.valueOf(o)
+      if (v !== undefined) packed.set(o, v)
+    }
+    this.columns.set(column.name, packed)
+    this.columnList[at] = packed
   }
 
   /** Forgets the user's attributes; its ordinal stays reserved for a later re-creation. */
@@ -145,61 +165,29 @@ export class ProjectIndex {
     }
     switch (leaf.kind) {
       case 'presence': {
-        const has = column.select(
-          column.markValues(() => true),
-          bits,
-        )
+        const has = column.selectPresent(bits)
         return leaf.op === 'exists' ? has : complementInto(has, this.live)
       }
-      case 'text': {
-        const needle = leaf.value
+      case 'text':
         switch (leaf.op) {
-          case 'eq': {
-            const code = column.codeOf(needle)
-            return code === 0 ? createBitset(bits) : column.selectCode(code, bits)
-          }
-          case 'neq': {
-            const code = column.codeOf(needle)
-            return column.select(
-              column.markValues((_v, c) => c !== code),
-              bits,
-            )
-          }
-          // Dictionary scans: each distinct value is tested once, however many users hold it.
+          case 'eq':
+            return column.selectEqual(leaf.value, bits)
+          // Users with the attribute and another value: a user without it never matches neq.
+          case 'neq':
+            return andNotInto(column.selectPresent(bits), column.selectEqual(leaf.value, bits))
           case 'contains':
-            return column.select(column.markContaining(needle), bits)
+            return column.selectContaining(leaf.value, bits)
           case 'starts_with':
-            return column.select(
-              column.markValues((v) => v.startsWith(needle)),
-              bits,
-            )
+            return column.selectStartingWith(leaf.value, bits)
         }
-        break
-      }
+      // An exhaustive switch: TypeScript knows control never falls through.
       case 'set': {
-        const mark = new Uint8Array(column.values.length)
-        for (const v of leaf.values) mark[column.codeOf(v)] = 1
-        if (leaf.op === 'not_in') {
-          // Flip to "held values outside the list"; codes no user holds stay unmarked.
-          const all = column.markValues(() => true)
-          for (let c = 0; c < mark.length; c++) mark[c] = all[c] === 1 && mark[c] === 0 ? 1 : 0
-        }
-        mark[0] = 0
-        return column.select(mark, bits)
+        const hit = column.selectOneOf(leaf.values, bits)
+        return leaf.op === 'in' ? hit : andNotInto(column.selectPresent(bits), hit)
       }
-      case 'numeric': {
-        const { op, value } = leaf
-        // NaN (not a number) fails every comparison, as the reference requires.
-        return column.select(
-          column.markValues((_v, code) => compareNumber(column.numberOf(code), op, value)),
-          bits,
-        )
-      }
+      case 'numeric':
+        return column.selectNumeric(leaf.op, leaf.value, bits)
     }
-    return column.select(
-      column.markValues((v) => evaluateLeaf(leaf, v)),
-      bits,
-    )
   }
 
   private evaluateUserId(leaf: Leaf): Bitset {
@@ -274,11 +262,12 @@ export class ProjectIndex {
     const out: AttributeSummary[] = []
     for (const [name, column] of this.columns) {
       if (column.present === 0) continue
+      const distinct = column.distinctValues()
       out.push({
         name,
         users: column.present,
-        distinctValues: column.liveValues,
-        topValues: column.liveValues <= maxDistinct ? column.topValues(top) : null,
+        distinctValues: distinct,
+        topValues: distinct !== null && distinct <= maxDistinct ? column.topValues(top) : null,
       })
     }
     return out.sort((a, b) => compareCodePoints(a.name, b.name))
@@ -293,9 +282,9 @@ export class ProjectIndex {
     let total = this.ids.length
     let dead = this.ids.length - this.liveCount
     for (const column of this.columnList) {
-      const values = column.values.length - 1
-      total += values
-      dead += values - column.liveValues
+      const held = column.entries()
+      total += held.total
+      dead += held.dead
     }
     return { total, dead }
   }

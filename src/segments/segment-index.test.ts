@@ -176,7 +176,7 @@ describe('ProjectIndex', () => {
 })
 
 describe('SegmentIndex', () => {
-  test('matches the reference evaluator on random profiles and conditions (property)', async () => {
+  test('matches the reference evaluator on random profiles and conditions, dictionary or packed (property)', async () => {
     await fc.assert(
       fc.asyncProperty(
         profilesArbitrary,
@@ -184,12 +184,14 @@ describe('SegmentIndex', () => {
         async (ps, conds) => {
           const feed = new MemoryFeed()
           for (const p of ps) feed.put(p.userId, p.attributes)
-          const index = new SegmentIndex(feed)
-          for (const cond of conds) {
-            const expected = reference(feed.profiles, cond)
-            const first = await index.query(1, cond, 3)
-            assert.equal(first.count, expected.length)
-            assert.deepEqual(await walk(index, cond, 3), expected)
+          // The default, and every attribute packed once it has two distinct values.
+          for (const index of [new SegmentIndex(feed), new SegmentIndex(feed, { dictionaryLimit: 1 })]) {
+            for (const cond of conds) {
+              const expected = reference(feed.profiles, cond)
+              const first = await index.query(1, cond, 3)
+              assert.equal(first.count, expected.length)
+              assert.deepEqual(await walk(index, cond, 3), expected)
+            }
           }
         },
       ),

@@ -41,6 +41,8 @@ export interface SegmentIndexOptions {
    * path meanwhile. Default 50,000.
    */
   readonly compactMinEntries?: number
+  /** Distinct values past which an attribute is packed instead of kept in a dictionary (tests lower it). */
+  readonly dictionaryLimit?: number
   /** Clock, for tests. */
   readonly now?: () => number
 }
@@ -62,6 +64,7 @@ export class SegmentIndex {
   private readonly projects = new Map<number, ProjectState>()
   private readonly idleMs: number
   private readonly compactMinEntries: number
+  private readonly dictionaryLimit: number | undefined
   private readonly now: () => number
   private readonly timer: NodeJS.Timeout | undefined
 
@@ -71,6 +74,7 @@ export class SegmentIndex {
   ) {
     this.idleMs = options.idleMs ?? DEFAULT_INDEX_IDLE_MS
     this.compactMinEntries = options.compactMinEntries ?? 50_000
+    this.dictionaryLimit = options.dictionaryLimit
     this.now = options.now ?? Date.now
     const interval = options.followIntervalMs ?? DEFAULT_FOLLOW_INTERVAL_MS
     if (interval > 0) {
@@ -83,7 +87,7 @@ export class SegmentIndex {
     let state = this.projects.get(projectId)
     if (state === undefined) {
       state = {
-        index: new ProjectIndex(),
+        index: new ProjectIndex(this.dictionaryLimit),
         loaded: false,
         token: null,
         running: undefined,
@@ -171,7 +175,7 @@ export class SegmentIndex {
     for await (const page of feed.pages) {
       if (page.reset) {
         state.token = null
-        target = new ProjectIndex()
+        target = new ProjectIndex(this.dictionaryLimit)
         // A loaded project whose feed was pruned past it reloads in full: meanwhile queries take the
         // SQL path instead of waiting for the reload.
         state.loaded = false

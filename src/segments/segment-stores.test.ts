@@ -218,9 +218,10 @@ for (const backend of BACKENDS) {
           fc.array(conditionArbitrary, { minLength: 1, maxLength: 4 }),
           fc.uniqueArray(fc.nat(20), { maxLength: 3 }),
           async (first, second, conds, deletions) => {
-            const project = await s.ensureProject(`prop-${run++}`)
+            const project = await s.ensureProject(`prop-${run}`)
             const model: Profiles = new Map()
-            const index = new SegmentIndex(s)
+            // Every other run packs each attribute once it has two distinct values.
+            const index = new SegmentIndex(s, run++ % 2 === 1 ? { dictionaryLimit: 1 } : {})
             await index.sync(project.id)
             if (first.length > 0) await s.applyUpload(project.id, batchOf(first))
             applyToModel(model, first)

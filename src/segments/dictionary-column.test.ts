@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { AttributeColumn } from './attribute-column.js'
+import { DictionaryColumn } from './dictionary-column.js'
 
-function bruteForce(column: AttributeColumn, needle: string): number[] {
+function bruteForce(column: DictionaryColumn, needle: string): number[] {
   const out: number[] = []
   for (let c = 1; c < column.values.length; c++) {
     if (column.countOf(c) > 0 && (column.values[c] as string).includes(needle)) out.push(c)
@@ -17,7 +17,7 @@ function marked(mark: Uint8Array): number[] {
 }
 
 test('substring search over joined chunks agrees with testing each value, across chunks and growth', () => {
-  const column = new AttributeColumn('email', 1 << 18)
+  const column = new DictionaryColumn('email', 1 << 18)
   let ordinal = 0
   const add = (n: number) => {
     for (let i = 0; i < n; i++, ordinal++) column.set(ordinal, `v${ordinal.toString(36)}@x${ordinal % 7}\u0000z`)

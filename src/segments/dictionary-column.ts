@@ -1,5 +1,6 @@
-import { parseNumericText } from '../core/segment.js'
+import { compareNumber, parseNumericText, type NumericOp } from '../core/segment.js'
 import { createBitset, type Bitset } from './bitset.js'
+import type { Column } from './column.js'
 
 /** Dictionary values per joined text chunk for substring search; only the last chunk is ever rebuilt. */
 const TEXT_CHUNK = 65_536
@@ -17,9 +18,11 @@ interface TextChunk {
 /**
  * One attribute of one project, column-wise: a dictionary of its distinct values and, per user
  * ordinal, the code of its value (0 = the user lacks the attribute). 4 bytes per user plus the
- * dictionary; a value is parsed as a number once, when it enters the dictionary.
+ * dictionary; a value is parsed as a number once, when it enters the dictionary. Each distinct
+ * value costs ~100 bytes, so a column whose values are nearly all different (emails, timestamps)
+ * is better packed: ProjectIndex switches it to a {@link PackedColumn} past a dictionary limit.
  */
-export class AttributeColumn {
+export class DictionaryColumn implements Column {
   /** Per ordinal: 0 = absent, else index into `values`. */
   codes: Int32Array
   /** Code → value; entry 0 is unused. Entries whose count fell to 0 stay (codes are never reused). */
@@ -190,6 +193,64 @@ export class AttributeColumn {
     }
     top.sort((a, b) => b.users - a.users || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0))
     return top.slice(0, limit)
+  }
+
+  /** Dictionary entries ever made (codes are never reused): what the switch to packed storage watches. */
+  get dictionarySize(): number {
+    return this.values.length - 1
+  }
+
+  /** The value of user `ordinal`, or undefined. */
+  valueOf(ordinal: number): string | undefined {
+    const code = this.codes[ordinal] as number
+    return code === 0 ? undefined : this.values[code]
+  }
+
+  selectPresent(bits: number): Bitset {
+    const out = createBitset(bits)
+    const codes = this.codes
+    for (let o = 0; o < bits; o++) if (codes[o] !== 0) out[o >>> 5] = (out[o >>> 5] as number) | (1 << (o & 31))
+    return out
+  }
+
+  selectEqual(value: string, bits: number): Bitset {
+    const code = this.codeOf(value)
+    return code === 0 ? createBitset(bits) : this.selectCode(code, bits)
+  }
+
+  selectOneOf(values: readonly string[], bits: number): Bitset {
+    const mark = new Uint8Array(this.values.length)
+    for (const v of values) mark[this.codeOf(v)] = 1
+    mark[0] = 0
+    return this.select(mark, bits)
+  }
+
+  selectContaining(needle: string, bits: number): Bitset {
+    return this.select(this.markContaining(needle), bits)
+  }
+
+  selectStartingWith(prefix: string, bits: number): Bitset {
+    return this.select(
+      this.markValues((v) => v.startsWith(prefix)),
+      bits,
+    )
+  }
+
+  selectNumeric(op: NumericOp, bound: number, bits: number): Bitset {
+    // NaN (not a number) fails every comparison, as the reference requires.
+    return this.select(
+      this.markValues((_v, code) => compareNumber(this.numbers[code] as number, op, bound)),
+      bits,
+    )
+  }
+
+  distinctValues(): number {
+    return this.liveValues
+  }
+
+  entries(): { total: number; dead: number } {
+    const total = this.values.length - 1
+    return { total, dead: total - this.liveValues }
   }
 
   /** Approximate bytes held: typed arrays plus the dictionary (strings ~2 bytes a char + ~60 per entry). */

@@ -1,0 +1,251 @@
+import { compareNumber, parseNumericText, type NumericOp } from '../core/segment.js'
+import { createBitset, setBit, type Bitset } from './bitset.js'
+import type { Column } from './column.js'
+
+/** `in` lists up to this long are answered by one buffer search per value; longer ones by a hash lookup per user. */
+const SEARCHES_PER_SET = 16
+/** The buffer is compacted once it is at least this big and more than half of it is overwritten values. */
+const COMPACT_MIN_BYTES = 1 << 20
+
+/**
+ * A high-cardinality attribute (emails, timestamps, external ids): every user's value packed as
+ * UTF-8 in one buffer, each value between NUL bytes (`\0v1\0v2\0…`; uploads refuse NUL, so it
+ * cannot occur inside a value). About (UTF-8 length + 12) bytes per user, or + 20 once the column
+ * holds a number, against ~100 bytes per distinct value in a dictionary.
+ *
+ * Searches run over the whole buffer with `Buffer.indexOf`: `eq` looks for `\0v\0`, `starts_with`
+ * for `\0prefix`, `contains` for the bytes of the needle (UTF-8 is self-synchronising, so a byte
+ * match is a code point match). A hit maps to its entry by binary search over entry starts, and
+ * counts only if the entry is still its user's current value. A changed value is appended, so
+ * the old bytes stay until the buffer is compacted.
+ */
+export class PackedColumn implements Column {
+  present = 0
+  private data: Buffer = Buffer.alloc(1 << 16)
+  /** Bytes of `data` in use; byte 0 is the leading NUL. */
+  private used = 1
+  /** Bytes of current values, each with its NUL. */
+  private liveBytes = 0
+  /** Entry → offset of its first byte, ascending (entries are appended). */
+  private starts: Int32Array<ArrayBuffer> = new Int32Array(1024)
+  /** Entry → user ordinal. */
+  private owners: Int32Array<ArrayBuffer> = new Int32Array(1024)
+  private count = 0
+  /** Ordinal → its current entry + 1; 0 when the user lacks the attribute. */
+  private current: Int32Array
+  /** Ordinal → its value as a number (NaN when not a number or absent); made at the first number. */
+  private numbers: Float64Array | undefined
+
+  constructor(
+    readonly name: string,
+    capacity: number,
+  ) {
+    this.current = new Int32Array(capacity)
+  }
+
+  grow(capacity: number): void {
+    const current = new Int32Array(capacity)
+    current.set(this.current)
+    this.current = current
+    if (this.numbers !== undefined) {
+      const numbers = new Float64Array(capacity).fill(Number.NaN)
+      numbers.set(this.numbers)
+      this.numbers = numbers
+    }
+  }
+
+  set(ordinal: number, value: string | undefined): void {
+    const old = (this.current[ordinal] as number) - 1
+    if (value === undefined) {
+      if (old >= 0) this.drop(ordinal, old)
+      return
+    }
+    // Write the value after the last entry first: unchanged values (most re-uploads) stop here.
+    this.reserve(value.length * 3 + 1)
+    const length = this.data.write(value, this.used, 'utf8')
+    if (old >= 0) {
+      const start = this.starts[old] as number
+      if (
+        this.end(old) - start === length &&
+        this.data.compare(this.data, this.used, this.used + length, start, start + length) === 0
+      )
+        return
+      this.drop(ordinal, old)
+    }
+    this.data[this.used + length] = 0
+    if (this.count === this.starts.length) {
+      this.starts = grown(this.starts)
+      this.owners = grown(this.owners)
+    }
+    this.starts[this.count] = this.used
+    this.owners[this.count] = ordinal
+    this.count++
+    this.current[ordinal] = this.count
+    this.used += length + 1
+    this.liveBytes += length + 1
+    this.present++
+    const n = parseNumericText(value)
+    if (n !== undefined) {
+      this.numbers ??= new Float64Array(this.current.length).fill(Number.NaN)
+      this.numbers[ordinal] = n
+    }
+    if (this.used >= COMPACT_MIN_BYTES && this.used > 2 * this.liveBytes) this.compact()
+  }
+
+  private drop(ordinal: number, entry: number): void {
+    this.liveBytes -= this.end(entry) - (this.starts[entry] as number) + 1
+    this.current[ordinal] = 0
+    this.present--
+    if (this.numbers !== undefined) this.numbers[ordinal] = Number.NaN
+  }
+
+  /** Offset of the NUL that ends `entry`. */
+  private end(entry: number): number {
+    return (entry + 1 < this.count ? (this.starts[entry + 1] as number) : this.used) - 1
+  }
+
+  private reserve(bytes: number): void {
+    if (this.used + bytes + 1 <= this.data.length) return
+    const data = Buffer.alloc(Math.max(this.data.length * 2, this.used + bytes + 1))
+    this.data.copy(data, 0, 0, this.used)
+    this.data = data
+  }
+
+  /** Rewrites the buffer with current values only, in ordinal order. */
+  private compact(): void {
+    const data = Buffer.alloc(Math.max(1 << 16, this.liveBytes * 2))
+    const starts = new Int32Array(Math.max(1024, this.present * 2))
+    const owners = new Int32Array(starts.length)
+    let used = 1
+    let count = 0
+    for (let o = 0; o < this.current.length; o++) {
+      const entry = (this.current[o] as number) - 1
+      if (entry < 0) continue
+      const start = this.starts[entry] as number
+      const end = this.end(entry)
+      this.data.copy(data, used, start, end + 1)
+      starts[count] = used
+      owners[count] = o
+      count++
+      this.current[o] = count
+      used += end - start + 1
+    }
+    this.data = data
+    this.starts = starts
+    this.owners = owners
+    this.count = count
+    this.used = used
+  }
+
+  /** The entry whose bytes include offset `at` (the last entry starting at or before it). */
+  private entryAt(at: number): number {
+    let lo = 0
+    let hi = this.count - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1
+      if ((this.starts[mid] as number) <= at) lo = mid
+      else hi = mid - 1
+    }
+    return lo
+  }
+
+  /**
+   * Marks the users whose current value holds an occurrence of `needle`; `skip` is how many bytes
+   * of the needle come before the value (1 when it starts with the NUL before a value).
+   */
+  private search(needle: Buffer, skip: number, out: Bitset): Bitset {
+    const haystack = this.data.subarray(0, this.used)
+    let from = 0
+    for (;;) {
+      const at = haystack.indexOf(needle, from)
+      if (at === -1) return out
+      const entry = this.entryAt(at + skip)
+      const owner = this.owners[entry] as number
+      if (this.current[owner] === entry + 1) setBit(out, owner)
+      // Resume at the NUL that ends this entry: the next entry may start with it.
+      from = this.end(entry)
+    }
+  }
+
+  selectPresent(bits: number): Bitset {
+    const out = createBitset(bits)
+    const current = this.current
+    for (let o = 0; o < bits; o++) if (current[o] !== 0) out[o >>> 5] = (out[o >>> 5] as number) | (1 << (o & 31))
+    return out
+  }
+
+  selectEqual(value: string, bits: number): Bitset {
+    // Stored values are never empty ("" clears) and never hold NUL.
+    if (value === '' || value.includes('\0')) return createBitset(bits)
+    return this.search(Buffer.from(`\0${value}\0`, 'utf8'), 1, createBitset(bits))
+  }
+
+  selectOneOf(values: readonly string[], bits: number): Bitset {
+    if (values.length <= SEARCHES_PER_SET) {
+      const out = createBitset(bits)
+      for (const v of new Set(values)) {
+        if (v !== '' && !v.includes('\0')) this.search(Buffer.from(`\0${v}\0`, 'utf8'), 1, out)
+      }
+      return out
+    }
+    // Compare UTF-8 bytes as latin1 strings: one byte per character, so equal strings are equal bytes.
+    const wanted = new Set(values.map((v) => Buffer.from(v, 'utf8').toString('latin1')))
+    const out = createBitset(bits)
+    for (let o = 0; o < bits; o++) {
+      const entry = (this.current[o] as number) - 1
+      if (entry < 0) continue
+      if (wanted.has(this.data.toString('latin1', this.starts[entry] as number, this.end(entry)))) setBit(out, o)
+    }
+    return out
+  }
+
+  selectContaining(needle: string, bits: number): Bitset {
+    if (needle === '') return this.selectPresent(bits)
+    if (needle.includes('\0')) return createBitset(bits)
+    return this.search(Buffer.from(needle, 'utf8'), 0, createBitset(bits))
+  }
+
+  selectStartingWith(prefix: string, bits: number): Bitset {
+    if (prefix === '') return this.selectPresent(bits)
+    if (prefix.includes('\0')) return createBitset(bits)
+    return this.search(Buffer.from(`\0${prefix}`, 'utf8'), 1, createBitset(bits))
+  }
+
+  selectNumeric(op: NumericOp, bound: number, bits: number): Bitset {
+    const out = createBitset(bits)
+    const numbers = this.numbers
+    if (numbers === undefined) return out
+    for (let o = 0; o < bits; o++) if (compareNumber(numbers[o] as number, op, bound)) setBit(out, o)
+    return out
+  }
+
+  /** Not counted: that would take the dictionary this column exists to avoid. */
+  distinctValues(): null {
+    return null
+  }
+
+  topValues(): { value: string; users: number }[] {
+    return []
+  }
+
+  /** Overwritten bytes are compacted here, so nothing counts as dead for a rebuild. */
+  entries(): { total: number; dead: number } {
+    return { total: this.present, dead: 0 }
+  }
+
+  memoryBytes(): number {
+    return (
+      this.data.byteLength +
+      this.starts.byteLength +
+      this.owners.byteLength +
+      this.current.byteLength +
+      (this.numbers?.byteLength ?? 0)
+    )
+  }
+}
+
+function grown(array: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
+  const bigger = new Int32Array(array.length * 2)
+  bigger.set(array)
+  return bigger
+}
