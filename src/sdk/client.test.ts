@@ -432,4 +432,62 @@ describe('client reads', () => {
     })
     assert.throws(() => createClient({ baseUrl: 'not a url', apiKey: 'k' }), TypeError)
   })
+
+  test('options that could only fail later are refused at once, without echoing the key', () => {
+    const ok = { baseUrl: 'http://127.0.0.1:1', apiKey: 'tbk_x' }
+    assert.throws(() => createClient({ ...ok, baseUrl: 'http://h/?q=1' }), /must not have a query or a fragment/)
+    assert.throws(() => createClient({ ...ok, baseUrl: 'http://h/#x' }), /must not have a query or a fragment/)
+    for (const apiKey of ['', 'tbk_ä', 'with space', 'line\nbreak']) {
+      assert.throws(
+        () => createClient({ ...ok, apiKey }),
+        (e: unknown) =>
+          e instanceof TypeError && /printable ASCII/.test(e.message) && !e.message.includes(apiKey || '\0'),
+      )
+    }
+    for (const timeoutMs of [-1, 0, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
+      assert.throws(() => createClient({ ...ok, timeoutMs }), RangeError, String(timeoutMs))
+    }
+  })
+
+  test('an empty user id is refused before any request', async () => {
+    let calls = 0
+    const client = createClient({
+      baseUrl: 'http://127.0.0.1:1',
+      apiKey: 'k',
+      fetch: async () => {
+        calls++
+        return new Response('{}')
+      },
+    })
+    await assert.rejects(client.getProfile(''), TypeError)
+    await assert.rejects(client.deleteProfile(''), TypeError)
+    assert.equal(calls, 0)
+  })
+
+  test('a 404 for a missing route is an error (wrong baseUrl), not "no such user"', async () => {
+    const answer = (msg: string) => async () =>
+      new Response(JSON.stringify({ msg, timestamp: 1 }), {
+        status: 404,
+        headers: { 'content-type': 'application/json' },
+      })
+    const wrongBase = createClient({
+      baseUrl: 'http://h/api',
+      apiKey: 'k',
+      fetch: answer('Not found: no route for GET /api/v1/user/profiles/u1'),
+    })
+    await assert.rejects(wrongBase.getProfile('u1'), (e: unknown) => {
+      assert.ok(e instanceof TraitbaseApiError)
+      assert.equal(e.status, 404)
+      assert.match(e.msg, /no route .*is baseUrl right\?/)
+      return true
+    })
+    await assert.rejects(wrongBase.deleteProfile('u1'), TraitbaseApiError)
+    const right = createClient({
+      baseUrl: 'http://h',
+      apiKey: 'k',
+      fetch: answer('No user with this user_id in this project'),
+    })
+    assert.equal(await right.getProfile('u1'), null)
+    assert.equal(await right.deleteProfile('u1'), false)
+  })
 })

@@ -84,9 +84,19 @@ export function createClient(options: ClientOptions): TraitbaseClient {
   if (base.protocol !== 'http:' && base.protocol !== 'https:') {
     throw new TypeError(`baseUrl must be http:// or https://, got ${JSON.stringify(options.baseUrl)}`)
   }
+  if (base.search !== '' || base.hash !== '') {
+    throw new TypeError(`baseUrl must not have a query or a fragment, got ${JSON.stringify(options.baseUrl)}`)
+  }
+  if (typeof options.apiKey !== 'string' || !/^[\x21-\x7e]+$/.test(options.apiKey)) {
+    // Never echo the key: it is a secret.
+    throw new TypeError('apiKey must be a non-empty string of printable ASCII characters (no spaces)')
+  }
   const root = base.href.replace(/\/+$/, '')
   const fetchImpl = options.fetch ?? globalThis.fetch
   const timeoutMs = options.timeoutMs ?? 30_000
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > 2 ** 31 - 1) {
+    throw new RangeError('timeoutMs must be a number of milliseconds > 0 (at most 2147483647)')
+  }
   const retry = resolveRetryOptions(options.retry)
   const concurrency = options.concurrency ?? 4
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError('concurrency must be an integer ≥ 1')
@@ -153,11 +163,14 @@ export function createClient(options: ClientOptions): TraitbaseClient {
     postProfiles: (fieldNames, values) => postProfiles(fieldNames, values),
     async getProfile(userId) {
       const { status, json } = await call('GET', profilePath(userId), undefined, 404)
-      return status === 404 ? null : (readData(json) as ProfileData)
+      if (status === 404) return noSuchUser('GET', json)
+      return readData(json) as ProfileData
     },
     async deleteProfile(userId) {
-      const { status } = await call('DELETE', profilePath(userId), undefined, 404)
-      return status !== 404
+      const { status, json } = await call('DELETE', profilePath(userId), undefined, 404)
+      if (status !== 404) return true
+      noSuchUser('DELETE', json)
+      return false
     },
     querySegment(where, queryOptions) {
       return {
@@ -214,10 +227,29 @@ function sleep(ms: number): Promise<void> {
 }
 
 /**
+ * A 404 from a profile path means "no such user", unless the server says it has no such route:
+ * then `baseUrl` is wrong, and answering "no such user" would hide it.
+ */
+function noSuchUser(method: string, json: unknown): null {
+  const msg = typeof json === 'object' && json !== null ? (json as { msg?: unknown }).msg : undefined
+  if (typeof msg === 'string' && /no route/i.test(msg)) {
+    throw new TraitbaseApiError({
+      method,
+      path: PROFILES_PATH,
+      status: 404,
+      msg: `${msg} (is baseUrl right?)`,
+      retryable: false,
+    })
+  }
+  return null
+}
+
+/**
  * The path of one profile. `.` and `..` go in the query string: every URL parser resolves them as
  * dot segments (even percent-encoded), so no path can carry them.
  */
 function profilePath(userId: string): string {
+  if (typeof userId !== 'string' || userId === '') throw new TypeError('userId must be a non-empty string')
   return userId === '.' || userId === '..'
     ? `${PROFILES_PATH}?user_id=${encodeURIComponent(userId)}`
     : `${PROFILES_PATH}/${encodeURIComponent(userId)}`

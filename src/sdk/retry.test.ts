@@ -67,8 +67,8 @@ describe('retryDelay', () => {
 describe('resolveRetryOptions', () => {
   test('defaults, and nonsense refused', () => {
     assert.deepEqual(resolveRetryOptions(undefined), {
-      maxAttempts: 6,
-      baseDelayMs: 250,
+      maxAttempts: 10,
+      baseDelayMs: 500,
       maxDelayMs: 30_000,
       maxRetryAfterMs: 300_000,
     })

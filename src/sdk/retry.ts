@@ -9,13 +9,14 @@
 /** How the client retries. */
 export interface RetryOptions {
   /**
-   * Attempts per request, the first one included; 1 disables retries.
-   * @default 6
+   * Attempts per request, the first one included; 1 disables retries. With the default delays the
+   * retries of one request spread over about a minute on average, enough to ride out a server restart.
+   * @default 10
    */
   readonly maxAttempts?: number
   /**
    * Ceiling of the first backoff; each further attempt doubles it (full jitter: the wait is uniform in [0, ceiling]).
-   * @default 250
+   * @default 500
    */
   readonly baseDelayMs?: number
   /**
@@ -34,8 +35,8 @@ export type ResolvedRetryOptions = Required<RetryOptions>
 
 export function resolveRetryOptions(options: RetryOptions | undefined): ResolvedRetryOptions {
   const o = {
-    maxAttempts: options?.maxAttempts ?? 6,
-    baseDelayMs: options?.baseDelayMs ?? 250,
+    maxAttempts: options?.maxAttempts ?? 10,
+    baseDelayMs: options?.baseDelayMs ?? 500,
     maxDelayMs: options?.maxDelayMs ?? 30_000,
     maxRetryAfterMs: options?.maxRetryAfterMs ?? 300_000,
   }
