@@ -101,6 +101,10 @@ describe('parseSegmentQuery', () => {
       [{ field: 'a', op: 'eq', value: '' }, 'where.value', 'too_small'],
       [{ field: 'a', op: 'eq', value: 'x'.repeat(129) }, 'where.value', 'too_big'],
       [{ field: 'a', op: 'eq', value: '\ud800' }, 'where.value', 'invalid_string'],
+      [{ field: 'a', op: 'eq', value: 'a\u0000b' }, 'where.value', 'invalid_string'],
+      [{ field: 'a', op: 'contains', value: '\u0000' }, 'where.value', 'invalid_string'],
+      [{ field: 'a', op: 'not_in', value: ['x', 'y\u0000'] }, 'where.value[1]', 'invalid_string'],
+      [{ field: 't\u0000xt', op: 'exists' }, 'where.field', 'invalid_string'],
       [{ field: '', op: 'exists' }, 'where.field', 'too_small'],
       [{ field: 3, op: 'exists' }, 'where.field', 'invalid_type'],
       [{ op: 'exists' }, 'where.field', 'required'],
@@ -121,6 +125,20 @@ describe('parseSegmentQuery', () => {
       )
       for (const i of issues) assert.ok(i.message.length > 5)
     }
+  })
+
+  test('messages show the offending value and say what would be accepted', () => {
+    const message = (body: unknown) => issuesOf(body)[0]?.message ?? ''
+    assert.equal(message(undefined), 'must be a JSON object, got nothing')
+    assert.match(message({ where: { all: [] }, limit: 1.5 }), /from 1 to 1000, got 1\.5$/)
+    assert.match(message({ where: { all: [] }, limit: 1001 }), /got 1001$/)
+    assert.match(
+      message({ where: { field: 'a', op: 'gt', value: ' 5' } }),
+      /JSON number syntax such as "12\.5", got " 5"$/,
+    )
+    assert.match(message({ where: { field: 'a', op: 'eq', value: 'x\u0000' } }), /U\+0000/)
+    const many = { any: Array.from({ length: 5000 }, () => ({ field: 'a', op: 'exists' })) }
+    assert.match(message({ where: many }), /^has more than 100 leaf conditions; the limit is 100$/)
   })
 
   test('body level problems', () => {

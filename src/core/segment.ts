@@ -5,7 +5,7 @@
 import { MAX_FIELD_NAME, MAX_VALUE_CODE_POINTS, USER_ID_FIELD } from './limits.js'
 import { err, ok, type Issue, type Result } from './result.js'
 import { fitsCodePoints } from './text.js'
-import { describeJsonValue, isJsonObject } from './json-value.js'
+import { describeJsonValue, isJsonObject, showJsonValue } from './json-value.js'
 
 export type TextOp = 'eq' | 'neq' | 'contains' | 'starts_with'
 export type SetOp = 'in' | 'not_in'
@@ -79,7 +79,7 @@ export function parseCondition(input: unknown, path = 'where'): Result<Condition
     state.issues.push({
       code: 'too_big',
       path,
-      message: `has ${state.leaves} leaf conditions; the limit is ${MAX_CONDITION_LEAVES}`,
+      message: `has more than ${MAX_CONDITION_LEAVES} leaf conditions; the limit is ${MAX_CONDITION_LEAVES}`,
     })
   }
   if (state.issues.length > 0 || cond === undefined) return err(state.issues)
@@ -167,6 +167,8 @@ function parseLeaf(input: Record<string, unknown>, path: string, state: ParseSta
     issues.push({ code: 'too_big', path: `${path}.field`, message: `is longer than ${MAX_FIELD_NAME} characters` })
   } else if (!field.isWellFormed()) {
     issues.push({ code: 'invalid_string', path: `${path}.field`, message: 'contains a lone UTF-16 surrogate' })
+  } else if (field.includes('\0')) {
+    issues.push({ code: 'invalid_string', path: `${path}.field`, message: NUL_MESSAGE })
   }
   const op = input['op']
   if (op === undefined) {
@@ -204,7 +206,7 @@ function parseLeaf(input: Record<string, unknown>, path: string, state: ParseSta
       issues.push({
         code: 'invalid_type',
         path: valuePath,
-        message: `"${op}" compares numbers: value must be a finite number, got ${describeJsonValue(value)}`,
+        message: `"${op}" compares numbers: value must be a finite number, or a string in JSON number syntax such as "12.5", got ${showJsonValue(value)}`,
       })
       return undefined
     }
@@ -280,8 +282,15 @@ function readText(v: unknown, path: string, issues: Issue[]): string | undefined
     issues.push({ code: 'invalid_string', path, message: 'contains a lone UTF-16 surrogate' })
     return undefined
   }
+  if (s.includes('\0')) {
+    issues.push({ code: 'invalid_string', path, message: NUL_MESSAGE })
+    return undefined
+  }
   return s
 }
+
+/** Uploads refuse U+0000 (PostgreSQL text cannot hold it), so no name or value can contain it. */
+const NUL_MESSAGE = 'contains U+0000 (NUL), which no attribute name or value can hold'
 
 /**
  * Checks a query body `{"where": …, "limit"?: 1..1000 (default 100), "cursor"?: string}`.
@@ -335,7 +344,7 @@ export function parseLimit(v: unknown, path: string, issues: Issue[], allowText 
     issues.push({
       code: typeof n === 'number' ? 'invalid_value' : 'invalid_type',
       path,
-      message: `must be an integer from 1 to ${MAX_SEGMENT_LIMIT}, got ${typeof v === 'string' ? JSON.stringify(v) : describeJsonValue(v)}`,
+      message: `must be an integer from 1 to ${MAX_SEGMENT_LIMIT}, got ${showJsonValue(v)}`,
     })
     return DEFAULT_SEGMENT_LIMIT
   }

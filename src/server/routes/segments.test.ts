@@ -97,6 +97,25 @@ describe('POST /v1/user/segments/query', () => {
     assert.match(body.msg, /^where\.all\[1\]/)
     assert.ok(body.errors.some((e: { path: string }) => e.path === 'where.all[2].op'))
     assert.ok(!res.body.includes('    at '), 'no stack trace')
+    // NUL cannot be stored, so no condition may carry it; it must never reach SQL (a 500 there).
+    for (const where of [
+      { field: 'plan', op: 'eq', value: 'a\u0000b' },
+      { field: 'p\u0000lan', op: 'exists' },
+      { field: 'user_id', op: 'in', value: ['\u0000'] },
+    ]) {
+      const r = await query(app, k, { where })
+      assert.equal(r.statusCode, 400, JSON.stringify(where))
+      assert.match(r.json().msg, /U\+0000/)
+      const exported = await call(app, k, 'POST', '/v1/user/segments/export', { where })
+      assert.equal(exported.statusCode, 400)
+      const saved = await call(app, k, 'POST', '/v1/user/segments', { name: 'nul', where })
+      assert.equal(saved.statusCode, 400)
+    }
+    assert.equal(
+      (await call(app, k, 'GET', '/v1/user/segments')).json().data.segments.length,
+      0,
+      'nothing saved by the refused requests',
+    )
     for (const bad of [
       { where: { field: 'a', op: 'exists' }, cursor: 'not-a-cursor' },
       { where: { field: 'a', op: 'exists' }, limit: 0 },
