@@ -190,18 +190,30 @@ export class ProjectIndex {
     }
   }
 
+  /**
+   * `user_id` is not a column: equality and sets look ids up in the ordinal map (one lookup per
+   * value, not per user); other operators test each live id once.
+   */
   private evaluateUserId(leaf: Leaf): Bitset {
     const out = createBitset(this.ids.length)
-    if (leaf.kind === 'text' && leaf.op === 'eq') {
-      const o = this.ordinals.get(leaf.value)
+    const mark = (id: string): void => {
+      const o = this.ordinals.get(id)
       if (o !== undefined && hasBit(this.live, o)) setBit(out, o)
-      return out
+    }
+    if (leaf.kind === 'text' && (leaf.op === 'eq' || leaf.op === 'neq')) {
+      mark(leaf.value)
+      return leaf.op === 'eq' ? out : complementInto(out, this.live)
+    }
+    if (leaf.kind === 'set') {
+      for (const id of leaf.values) mark(id)
+      return leaf.op === 'in' ? out : complementInto(out, this.live)
     }
     for (let o = 0; o < this.ids.length; o++) {
       if (hasBit(this.live, o) && evaluateLeaf(leaf, this.ids[o])) setBit(out, o)
     }
     return out
   }
+
 
   /** Number of users in a bitset from {@link evaluate}. */
   count(set: Bitset): number {
