@@ -5,7 +5,13 @@ import type { Store } from '../storage/store.js'
 import { createAuth } from './auth.js'
 import type { Config } from './config.js'
 import { failure, type Clock } from './envelope.js'
-import { createClientErrorHandler, createFrameworkErrorHandler, registerErrorHandlers } from './errors.js'
+import {
+  CLIENT_GONE,
+  createClientErrorHandler,
+  createFrameworkErrorHandler,
+  isClientGone,
+  registerErrorHandlers,
+} from './errors.js'
 import { registerJsonBodyParser } from './json-body.js'
 import { createMetrics, registerMetrics, type Metrics } from './metrics.js'
 import { registerHealthRoutes } from './routes/health.js'
@@ -24,6 +30,8 @@ export interface AppDeps {
   readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer }
   /** Default: a fresh registry with Node's process metrics. */
   readonly metrics?: Metrics
+  /** Where log lines go; default stdout. Tests capture them here. */
+  readonly logStream?: { write(line: string): unknown }
 }
 
 /**
@@ -54,7 +62,8 @@ class OneLineLogController extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    if (error)
+    if (isClientGone(error)) request.log.info({ req: request, responseTime: reply.elapsedTime }, CLIENT_GONE)
+    else if (error)
       request.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
     else request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
   }
@@ -80,6 +89,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       level: config.logLevel,
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
       serializers: { req: serializeRequest },
+      ...(deps.logStream === undefined ? {} : { stream: deps.logStream }),
     },
     logController: new OneLineLogController(),
     genReqId: generateRequestId,

@@ -56,9 +56,28 @@ function hiddenMessage(status: number): string {
   return status === 503 ? 'Service unavailable, try again later' : 'Internal server error'
 }
 
+/** The log line of a response the client did not wait for (an export it stopped reading, say). */
+export const CLIENT_GONE = 'client closed the connection before the response was complete'
+
+/** A stream error that only means the client went away: nothing of ours failed. */
+export function isClientGone(error: unknown): boolean {
+  const code = codeOf(error)
+  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE'
+}
+
 /** Registers the error, not-found and framework-error handlers that give every failure the `{msg, timestamp}` body. */
 export function registerErrorHandlers(app: FastifyInstance, now: Clock, bodyLimit: number): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    // (`request.raw.destroyed` is no sign: a request stream is destroyed once its body is read.)
+    const gone = reply.raw.destroyed || request.raw.socket?.destroyed === true
+    if (reply.raw.headersSent || gone) {
+      // Nobody to answer (or the answer has begun): an error body now would only corrupt the stream.
+      if (gone || isClientGone(error)) request.log.info(CLIENT_GONE)
+      else request.log.error({ err: error }, 'response failed after it began')
+      reply.hijack()
+      reply.raw.destroy()
+      return
+    }
     const { status, msg, te } = describeError(error, bodyLimit)
     if (status >= 500) {
       request.log.error({ err: error }, 'request failed')

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { UploadOutcome } from '../storage/store.js'
 
@@ -59,11 +59,21 @@ export function registerMetrics(app: FastifyInstance, metrics: Metrics): void {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [metrics.registry],
   })
+  // Unmatched paths share one label so scanners cannot grow the label set.
+  const routeOf = (request: FastifyRequest) =>
+    request.is404 ? '(unmatched)' : (request.routeOptions.url ?? '(unmatched)')
   app.addHook('onResponse', (request, reply, done) => {
-    // Unmatched paths share one label so scanners cannot grow the label set.
-    const route = request.is404 ? '(unmatched)' : (request.routeOptions.url ?? '(unmatched)')
+    const route = routeOf(request)
     requests.inc({ route, method: request.method, status: reply.statusCode })
     duration.observe({ route, method: request.method }, reply.elapsedTime / 1000)
+    done()
+  })
+  // A client that leaves before the response is complete never reaches onResponse: count it as
+  // 499 ("client closed request", as nginx logs it), so abandoned exports show up.
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) requests.inc({ route: routeOf(request), method: request.method, status: 499 })
+    })
     done()
   })
   app.get('/metrics', async (_request, reply) => {
