@@ -40,3 +40,13 @@ export function compareCodePoints(a: string, b: string): number {
   }
   return a.length - b.length
 }
+
+/**
+ * A copy of `record` with its keys in code point order, null-prototype: what responses print, so
+ * both backends answer byte for byte the same (PostgreSQL's jsonb reorders keys, SQLite keeps them).
+ */
+export function sortedByKey(record: Readonly<Record<string, string>>): Record<string, string> {
+  const out = Object.create(null) as Record<string, string>
+  for (const key of Object.keys(record).sort(compareCodePoints)) out[key] = record[key] as string
+  return out
+}

@@ -307,6 +307,16 @@ describe('GET and DELETE /v1/user/profiles?user_id=', () => {
   })
 })
 
+test('GET prints attributes in code point order, whatever order they were uploaded in', async (t) => {
+  const { app, k } = await setup(t)
+  await upload(app, k, {
+    field_name: ['user_id', 'zeta', 'Alpha', 'beta', '😀', 'é'],
+    values: [['u', '1', '2', '3', '4', '5']],
+  })
+  const res = await app.inject({ method: 'GET', url: '/v1/user/profiles/u', headers: { authorization: `Bearer ${k}` } })
+  assert.match(res.body, /"attributes":\{"Alpha":"2","beta":"3","zeta":"1","é":"5","😀":"4"\}/)
+})
+
 describe('isolation between projects', () => {
   test('the same user_id in two projects is two users; another project cannot read or delete it', async (t) => {
     const { app, key } = await buildTestApp(t)

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { TraitbaseError, validationError } from '../../core/errors.js'
+import { sortedByKey } from '../../core/text.js'
 import { parseUploadBody } from '../../core/upload.js'
 import type { Store } from '../../storage/store.js'
 import { authOf, type Auth } from '../auth.js'
@@ -39,7 +40,7 @@ export function registerProfileRoutes(app: FastifyInstance, { store, auth, metri
     if (profile === undefined) throw new TraitbaseError('NOT_FOUND', 'No user with this user_id in this project')
     return success(now, {
       user_id: profile.userId,
-      attributes: profile.attributes,
+      attributes: sortedByKey(profile.attributes),
       created_at: profile.createdAt,
       updated_at: profile.updatedAt,
     })

@@ -245,6 +245,42 @@ describe('export', () => {
     ])
     const bad = await call(app, k, 'GET', `/v1/user/segments/${seg.id}/export`, undefined, { accept: 'image/png' })
     assert.equal(bad.statusCode, 406)
+    // NDJSON prints attributes in code point order, so both backends answer the same bytes.
+    assert.equal(
+      nd.body.split('\n')[0],
+      '{"user_id":"u2","attributes":{"email":"bob@example.org","ltv":"3","plan":"free"}}',
+    )
+  })
+
+  test('Accept is negotiated with q-values and wildcards; no header means CSV', async (t) => {
+    const { app, k } = await setup(t)
+    const cases: [string | undefined, string | 406][] = [
+      [undefined, 'text/csv'],
+      ['', 'text/csv'],
+      ['*/*', 'text/csv'],
+      ['text/*', 'text/csv'],
+      ['application/*', 'application/x-ndjson'],
+      ['text/csv;q=0, application/x-ndjson', 'application/x-ndjson'],
+      ['application/x-ndjson;q=0.1, text/csv;q=0.9', 'text/csv'],
+      ['application/x-ndjson, text/csv', 'application/x-ndjson'],
+      ['application/json, */*;q=0.1', 'text/csv'],
+      ['TEXT/CSV', 'text/csv'],
+      ['application/ndjson', 'application/x-ndjson'],
+      ['text/csv;q=0', 406],
+      ['image/png, application/json', 406],
+    ]
+    for (const [accept, expected] of cases) {
+      const res = await call(
+        app,
+        k,
+        'POST',
+        '/v1/user/segments/export',
+        { where: { all: [] } },
+        accept === undefined ? {} : { accept },
+      )
+      if (expected === 406) assert.equal(res.statusCode, 406, String(accept))
+      else assert.match(String(res.headers['content-type']), new RegExp(`^${expected}`), String(accept))
+    }
   })
 
   test('streams more rows than one store page, in order, each once', async (t) => {

@@ -1,11 +1,12 @@
 import { Readable } from 'node:stream'
+import Negotiator from 'negotiator'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { decodeCursor, encodeCursor } from '../../core/cursor.js'
 import { TraitbaseError, validationError } from '../../core/errors.js'
 import { MAX_FIELD_NAME, USER_ID_FIELD } from '../../core/limits.js'
 import type { Issue } from '../../core/result.js'
 import { parseCondition, parseLimit, parseSegmentQuery, type Condition } from '../../core/segment.js'
-import { fitsCodePoints } from '../../core/text.js'
+import { fitsCodePoints, sortedByKey } from '../../core/text.js'
 import type { SegmentIndex } from '../../segments/segment-index.js'
 import type { Profile, SavedSegment, Store } from '../../storage/store.js'
 import { authOf, type Auth } from '../auth.js'
@@ -123,16 +124,26 @@ function parseFields(query: unknown, bodyFields: unknown): string[] | undefined 
   return out
 }
 
-/** CSV unless the client asks for NDJSON; 406 when it accepts neither. */
+/** What an export can be, by media type, in the order preferred when the client likes several equally. */
+const EXPORT_TYPES: Readonly<Record<string, Format>> = {
+  'text/csv': 'csv',
+  'application/x-ndjson': 'ndjson',
+  'application/ndjson': 'ndjson',
+  'application/jsonl': 'ndjson',
+}
+
+/**
+ * CSV unless the client prefers NDJSON, by `Accept` with its q-values and wildcards (RFC 9110
+ * §12.5.1, through `negotiator`); no header means CSV; 406 when it accepts neither.
+ */
 function negotiate(request: FastifyRequest): Format {
-  const accept = (request.headers.accept ?? '').toLowerCase()
-  if (accept === '') return 'csv'
-  const types = accept.split(',').map((t) => t.split(';')[0]?.trim() ?? '')
-  for (const t of types) {
-    if (t === 'application/x-ndjson' || t === 'application/ndjson' || t === 'application/jsonl') return 'ndjson'
-    if (t === 'text/csv' || t === 'text/*' || t === '*/*') return 'csv'
+  if (request.headers.accept === undefined || request.headers.accept.trim() === '') return 'csv'
+  const best = new Negotiator(request.raw).mediaType(Object.keys(EXPORT_TYPES))
+  const format = best === undefined ? undefined : EXPORT_TYPES[best.toLowerCase()]
+  if (format === undefined) {
+    throw new TraitbaseError('NOT_ACCEPTABLE', 'Export is available as text/csv or application/x-ndjson')
   }
-  throw new TraitbaseError('NOT_ACCEPTABLE', 'Export is available as text/csv or application/x-ndjson')
+  return format
 }
 
 /** RFC 4180 field: quoted when it holds a comma, quote, CR/LF or leading/trailing space. */
@@ -172,6 +183,7 @@ async function* exportLines(
           attributes = Object.create(null) as Record<string, string>
           for (const c of columns) if (Object.hasOwn(p.attributes, c)) attributes[c] = p.attributes[c] as string
         }
+        attributes = sortedByKey(attributes)
         chunk += JSON.stringify({ user_id: p.userId, attributes }) + '\n'
       }
     }
