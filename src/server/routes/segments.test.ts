@@ -63,6 +63,15 @@ describe('POST /v1/user/segments/query', () => {
       cursor: body.data.next_cursor,
     })
     assert.deepEqual(second.json().data, { count: 3, user_ids: ['u3'], next_cursor: null })
+    // The cursor is bound to its project and condition: anywhere else it is a 400, not a silent skip.
+    const elsewhere = await query(app, k, { where: { field: 'ltv', op: 'exists' }, cursor: body.data.next_cursor })
+    assert.equal(elsewhere.statusCode, 400)
+    assert.match(elsewhere.json().msg, /^cursor: belongs to another query or project/)
+    const respelled = await query(app, k, {
+      where: { all: [{ field: 'plan', op: 'exists' }] },
+      cursor: body.data.next_cursor,
+    })
+    assert.equal(respelled.statusCode, 400)
   })
 
   test('sees an upload acknowledged just before', async (t) => {

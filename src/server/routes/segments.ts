@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import Negotiator from 'negotiator'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { decodeCursor, encodeCursor } from '../../core/cursor.js'
+import { cursorScope, decodeCursor, encodeCursor } from '../../core/cursor.js'
 import { TraitbaseError, validationError } from '../../core/errors.js'
 import { MAX_FIELD_NAME, USER_ID_FIELD } from '../../core/limits.js'
 import type { Issue } from '../../core/result.js'
@@ -76,9 +76,9 @@ function whereOf(segment: SavedSegment): Condition {
   return parsed.value
 }
 
-function readCursor(cursor: string | undefined): string | undefined {
+function readCursor(cursor: string | undefined, scope: string): string | undefined {
   if (cursor === undefined || cursor === '') return undefined
-  const decoded = decodeCursor(cursor)
+  const decoded = decodeCursor(cursor, scope)
   if (!decoded.ok) throw validationError(decoded.error)
   return decoded.value
 }
@@ -202,11 +202,12 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
   const canWrite = auth.requireScope('profiles:write')
 
   const page = async (projectId: number, where: Condition, limit: number, cursor: string | undefined) => {
-    const answer = await index.query(projectId, where, limit, readCursor(cursor))
+    const scope = cursorScope(projectId, where)
+    const answer = await index.query(projectId, where, limit, readCursor(cursor, scope))
     return {
       count: answer.count,
       user_ids: answer.userIds,
-      next_cursor: answer.nextAfter === null ? null : encodeCursor(answer.nextAfter),
+      next_cursor: answer.nextAfter === null ? null : encodeCursor(answer.nextAfter, scope),
     }
   }
 
