@@ -24,6 +24,8 @@ export const TOUCH_INTERVAL_MS = 60_000
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i
 
+const UNKNOWN_KEY = 'Unknown or revoked API key: check the key, or create one with "traitbase keys create"'
+
 export interface Auth {
   /** An `onRequest` hook: 401 unless a valid, unrevoked key is sent; 403 unless it has `scope`. */
   requireScope(scope: Scope): (request: FastifyRequest) => Promise<void>
@@ -52,13 +54,15 @@ export function createAuth(store: Store, now: Clock): Auth {
       throw new TraitbaseError('UNAUTHORIZED', 'Missing Authorization header: send "Authorization: Bearer <API key>"')
     }
     const secret = BEARER.exec(header)?.[1]
-    if (secret === undefined || !looksLikeApiKey(secret)) {
+    if (secret === undefined) {
       throw new TraitbaseError('UNAUTHORIZED', 'Malformed Authorization header: expected "Bearer <API key>"')
     }
-    const hash = hashApiKey(secret)
-    const record = await store.findKeyByHash(hash)
-    if (record === undefined || !timingSafeEqual(record.hash, hash)) {
-      throw new TraitbaseError('UNAUTHORIZED', 'Invalid API key')
+    // A well-formed header with a token that is not one of our keys (mistyped, cut short, from another
+    // system) is an unknown key, not a malformed header. The shape check only spares the lookup.
+    const hash = looksLikeApiKey(secret) ? hashApiKey(secret) : undefined
+    const record = hash === undefined ? undefined : await store.findKeyByHash(hash)
+    if (hash === undefined || record === undefined || !timingSafeEqual(record.hash, hash)) {
+      throw new TraitbaseError('UNAUTHORIZED', UNKNOWN_KEY)
     }
     if (record.revokedAt !== null) throw new TraitbaseError('UNAUTHORIZED', 'This API key has been revoked')
     touch(request, record.id)
