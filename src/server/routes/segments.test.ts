@@ -261,6 +261,27 @@ describe('export', () => {
     )
   })
 
+  test('HEAD of an export answers its headers without reading profiles', async (t) => {
+    const { app, k, store } = await setup(t)
+    const seg = (await call(app, k, 'POST', '/v1/user/segments', { name: 'All', where: { all: [] } })).json().data
+    let scans = 0
+    const scan = store.scanProfiles.bind(store)
+    store.scanProfiles = async (...args) => {
+      scans++
+      return scan(...args)
+    }
+    const head = await call(app, k, 'HEAD', `/v1/user/segments/${seg.id}/export`, undefined, {
+      accept: 'application/x-ndjson',
+    })
+    assert.equal(head.statusCode, 200)
+    assert.match(String(head.headers['content-type']), /^application\/x-ndjson/)
+    assert.equal(head.body, '')
+    assert.equal(scans, 0)
+    const get = await call(app, k, 'GET', `/v1/user/segments/${seg.id}/export`)
+    assert.equal(get.statusCode, 200)
+    assert.ok(scans > 0, 'GET reads profiles')
+  })
+
   test('Accept is negotiated with q-values and wildcards; no header means CSV', async (t) => {
     const { app, k } = await setup(t)
     const cases: [string | undefined, string | 406][] = [

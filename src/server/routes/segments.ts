@@ -241,17 +241,18 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
     const { projectId } = authOf(request)
     const format = negotiate(request)
     let columns = parseFields(request.query, bodyFields)
-    if (columns === undefined && format === 'csv') {
-      columns = (await index.catalog(projectId)).map((a) => a.name)
-    }
-    const stream = Readable.from(exportLines(store, projectId, where, format, columns), { objectMode: false })
     const type = format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8'
     const extension = format === 'csv' ? 'csv' : 'ndjson'
-    return reply
+    reply
       .type(type)
       .header('content-disposition', `attachment; filename="${name}.${extension}"`)
       .header('cache-control', 'no-store')
-      .send(stream)
+    // HEAD: the headers a GET would get, without reading a single profile.
+    if (request.method === 'HEAD') return reply.send()
+    if (columns === undefined && format === 'csv') {
+      columns = (await index.catalog(projectId)).map((a) => a.name)
+    }
+    return reply.send(Readable.from(exportLines(store, projectId, where, format, columns), { objectMode: false }))
   }
 
   app.post('/v1/user/segments/query', { onRequest: canRead }, async (request, reply) => {
