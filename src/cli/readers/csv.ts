@@ -1,8 +1,19 @@
-import type { Readable } from 'node:stream'
-import { parse } from 'csv-parse'
+import { CsvError, parse } from 'csv-parse'
 import { USER_ID_FIELD } from '../../core/limits.js'
 import { splitRecord } from '../../sdk/index.js'
+import { InputFileError } from './input-error.js'
 import type { BlankPolicy, SourceRow } from './source-row.js'
+import { utf8Chunks } from './utf8.js'
+
+export { InputFileError, InvalidUtf8Error } from './input-error.js'
+
+/**
+ * The largest record read, in bytes. A valid row is far smaller: a value is at most 128 code points
+ * (512 bytes of UTF-8, 258 if all quotes), so 8 MiB holds over 16,000 full columns, and it is the
+ * server's default body limit. Its job is to stop a quote that is never closed early, with the line
+ * where its record started, instead of reading the rest of the file into one field.
+ */
+export const MAX_RECORD_BYTES = 8 * 1024 * 1024
 
 export interface CsvReadOptions {
   /** One character. @default ',' */
@@ -12,83 +23,182 @@ export interface CsvReadOptions {
   readonly ignore?: ReadonlySet<string>
   /** Called once with the header row, before the first data row. */
   readonly onHeader?: (header: readonly string[]) => void
-}
-
-/** A problem that makes the whole file unreadable (bad header, broken quoting); carries its line. */
-export class InputFileError extends Error {
-  readonly line: number | undefined
-  constructor(message: string, line?: number) {
-    super(line === undefined ? message : `line ${line}: ${message}`)
-    this.name = 'InputFileError'
-    this.line = line
-  }
+  /** @default MAX_RECORD_BYTES */
+  readonly maxRecordBytes?: number
+  /**
+   * csv-parse's strict quoting (a closing quote followed by text is an error, the record is skipped
+   * and reported). Off in the CLI, where a stray quote is an ordinary character; tests use it to
+   * reach the skipped-record path.
+   */
+  readonly strictQuotes?: boolean
 }
 
 /**
- * Streams the rows of a CSV file (RFC 4180: quoted fields, `""` escapes, embedded newlines, CRLF or
- * LF, optional UTF-8 BOM). The first row names the fields and must include `user_id`. Empty lines
- * are skipped. A row with the wrong number of cells is yielded with an `error`, not thrown: one bad
- * row must not stop a million good ones. Pulling is lazy, so the file is read only as fast as rows
- * are consumed.
+ * Streams the rows of a CSV file: RFC 4180 quoting (`""` escapes, quoted line breaks), records ending
+ * in CRLF, LF or CR, mixed in one file if need be, an optional UTF-8 BOM. The first row names the
+ * fields and must include `user_id`. Empty lines are skipped. A quote inside an unquoted cell
+ * (`12" pizza`) is kept as a character.
+ *
+ * A row that cannot be used (wrong number of cells, a record csv-parse skips) is yielded with an
+ * `error`: one bad row must not stop a million good ones. What stops the file (no `user_id` column,
+ * a quote never closed, a record over {@link MAX_RECORD_BYTES}, bytes that are not UTF-8) is thrown
+ * as an {@link InputFileError}, after every row before it has been yielded.
+ *
+ * Pulling is lazy: one chunk of the file is parsed at a time, when its rows are wanted.
  */
-export async function* readCsvRows(input: Readable, options: CsvReadOptions): AsyncGenerator<SourceRow> {
+export async function* readCsvRows(
+  input: AsyncIterable<Buffer | string>,
+  options: CsvReadOptions,
+): AsyncGenerator<SourceRow> {
+  const ready: SourceRow[] = []
+  let header: string[] | undefined
+  // Lines are counted here: csv-parse counts a quoted CRLF as two lines. `nextLine` is where the next
+  // record starts. csv-parse's count is only used to tell that a record spans lines, and to find the
+  // way back after a skipped record (whose own quoted CRLFs, if any, can then shift later lines).
+  let nextLine = 1
+  let parserLinesBefore = 0
+  let quotedCrlfs = 0
+  let afterSkip = false
+  let skippedAt = 0
+  let bytes = 0
+
+  const onRecord = (cells: string[], context: { lines: number; bytes: number }): null => {
+    const span = context.lines - parserLinesBefore
+    parserLinesBefore = context.lines
+    bytes = context.bytes
+    let line = nextLine
+    if (span !== 1 || afterSkip) {
+      const inside = lineBreaksIn(cells)
+      quotedCrlfs += inside.crlfs
+      if (afterSkip) {
+        const lastLine = context.lines - quotedCrlfs
+        line = lastLine - inside.breaks
+        afterSkip = false
+      }
+      nextLine = line + 1 + inside.breaks
+    } else {
+      nextLine = line + 1
+    }
+    if (header === undefined) {
+      header = cells
+      checkHeader(header.filter((name) => options.ignore?.has(name) !== true))
+      options.onHeader?.(header)
+      return null
+    }
+    if (cells.length === 1 && cells[0] === '') return null
+    if (cells.length !== header.length) {
+      ready.push({
+        line,
+        record: undefined,
+        error: `has ${cells.length} cells but the header has ${header.length}`,
+        raw: cells,
+        bytes,
+      })
+      return null
+    }
+    const record = Object.create(null) as Record<string, unknown>
+    for (let i = 0; i < header.length; i++) {
+      const name = header[i] as string
+      const value = cells[i] as string
+      if (options.ignore?.has(name) === true) continue
+      if (value === '' && options.blank === 'skip' && name !== USER_ID_FIELD) continue
+      record[name] = value
+    }
+    ready.push({ line, record, raw: cells, bytes })
+    return null
+  }
+
+  const onSkip = (error: CsvError | undefined): undefined => {
+    if (error === undefined) return
+    // These cannot be skipped: csv-parse would go on reading the rest of the file into one field.
+    if (error.code === 'CSV_MAX_RECORD_SIZE' || error.code === 'CSV_QUOTE_NOT_CLOSED') throw error
+    afterSkip = true
+    if (skippedAt === nextLine) return
+    skippedAt = nextLine
+    ready.push({ line: nextLine, record: undefined, error: `not valid CSV: ${csvReason(error)}`, raw: [], bytes })
+  }
+
+  const maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES
   const parser = parse({
     bom: true,
     delimiter: options.delimiter ?? ',',
+    record_delimiter: ['\r\n', '\n', '\r'],
     relax_column_count: true,
+    relax_quotes: options.strictQuotes !== true,
+    max_record_size: maxRecordBytes,
+    skip_records_with_error: true,
+    on_skip: onSkip,
+    // Records are taken here, synchronously, so rows parsed before an error are never lost with the stream.
+    on_record: onRecord,
   })
-  // Bytes the file stream has read: close enough for progress, and cheaper than csv-parse's per-record info.
-  const bytesRead = (): number => (input as Readable & { bytesRead?: number }).bytesRead ?? 0
-  input.on('error', (error) => parser.destroy(error))
-  input.pipe(parser)
+  parser.on('error', () => undefined) // reported through the write and end callbacks below
+  const write = (chunk: Buffer): Promise<void> =>
+    new Promise((resolve, reject) => parser.write(chunk, (error) => (error ? reject(error) : resolve())))
+  const end = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      parser.once('error', reject)
+      parser.once('finish', resolve)
+      parser.end()
+    })
+  function* take(): Generator<SourceRow> {
+    for (let i = 0; i < ready.length; i++) yield ready[i] as SourceRow
+    ready.length = 0
+  }
 
-  let header: string[] | undefined
-  let line = 1
   try {
-    for await (const cells of parser as AsyncIterable<string[]>) {
-      const start = line
-      // csv-parse's own line count is off for quoted CRLF, so count the newlines the row spans.
-      line += 1
-      for (const cell of cells) line += countNewlines(cell)
-      if (header === undefined) {
-        header = cells
-        checkHeader(header.filter((name) => options.ignore?.has(name) !== true))
-        options.onHeader?.(header)
-        continue
-      }
-      if (cells.length === 1 && cells[0] === '') continue
-      if (cells.length !== header.length) {
-        yield {
-          line: start,
-          record: undefined,
-          error: `has ${cells.length} cells but the header has ${header.length}`,
-          raw: cells,
-          bytes: bytesRead(),
-        }
-        continue
-      }
-      const record = Object.create(null) as Record<string, unknown>
-      for (let i = 0; i < header.length; i++) {
-        const name = header[i] as string
-        const value = cells[i] as string
-        if (options.ignore?.has(name) === true) continue
-        if (value === '' && options.blank === 'skip' && name !== USER_ID_FIELD) continue
-        record[name] = value
-      }
-      yield { line: start, record, raw: cells, bytes: bytesRead() }
+    for await (const chunk of utf8Chunks(input)) {
+      await write(chunk)
+      yield* take()
     }
+    await end()
+    yield* take()
   } catch (error) {
-    if (error instanceof InputFileError) throw error
-    const e = error as { code?: unknown; message?: string; lines?: unknown }
-    if (typeof e.code === 'string' && e.code.startsWith('CSV_')) {
-      throw new InputFileError(`not valid CSV: ${e.message ?? e.code}`)
-    }
-    throw error
+    yield* take()
+    throw toInputFileError(error, nextLine, maxRecordBytes)
   } finally {
-    input.unpipe(parser)
-    input.destroy()
+    parser.destroy()
+    ;(input as { destroy?: () => void }).destroy?.()
   }
   if (header === undefined) throw new InputFileError('the file is empty: expected a header row with "user_id"', 1)
+}
+
+function toInputFileError(error: unknown, line: number, maxRecordBytes: number): unknown {
+  if (error instanceof InputFileError || !(error instanceof CsvError)) return error
+  if (error.code === 'CSV_MAX_RECORD_SIZE') {
+    return new InputFileError(
+      `the record starting here is over ${formatBytes(maxRecordBytes)} (the limit): unclosed quote starting at line ${line}?`,
+      line,
+    )
+  }
+  if (error.code === 'CSV_QUOTE_NOT_CLOSED') {
+    return new InputFileError('a quote in the record starting here is never closed (the file ends inside it)', line)
+  }
+  return new InputFileError(`not valid CSV: ${csvReason(error)}`, line)
+}
+
+/** csv-parse's message without its own line number, which counts a quoted CRLF twice. */
+function csvReason(error: CsvError): string {
+  return error.message.replace(/ (at|on) line \d+/, '')
+}
+
+function formatBytes(n: number): string {
+  return n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : `${n} bytes`
+}
+
+/** Line breaks inside the cells (CRLF, LF or lone CR, each one break), and how many were CRLFs. */
+function lineBreaksIn(cells: readonly string[]): { breaks: number; crlfs: number } {
+  let breaks = 0
+  let crlfs = 0
+  for (const cell of cells) {
+    for (let i = cell.indexOf('\n'); i !== -1; i = cell.indexOf('\n', i + 1)) {
+      breaks++
+      if (i > 0 && cell.charCodeAt(i - 1) === 13) crlfs++
+    }
+    for (let i = cell.indexOf('\r'); i !== -1; i = cell.indexOf('\r', i + 1)) {
+      if (cell.charCodeAt(i + 1) !== 10) breaks++
+    }
+  }
+  return { breaks, crlfs }
 }
 
 /** The header is checked once, with the same rules the server applies to `field_name`. */
@@ -106,14 +216,4 @@ function checkHeader(header: readonly string[]): void {
   for (const name of header) probe[name] = 'x'
   const checked = splitRecord(probe)
   if (!checked.ok) throw new InputFileError(`header: ${checked.reason}`, 1)
-}
-
-function countNewlines(s: string): number {
-  let n = 0
-  let i = s.indexOf('\n')
-  while (i !== -1) {
-    n++
-    i = s.indexOf('\n', i + 1)
-  }
-  return n
 }

@@ -8,7 +8,7 @@ export interface SourceRow {
   readonly error?: string
   /** What to write back in a rejects file: the CSV cells, or the JSONL line. */
   readonly raw: readonly string[] | string
-  /** Bytes of the file read up to the end of this row (approximate), for progress. */
+  /** Byte offset of the end of this row in the file (with its line break), for progress. */
   readonly bytes: number
 }
 
