@@ -3,7 +3,7 @@ import { Command } from 'commander'
 import { openStore } from '../storage/open-store.js'
 import type { Store } from '../storage/store.js'
 import { createKey, listKeys, revokeKey } from './commands/keys.js'
-import { abortOnInterrupt, uploadFile, type UploadCommandOptions } from './commands/upload.js'
+import { abortOnInterrupt, EXIT_USAGE, uploadFile, type UploadCommandOptions } from './commands/upload.js'
 import { countSegment, exportSegment } from './commands/segment.js'
 import { createConsoleOutput } from './output.js'
 
@@ -122,6 +122,8 @@ program
   .option('--concurrency <n>', 'requests in flight', '4')
   .option('--progress-every <seconds>', 'interval of progress lines when stderr is not a terminal', '5')
   .option('--json', 'print the summary as one JSON object')
+  // Bad usage (no FILE, an unknown option, an option without its value) exits 2, as documented; commander says 1.
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE))
   .action(async (file: string, opts: UploadCommandOptions) => {
     const interrupt = abortOnInterrupt(out)
     try {
@@ -131,6 +133,11 @@ program
         env: process.env,
         signal: interrupt.signal,
       })
+    } catch (error) {
+      // Not expected (uploadFile reports what it knows): still one line, not a stack trace.
+      out.err(`error: ${error instanceof Error ? error.message : String(error)}`)
+      if (process.env.TRAITBASE_DEBUG === '1' && error instanceof Error && error.stack) out.err(error.stack)
+      process.exitCode = 1
     } finally {
       interrupt.dispose()
     }

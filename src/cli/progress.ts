@@ -6,13 +6,15 @@ export interface ProgressStream {
 }
 
 export interface ProgressSnapshot {
-  /** Rows finished: stored, rejected or failed (plus rows skipped by --resume). */
+  /** Rows settled: stored, rejected or failed (plus rows skipped by --resume). The percentage is of these. */
   readonly done: number
   /** Rows read from the file so far. */
   readonly read: number
-  /** Bytes of the file read so far, and its size; the basis of the percentage and the ETA. */
+  /** Where the last row read ends in the file, and the file's size: they estimate the total rows until the end. */
   readonly bytes: number
   readonly totalBytes: number
+  /** The whole file has been read, so `read` is the total. */
+  readonly inputDone: boolean
   readonly rejected: number
   readonly failed: number
   readonly retries: number
@@ -27,7 +29,7 @@ const WINDOW_MS = 10_000
 export class ProgressReporter {
   readonly #stream: ProgressStream
   readonly #tty: boolean
-  readonly #samples: { at: number; done: number; bytes: number }[] = []
+  readonly #samples: { at: number; done: number }[] = []
   #drawn = false
 
   constructor(stream: ProgressStream) {
@@ -41,15 +43,17 @@ export class ProgressReporter {
 
   /** Records a sample and draws it. */
   report(s: ProgressSnapshot, now: number = Date.now()): void {
-    this.#samples.push({ at: now, done: s.done, bytes: s.bytes })
+    this.#samples.push({ at: now, done: s.done })
     while (this.#samples.length > 2 && (this.#samples[0]?.at ?? now) < now - WINDOW_MS) this.#samples.shift()
-    const first = this.#samples[0] ?? { at: now, done: s.done, bytes: s.bytes }
+    const first = this.#samples[0] ?? { at: now, done: s.done }
     const seconds = (now - first.at) / 1000
     const rowsPerSecond = seconds > 0 ? (s.done - first.done) / seconds : 0
-    const bytesPerSecond = seconds > 0 ? (s.bytes - first.bytes) / seconds : 0
-    const text = formatProgress(s, rowsPerSecond, bytesPerSecond, this.#tty)
+    const text = formatProgress(s, rowsPerSecond, this.#tty)
     if (this.#tty) {
-      const width = Math.max(20, (this.#stream.columns ?? 100) - 1)
+      // One character short of the width, so the line never wraps (which would break the redraw in place).
+      // Some terminals (a pty without a size, some CI runners) report 0 columns or none: assume 80.
+      const columns = this.#stream.columns
+      const width = (columns !== undefined && columns > 0 ? columns : 80) - 1
       this.#stream.write(`\r${text.slice(0, width)}\x1b[K`)
       this.#drawn = true
     } else {
@@ -64,23 +68,32 @@ export class ProgressReporter {
   }
 }
 
-export function formatProgress(
-  s: ProgressSnapshot,
-  rowsPerSecond: number,
-  bytesPerSecond: number,
-  bar: boolean,
-): string {
-  const fraction = s.totalBytes > 0 ? Math.min(1, s.bytes / s.totalBytes) : 1
-  // The total is unknown until the end of the file; estimate it from the bytes read so far.
-  const estimated = s.bytes > 0 && fraction < 1 ? `~${formatCount(Math.round(s.read / fraction))}` : formatCount(s.read)
+/**
+ * The percentage and the ETA are of rows settled against the total rows. That total is known once the
+ * file is read; until then it is estimated from where the last row read ends in the file.
+ */
+export function formatProgress(s: ProgressSnapshot, rowsPerSecond: number, bar: boolean): string {
+  const total = s.inputDone
+    ? s.read
+    : s.bytes > 0 && s.totalBytes > 0
+      ? Math.max(s.read, Math.round((s.read * s.totalBytes) / s.bytes))
+      : undefined
+  const fraction = total === undefined ? 0 : total === 0 ? (s.inputDone ? 1 : 0) : Math.min(1, s.done / total)
+  const remaining = total === undefined ? undefined : total - s.done
   const eta =
-    fraction >= 1
+    s.inputDone && remaining !== undefined && remaining <= 0
       ? 'ETA 0s'
-      : bytesPerSecond > 0
-        ? `ETA ${formatDuration((s.totalBytes - s.bytes) / bytesPerSecond)}`
+      : remaining !== undefined && remaining > 0 && rowsPerSecond > 0
+        ? `ETA ${formatDuration(remaining / rowsPerSecond)}`
         : 'ETA ?'
+  const rows =
+    total === undefined
+      ? `${formatCount(s.done)}/? rows`
+      : s.inputDone && total === 0
+        ? '0 rows'
+        : `${formatCount(s.done)}/${s.inputDone ? '' : '~'}${formatCount(total)} rows`
   const parts = [
-    `${formatCount(s.done)}/${estimated} rows`,
+    rows,
     `${formatCount(Math.round(rowsPerSecond))} rows/s`,
     eta,
     `retries ${formatCount(s.retries)}`,

@@ -1,24 +1,25 @@
-import {
-  closeSync,
-  createReadStream,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-} from 'node:fs'
-import { rmSync, writeFileSync, writeSync } from 'node:fs'
-import { open, rename } from 'node:fs/promises'
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs'
 import { extname, resolve } from 'node:path'
-import { parse as parseCsv } from 'csv-parse/sync'
-import { BatchPacker, createClient, splitRecord } from '../../sdk/index.js'
+import { BatchPacker, createClient, splitRecord, TraitbaseApiError } from '../../sdk/index.js'
 import type { RowReport, UploadProgress } from '../../sdk/index.js'
 import type { Output } from '../output.js'
 import { formatCount, formatDuration, ProgressReporter, type ProgressStream } from '../progress.js'
-import { InputFileError, readCsvRows } from '../readers/csv.js'
+import { readCsvRows } from '../readers/csv.js'
+import { InputFileError, oneLine } from '../readers/input-error.js'
 import { readJsonlRows } from '../readers/jsonl.js'
 import type { BlankPolicy, SourceRow } from '../readers/source-row.js'
+import {
+  CheckpointWriter,
+  checkOutputPaths,
+  checkpointSiblings,
+  checkRejectsExtension,
+  defaultRejectsPath,
+  openRejects,
+  parseCheckpoint,
+  UsageError,
+  type Checkpoint,
+  type Format,
+} from './upload-files.js'
 
 /** Options of `traitbase upload FILE`, as commander hands them over (strings, unvalidated). */
 export interface UploadCommandOptions {
@@ -53,9 +54,9 @@ export const EXIT_OK = 0
 export const EXIT_INCOMPLETE = 1
 export const EXIT_USAGE = 2
 
-type Format = 'csv' | 'jsonl'
-
 interface Settings {
+  /** FILE as the user wrote it, for messages. */
+  readonly file: string
   readonly path: string
   readonly format: Format
   readonly delimiter: string
@@ -67,22 +68,15 @@ interface Settings {
   readonly progressEveryMs: number
 }
 
-/** What `--resume` continues from. Only ever covers a prefix of rows that all landed or were rejected. */
-interface Checkpoint {
-  readonly version: 1
-  readonly file: { readonly path: string; readonly size: number; readonly mtimeMs: number }
-  readonly format: Format
-  readonly delimiter: string
-  readonly blank: BlankPolicy
-  /** Data rows of the file (blank lines not counted) that need no further work: stored or rejected. */
-  readonly rowsDone: number
-  /** Line where row `rowsDone` starts (or any line after the rows read); rejects from there on are dropped on resume. */
-  readonly lineDone: number
-}
+/**
+ * Checkpoints are written at most this often while rows flow (each is an fsync), and at most this
+ * long after a request is acknowledged; so a `kill -9` re-sends at most the requests acknowledged in
+ * the last 0.5 s. Every other way out writes the latest position synchronously.
+ */
+export const CHECKPOINT_EVERY_MS = 500
 
-class UsageError extends Error {}
-
-const CHECKPOINT_EVERY_MS = 500
+/** 401, 403, 404: the key or the URL is wrong; sending the same rows again cannot help until it is fixed. */
+const REFUSED = new Set([401, 403, 404])
 
 /**
  * `traitbase upload FILE`: streams a CSV or JSONL file through the SDK. Returns the exit code;
@@ -94,14 +88,18 @@ export async function uploadFile(file: string, options: UploadCommandOptions, de
   try {
     settings = resolveSettings(file, options)
   } catch (error) {
-    out.err(`error: ${(error as Error).message}`)
+    out.err(`error: ${oneLine((error as Error).message)}`)
     return EXIT_USAGE
   }
   try {
     return options.dryRun === true ? await dryRun(settings, options, deps) : await upload(settings, options, deps)
   } catch (error) {
-    if (error instanceof UsageError || error instanceof InputFileError) {
-      out.err(`error: ${error.message}`)
+    if (error instanceof InputFileError) {
+      out.err(`error: ${error.describe(settings.file)}`)
+      return EXIT_USAGE
+    }
+    if (error instanceof UsageError) {
+      out.err(`error: ${oneLine(error.message)}`)
       return EXIT_USAGE
     }
     throw error
@@ -149,115 +147,61 @@ function resolveSettings(file: string, o: UploadCommandOptions): Settings {
       .filter((s) => s !== ''),
   )
   if (ignore.has('user_id')) throw new UsageError('--ignore-columns cannot drop user_id')
+  if (o.rejects !== undefined) checkRejectsExtension(o.rejects, format)
+  const rejectsPath = resolve(o.rejects ?? defaultRejectsPath(file, format))
+  const checkpointPath = resolve(o.checkpoint ?? `${file}.checkpoint.json`)
+  checkOutputPaths(path, [
+    { option: '--rejects', path: rejectsPath, explicit: o.rejects !== undefined, siblings: [`${rejectsPath}.tmp`] },
+    ...(o.dryRun === true
+      ? []
+      : [
+          {
+            option: '--checkpoint',
+            path: checkpointPath,
+            explicit: o.checkpoint !== undefined,
+            siblings: checkpointSiblings(checkpointPath),
+          },
+        ]),
+  ])
   return {
+    file,
     path,
     format,
     delimiter,
     blank,
     ignore,
-    rejectsPath: resolve(o.rejects ?? `${file}.rejects.csv`),
-    checkpointPath: resolve(o.checkpoint ?? `${file}.checkpoint.json`),
+    rejectsPath,
+    checkpointPath,
     concurrency,
     progressEveryMs: progressEvery * 1000,
   }
 }
 
 function openRows(s: Settings, onHeader: (header: readonly string[]) => void): AsyncGenerator<SourceRow> {
-  // 64 KiB reads: csv-parse turns a whole chunk into records at once, so the chunk size bounds the read-ahead.
+  // 64 KiB reads: each is parsed when its rows are wanted, so the chunk size bounds the read-ahead.
   const input = createReadStream(s.path, { highWaterMark: 1 << 16 })
-  if (s.format === 'jsonl') {
-    onHeader(['_json'])
-    return readJsonlRows(input, { blank: s.blank, ignore: s.ignore })
-  }
+  if (s.format === 'jsonl') return readJsonlRows(input, { blank: s.blank, ignore: s.ignore })
   return readCsvRows(input, { blank: s.blank, delimiter: s.delimiter, ignore: s.ignore, onHeader })
-}
-
-/**
- * The rejects file: `_line,_reason`, then the row as it was in the input (CSV cells, or the JSONL
- * line as `_json`), so it can be fixed and uploaded again with `--ignore-columns _line,_reason`.
- * Written synchronously, so it is on disk before the checkpoint moves past the row.
- */
-class RejectsFile {
-  readonly path: string
-  readonly #delimiter: string
-  #fd: number | undefined
-  #header: readonly string[] = []
-  bytes: number
-  /** Entries kept from the previous run. */
-  kept: number
-
-  /**
-   * Starts a fresh rejects file, or on resume keeps only the entries of rows before `keepBeforeLine`:
-   * rows from there on are read again and rejected again if still bad, so nothing is listed twice.
-   */
-  constructor(path: string, delimiter: string, keepBeforeLine: number | null) {
-    this.path = path
-    this.#delimiter = delimiter
-    this.bytes = 0
-    this.kept = 0
-    if (keepBeforeLine === null || !existsSync(path)) {
-      rmSync(path, { force: true })
-      return
-    }
-    const [header, ...entries] = parseCsv(readFileSync(path), { delimiter, relax_column_count: true }) as string[][]
-    const keep = entries.filter((cells) => Number(cells[0]) < keepBeforeLine)
-    if (header === undefined || keep.length === 0) {
-      rmSync(path, { force: true })
-      return
-    }
-    const tmp = `${path}.tmp`
-    this.#fd = openSync(tmp, 'w')
-    for (const cells of [header, ...keep]) this.#append(cells)
-    renameSync(tmp, path)
-    this.kept = keep.length
-  }
-
-  setHeader(header: readonly string[]): void {
-    this.#header = header
-  }
-
-  write(line: number, reason: string, raw: readonly string[] | string): void {
-    if (this.#fd === undefined) {
-      this.#fd = openSync(this.path, 'w')
-      this.#append(['_line', '_reason', ...this.#header])
-    }
-    this.#append([String(line), reason, ...(typeof raw === 'string' ? [raw] : raw)])
-  }
-
-  close(): void {
-    if (this.#fd !== undefined) closeSync(this.#fd)
-    this.#fd = undefined
-  }
-
-  #append(cells: readonly string[]): void {
-    const text = `${cells.map((c) => quoteCsv(c, this.#delimiter)).join(this.#delimiter)}\r\n`
-    const buf = Buffer.from(text)
-    writeSync(this.#fd as number, buf, 0, buf.length, this.bytes)
-    this.bytes += buf.length
-  }
-}
-
-function quoteCsv(cell: string, delimiter: string): string {
-  return cell.includes('"') || cell.includes(delimiter) || /[\r\n]/.test(cell) || cell !== cell.trim()
-    ? `"${cell.replaceAll('"', '""')}"`
-    : cell
 }
 
 function readCheckpoint(s: Settings): Checkpoint | undefined {
   if (!existsSync(s.checkpointPath)) return undefined
-  let cp: Checkpoint
+  let text: string
   try {
-    cp = JSON.parse(readFileSync(s.checkpointPath, 'utf8')) as Checkpoint
-  } catch {
-    throw new UsageError(`checkpoint ${s.checkpointPath} is unreadable; delete it to start over`)
+    text = readFileSync(s.checkpointPath, 'utf8')
+  } catch (error) {
+    throw new UsageError(`cannot read the checkpoint ${s.checkpointPath}: ${(error as Error).message}`)
   }
-  if (cp.version !== 1 || typeof cp.rowsDone !== 'number' || typeof cp.lineDone !== 'number') {
-    throw new UsageError(`checkpoint ${s.checkpointPath} is not one this version understands; delete it to start over`)
+  const cp = parseCheckpoint(text)
+  if (typeof cp === 'string') {
+    throw new UsageError(
+      `the checkpoint ${s.checkpointPath} is damaged (${cp}); delete it, or run without --resume to start from the first row`,
+    )
   }
   const stat = statSync(s.path)
   if (cp.file.size !== stat.size || cp.file.mtimeMs !== stat.mtimeMs) {
     throw new UsageError(
-      `${s.path} changed since the checkpoint was written (size or modification time); ` +
+      `${s.file} changed since the checkpoint was written (size or modification time); ` +
         `resuming would skip the wrong rows. Delete ${s.checkpointPath} to upload it from the start`,
     )
   }
@@ -269,67 +213,6 @@ function readCheckpoint(s: Settings): Checkpoint | undefined {
     }
   }
   return cp
-}
-
-/**
- * Write-then-rename: a kill at any moment leaves either the old or the new checkpoint, never half
- * of one. While rows flow, writes go through the event loop (an fsync on a busy disk can take 100 ms,
- * which would stall the upload); the last one is synchronous.
- */
-class CheckpointWriter {
-  readonly #path: string
-  readonly #tmp: string
-  #writing: Promise<void> | undefined
-  #next: Checkpoint | undefined
-  failure: unknown
-
-  constructor(path: string) {
-    this.#path = path
-    this.#tmp = `${path}.tmp`
-  }
-
-  /** Queues `cp`; at most one write runs at a time, and only the newest queued checkpoint is written next. */
-  save(cp: Checkpoint): void {
-    this.#next = cp
-    if (this.#writing === undefined) this.#writing = this.#drain()
-  }
-
-  async #drain(): Promise<void> {
-    for (let cp = this.#next; cp !== undefined; cp = this.#next) {
-      this.#next = undefined
-      try {
-        const file = await open(this.#tmp, 'w')
-        try {
-          await file.writeFile(JSON.stringify(cp))
-          await file.sync()
-        } finally {
-          await file.close()
-        }
-        await rename(this.#tmp, this.#path)
-      } catch (error) {
-        this.failure ??= error
-      }
-    }
-    this.#writing = undefined
-  }
-
-  /** Waits for queued writes, then writes `cp` (or removes the checkpoint when `cp` is null). */
-  async finish(cp: Checkpoint | null): Promise<void> {
-    this.#next = undefined
-    await this.#writing
-    if (cp === null) {
-      rmSync(this.#path, { force: true })
-      return
-    }
-    const fd = openSync(this.#tmp, 'w')
-    try {
-      writeFileSync(fd, JSON.stringify(cp))
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    renameSync(this.#tmp, this.#path)
-  }
 }
 
 async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): Promise<number> {
@@ -355,7 +238,7 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
     out.err(`note: starting from the first row; pass --resume to continue from ${s.checkpointPath}`)
   }
   const startRow = previous?.rowsDone ?? 0
-  const rejects = new RejectsFile(s.rejectsPath, s.format === 'csv' ? s.delimiter : ',', previous?.lineDone ?? null)
+  const rejects = await openRejects(s.rejectsPath, s.format, previous?.lineDone ?? null)
   // Every row before the checkpoint was stored or rejected, so the rejects kept give both counts.
   const earlier = { sent: startRow - rejects.kept, rejected: rejects.kept }
 
@@ -369,8 +252,15 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
   let rowsDone = startRow
   let lineDone = previous?.lineDone ?? 0
   let lastLine = 0
+  let inputEnded = false
+  let inputError: unknown
   let sdk: UploadProgress = { read: 0, sent: 0, rejected: 0, failed: 0, requests: 0, retries: 0 }
+  // Rows that failed inside a request. The SDK also counts as failed the rows it never sent after
+  // stopping (Ctrl-C, a 401); those are `summary.failed - failedInRequests`.
+  let failedInRequests = 0
   let lastCheckpointAt = 0
+  let checkpointTimer: NodeJS.Timeout | undefined
+  let settled = false
   const checkpoints = new CheckpointWriter(s.checkpointPath)
 
   const currentCheckpoint = (): Checkpoint => ({
@@ -383,37 +273,66 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
     lineDone,
   })
   const checkpointNow = (): void => {
+    clearTimeout(checkpointTimer)
+    checkpointTimer = undefined
     checkpoints.save(currentCheckpoint())
     lastCheckpointAt = Date.now()
   }
+  // Throttled, with a trailing write: the newest position is on disk at most CHECKPOINT_EVERY_MS after it moved.
+  const checkpointSoon = (): void => {
+    const wait = lastCheckpointAt + CHECKPOINT_EVERY_MS - Date.now()
+    if (wait <= 0) checkpointNow()
+    else checkpointTimer ??= setTimeout(checkpointNow, wait)
+  }
+  // Any way out before the end (a second Ctrl-C, a crash) writes the newest position first.
+  const onExit = (): void => {
+    if (settled) return
+    settled = true
+    try {
+      checkpoints.saveNow(currentCheckpoint())
+      out.err(
+        `saved the checkpoint: every row before row ${formatCount(rowsDone)} is done; ` +
+          'run the same command with --resume to continue',
+      )
+    } catch (error) {
+      out.err(`warning: could not save the checkpoint: ${(error as Error).message}`)
+    }
+  }
+  process.on('exit', onExit)
 
   async function* records(): AsyncGenerator<Record<string, unknown>> {
     let fileRow = 0
-    for await (const row of openRows(s, (header) => rejects.setHeader(header))) {
-      bytes = row.bytes
-      lastLine = row.line
-      if (fileRow < startRow) {
-        fileRow++
-        continue
-      }
-      if (row.record === undefined) {
-        rejects.write(row.line, row.error ?? 'unreadable row', row.raw)
-        readerRejects++
+    try {
+      for await (const row of openRows(s, (header) => rejects.setHeader(header))) {
+        lastLine = row.line
+        if (fileRow < startRow) {
+          fileRow++
+          continue
+        }
+        bytes = row.bytes
+        if (row.record === undefined) {
+          rejects.write(row.line, row.error ?? 'unreadable row', row.raw)
+          readerRejects++
+          fileRowsConsumed = ++fileRow
+          continue
+        }
+        inFlight.set(yielded++, { fileRow, line: row.line, raw: row.raw })
         fileRowsConsumed = ++fileRow
-        continue
+        yield row.record
       }
-      inFlight.set(yielded++, { fileRow, line: row.line, raw: row.raw })
-      fileRowsConsumed = ++fileRow
-      yield row.record
+      inputEnded = true
+    } catch (error) {
+      // Ends the input here: the rows already read are still sent, and counted, before the error is shown.
+      inputError = error
     }
   }
 
-  const onCheckpoint = (settled: number): void => {
-    const next = settled < yielded ? inFlight.get(settled) : undefined
+  const onCheckpoint = (settledRows: number): void => {
+    const next = settledRows < yielded ? inFlight.get(settledRows) : undefined
     rowsDone = next?.fileRow ?? fileRowsConsumed
     lineDone = next?.line ?? lastLine + 1
-    for (; pruneFrom < settled; pruneFrom++) inFlight.delete(pruneFrom)
-    if (Date.now() - lastCheckpointAt >= CHECKPOINT_EVERY_MS) checkpointNow()
+    for (; pruneFrom < settledRows; pruneFrom++) inFlight.delete(pruneFrom)
+    checkpointSoon()
   }
   const onReject = (report: RowReport): void => {
     const where = inFlight.get(report.index)
@@ -422,148 +341,203 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
 
   const reporter = new ProgressReporter(deps.progress)
   const snapshot = () => ({
-    done: startRow + readerRejects + sdk.sent + sdk.rejected + sdk.failed,
-    read: startRow + readerRejects + sdk.read,
+    done: startRow + readerRejects + sdk.sent + sdk.rejected + failedInRequests,
+    read: fileRowsConsumed,
     bytes,
     totalBytes: stat.size,
+    inputDone: inputEnded,
     rejected: earlier.rejected + readerRejects + sdk.rejected,
-    failed: sdk.failed,
+    failed: failedInRequests,
     retries: sdk.retries,
   })
   const timer = setInterval(() => reporter.report(snapshot()), reporter.tty ? 200 : s.progressEveryMs)
   timer.unref()
 
-  const started = Date.now()
-  checkpointNow()
-  const summary = await client.uploadProfiles(records(), {
-    keepRowReports: false,
-    keepRecords: false,
-    signal: deps.signal,
-    onCheckpoint,
-    onReject,
-    onProgress: (p) => {
-      sdk = p
-    },
-  })
-  sdk = summary
-  clearInterval(timer)
-  // An unreadable file (no user_id column, say) before any row: a usage error, nothing to resume.
-  if (summary.aborted?.error instanceof InputFileError && summary.read === 0 && readerRejects === 0 && startRow === 0) {
-    await checkpoints.finish(null)
+  try {
+    const started = Date.now()
+    checkpointNow()
+    const summary = await client.uploadProfiles(records(), {
+      keepRowReports: false,
+      keepRecords: false,
+      signal: deps.signal,
+      onCheckpoint,
+      onReject,
+      onProgress: (p) => {
+        // A request settled (the SDK's last report, after it stops, counts no request).
+        if (p.requests !== sdk.requests) failedInRequests = p.failed
+        sdk = p
+      },
+    })
+    sdk = summary
+    clearInterval(timer)
+    clearTimeout(checkpointTimer)
     rejects.close()
-    throw summary.aborted.error
-  }
-  reporter.report(snapshot())
-  reporter.finish()
-  rejects.close()
+    const inputFailure = inputError instanceof InputFileError ? inputError : undefined
+    // An unreadable file (no user_id column, say) before any row: a usage error, nothing to resume.
+    if (inputFailure !== undefined && fileRowsConsumed === 0 && summary.read === 0) {
+      settled = true
+      reporter.finish()
+      await checkpoints.finish(null)
+      throw inputFailure
+    }
+    reporter.report(snapshot())
+    reporter.finish()
 
-  const seconds = (Date.now() - started) / 1000
-  const rejected = earlier.rejected + readerRejects + summary.rejected
-  const sentTotal = earlier.sent + summary.sent
-  const { requests, retries } = summary
-  const complete = summary.aborted === null && summary.failed === 0
-  const interrupted = summary.aborted !== null && deps.signal?.aborted === true
-  await checkpoints.finish(complete ? null : currentCheckpoint())
-  if (checkpoints.failure !== undefined) {
-    out.err(
-      `warning: could not save a checkpoint: ${(checkpoints.failure as Error).message ?? String(checkpoints.failure)}`,
-    )
-  }
+    const seconds = (Date.now() - started) / 1000
+    const rejected = earlier.rejected + readerRejects + summary.rejected
+    const sentTotal = earlier.sent + summary.sent
+    const failed = Math.min(failedInRequests, summary.failed)
+    const notSent = summary.failed - failed
+    const { requests, retries } = summary
+    const complete = inputEnded && summary.aborted === null && summary.failed === 0
+    const interrupted = !complete && deps.signal?.aborted === true
+    const apiError = summary.aborted?.error instanceof TraitbaseApiError ? summary.aborted.error : undefined
+    const refused = apiError?.status != null && REFUSED.has(apiError.status)
+    // Resuming helps when the rows behind the checkpoint need not be sent again: after an
+    // interruption, a network or server failure. Not after a broken file (it must change first), nor
+    // after a refused key or URL when nothing was done yet.
+    const resumable = !complete && inputFailure === undefined && !(refused && rowsDone === 0)
+    settled = true
+    await checkpoints.finish(resumable ? currentCheckpoint() : null)
+    if (checkpoints.failure !== undefined) {
+      out.err(`warning: could not save a checkpoint: ${(checkpoints.failure as Error).message}`)
+    }
 
-  const rows = complete ? fileRowsConsumed : rowsDone
-  const rate = seconds > 0 ? Math.round((summary.sent + summary.rejected + readerRejects) / seconds) : 0
-  if (o.json === true) {
-    out.out(
-      JSON.stringify({
-        file: s.path,
-        complete,
-        rows,
-        sent: sentTotal,
-        rejected,
-        failed: summary.failed,
-        requests,
-        retries,
-        seconds,
-        rowsPerSecond: rate,
-        resumedFrom: startRow,
-        rejectsFile: rejected > 0 ? s.rejectsPath : null,
-        checkpoint: complete ? null : s.checkpointPath,
-        error: summary.aborted?.reason ?? null,
-        peakRssBytes: process.resourceUsage().maxRSS * 1024,
-      }),
-    )
-  } else {
-    out.out(
-      `${complete ? 'uploaded' : 'stopped'}: ${formatCount(sentTotal)} rows sent, ${formatCount(rejected)} rejected, ` +
-        `${formatCount(summary.failed)} failed in ${formatDuration(seconds)} (${formatCount(rate)} rows/s); ` +
-        `${formatCount(requests)} requests, ${formatCount(retries)} retries`,
-    )
-    if (rejected > 0) out.out(`rejected rows with line numbers and reasons: ${s.rejectsPath}`)
+    const rows = complete ? fileRowsConsumed : rowsDone
+    const rate = seconds > 0 ? Math.round((summary.sent + summary.rejected + readerRejects) / seconds) : 0
+    const errorText = inputFailure
+      ? inputFailure.describe(s.file)
+      : inputError !== undefined
+        ? `reading ${s.file} failed: ${(inputError as Error).message ?? String(inputError)}`
+        : interrupted
+          ? null
+          : (summary.aborted?.reason ?? null)
+    if (o.json === true) {
+      out.out(
+        JSON.stringify({
+          file: s.path,
+          complete,
+          interrupted,
+          rows,
+          sent: sentTotal,
+          rejected,
+          failed,
+          notSent,
+          requests,
+          retries,
+          seconds,
+          rowsPerSecond: rate,
+          resumedFrom: startRow,
+          rejectsFile: rejected > 0 ? s.rejectsPath : null,
+          checkpoint: resumable ? s.checkpointPath : null,
+          error: errorText === null ? null : oneLine(errorText),
+          peakRssBytes: process.resourceUsage().maxRSS * 1024,
+        }),
+      )
+    } else {
+      const unsent = notSent > 0 ? `, ${formatCount(notSent)} not sent${interrupted ? ' (interrupted)' : ''}` : ''
+      out.out(
+        `${complete ? 'uploaded' : 'stopped'}: ${formatCount(sentTotal)} rows sent, ${formatCount(rejected)} rejected, ` +
+          `${formatCount(failed)} failed${unsent} in ${formatDuration(seconds)} (${formatCount(rate)} rows/s); ` +
+          `${formatCount(requests)} requests, ${formatCount(retries)} retries`,
+      )
+      if (rejected > 0) out.out(`rejected rows with line numbers and reasons: ${s.rejectsPath}`)
+    }
+    if (errorText !== null) out.err(`error: ${oneLine(errorText)}`)
+    if (refused) out.err(refusalHint(apiError?.status ?? 0))
+    if (resumable) {
+      const where = `every row before row ${formatCount(rowsDone)} is done`
+      out.err(
+        refused
+          ? `${where}; once that is fixed, run the same command with --resume to skip them`
+          : `${interrupted ? 'interrupted' : 'not finished'}: ${where}; run the same command with --resume to continue`,
+      )
+    }
+    if (inputFailure !== undefined) return EXIT_USAGE
+    return complete && rejected === 0 ? EXIT_OK : EXIT_INCOMPLETE
+  } finally {
+    clearInterval(timer)
+    clearTimeout(checkpointTimer)
+    process.off('exit', onExit)
+    // A throw from in here (not expected) still leaves the newest position on disk.
+    if (!settled) onExit()
   }
-  if (summary.aborted !== null) out.err(`error: ${summary.aborted.reason}`)
-  if (!complete) {
-    out.err(
-      `${interrupted ? 'interrupted' : 'not finished'}: every row before row ${formatCount(rowsDone)} is done; ` +
-        `run the same command with --resume to continue`,
-    )
-  }
-  return complete && rejected === 0 ? EXIT_OK : EXIT_INCOMPLETE
+}
+
+function refusalHint(status: number): string {
+  if (status === 401) return 'check the API key (--key or TRAITBASE_API_KEY)'
+  if (status === 403) return 'the API key needs the profiles:write scope'
+  return 'check --url (or TRAITBASE_URL): the server there has no POST /v1/user/profiles'
 }
 
 async function dryRun(s: Settings, o: UploadCommandOptions, deps: UploadDeps): Promise<number> {
-  const rejects = new RejectsFile(s.rejectsPath, s.format === 'csv' ? s.delimiter : ',', 0)
+  const rejects = await openRejects(s.rejectsPath, s.format, null)
   const packer = new BatchPacker()
   let rows = 0
   let valid = 0
   let rejected = 0
   let requests = 0
+  let inputError: unknown
   const take = (): void => {
     for (let b = packer.takeReady(); b !== undefined; b = packer.takeReady()) {
       requests++
       packer.complete(b)
     }
   }
-  for await (const row of openRows(s, (header) => rejects.setHeader(header))) {
-    const split = row.record === undefined ? undefined : splitRecord(row.record)
-    if (split === undefined || !split.ok) {
-      rejects.write(row.line, split?.reason ?? row.error ?? 'unreadable row', row.raw)
-      rejected++
-    } else {
-      for (const chunk of split.chunks) packer.add(rows, chunk)
-      valid++
-      take()
+  try {
+    for await (const row of openRows(s, (header) => rejects.setHeader(header))) {
+      const split = row.record === undefined ? undefined : splitRecord(row.record)
+      if (split === undefined || !split.ok) {
+        rejects.write(row.line, split?.reason ?? row.error ?? 'unreadable row', row.raw)
+        rejected++
+      } else {
+        for (const chunk of split.chunks) packer.add(rows, chunk)
+        valid++
+        take()
+      }
+      rows++
     }
-    rows++
+  } catch (error) {
+    inputError = error
+  } finally {
+    rejects.close()
   }
   packer.flush()
   take()
-  rejects.close()
+  if (inputError !== undefined && !(inputError instanceof InputFileError)) {
+    throw new UsageError(`reading ${s.file} failed: ${(inputError as Error).message ?? String(inputError)}`)
+  }
+  if (inputError !== undefined && rows === 0) throw inputError
   if (o.json === true) {
     deps.out.out(
       JSON.stringify({
         file: s.path,
         dryRun: true,
+        complete: inputError === undefined,
         rows,
         valid,
         rejected,
         requests,
         rejectsFile: rejected > 0 ? s.rejectsPath : null,
+        error: inputError instanceof InputFileError ? inputError.describe(s.file) : null,
+        peakRssBytes: process.resourceUsage().maxRSS * 1024,
       }),
     )
   } else {
     deps.out.out(
-      `dry run: ${formatCount(rows)} rows, ${formatCount(valid)} valid, ${formatCount(rejected)} rejected; ` +
-        `would send ${formatCount(requests)} requests`,
+      `dry run${inputError === undefined ? '' : ' (stopped)'}: ${formatCount(rows)} rows, ${formatCount(valid)} valid, ` +
+        `${formatCount(rejected)} rejected; would send ${formatCount(requests)} requests`,
     )
     if (rejected > 0) deps.out.out(`rejected rows with line numbers and reasons: ${s.rejectsPath}`)
   }
+  if (inputError !== undefined) throw inputError
   return rejected === 0 ? EXIT_OK : EXIT_INCOMPLETE
 }
 
 /**
  * A signal for `deps.signal` that the first Ctrl-C (or SIGTERM) aborts: the upload stops reading,
- * lets requests in flight finish and writes its checkpoint. A second Ctrl-C exits at once, which
- * is safe too: the checkpoint never covers a row that was not acknowledged.
+ * lets requests in flight finish and writes its checkpoint. A second one exits at once with 130;
+ * the upload's exit hook writes the newest checkpoint synchronously on the way out.
  */
 export function abortOnInterrupt(out: Output): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController()
