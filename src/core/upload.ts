@@ -46,7 +46,12 @@ export function parseUploadBody(body: unknown): Result<UploadBatch, Issue[]> {
   }
   for (const key of Object.keys(body)) {
     if (!ALLOWED_KEYS.has(key)) {
-      add({ code: 'unknown_key', path: key, message: `unknown field; the body has only "field_name" and "values"` })
+      const full = add({
+        code: 'unknown_key',
+        path: key,
+        message: `unknown field; the body has only "field_name" and "values"`,
+      })
+      if (full) return err(issues)
     }
   }
   const { field_name: fields, values } = body as { field_name?: unknown; values?: unknown }

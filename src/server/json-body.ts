@@ -15,6 +15,13 @@ const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i
 export const MAX_JSON_DEPTH = 256
 
 /**
+ * No endpoint takes more JSON values than this (an upload has at most ~5,200, a segment condition
+ * 100 leaves of up to 1,000 values). A bigger body is refused before `JSON.parse`, which would spend
+ * a second or more of the event loop building millions of arrays or keys for a body under the size limit.
+ */
+export const MAX_JSON_VALUES = 200_000
+
+/**
  * Makes `application/json` (any charset parameter naming UTF-8) the only body type the app accepts;
  * every other type is a 415. Bodies are read as bytes and checked before `JSON.parse`, which would
  * otherwise replace invalid UTF-8 with U+FFFD and keep the last of duplicate keys, both silently.
@@ -43,6 +50,12 @@ function parseJsonBody(request: FastifyRequest, bytes: Buffer): unknown {
   if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
     throw new TraitbaseError('INVALID_JSON', `Request body nests deeper than ${MAX_JSON_DEPTH} levels`)
   }
+  if (holdsMoreValuesThan(text, MAX_JSON_VALUES)) {
+    throw new TraitbaseError(
+      'INVALID_JSON',
+      `Request body holds more than ${MAX_JSON_VALUES} JSON values; no request of this API needs that many`,
+    )
+  }
   let value: unknown
   try {
     value = JSON.parse(text)
@@ -65,6 +78,39 @@ function countUpTo(text: string, ch: string, cap: number): number {
   return n
 }
 
+/**
+ * True when the text holds more than `max` JSON values, counted as the commas and opening brackets
+ * outside strings (each value but the first of a container follows a comma). Never throws.
+ */
+export function holdsMoreValuesThan(text: string, max: number): boolean {
+  // Counting inside strings too can only overcount: under the limit that way, it is under for sure.
+  if (countUpTo(text, ',', max) + countUpTo(text, '[', max) + countUpTo(text, '{', max) <= max) return false
+  let n = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22 /* " */) {
+      const end = closingQuote(text, i)
+      if (end === -1) return false
+      i = end
+    } else if (c === 0x2c /* , */ || c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++n > max) return true
+    }
+  }
+  return false
+}
+
+/** Index of the quote closing the string that opens at `open`: one not preceded by an odd run of backslashes; -1 if none. */
+function closingQuote(text: string, open: number): number {
+  let j = text.indexOf('"', open + 1)
+  while (j !== -1) {
+    let k = j - 1
+    while (text.charCodeAt(k) === 0x5c /* \ */) k--
+    if ((j - 1 - k) % 2 === 0) return j
+    j = text.indexOf('"', j + 1)
+  }
+  return -1
+}
+
 /** True when brackets outside strings nest deeper than `max`. Never throws; assumes nothing about validity. */
 export function nestsDeeperThan(text: string, max: number): boolean {
   // Fewer brackets than the limit cannot nest deeper than it: the usual upload (about 100) ends here.
@@ -73,16 +119,9 @@ export function nestsDeeperThan(text: string, max: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (c === 0x22 /* " */) {
-      // Jump to the closing quote: one not preceded by an odd run of backslashes.
-      let j = text.indexOf('"', i + 1)
-      while (j !== -1) {
-        let k = j - 1
-        while (text.charCodeAt(k) === 0x5c /* \ */) k--
-        if ((j - 1 - k) % 2 === 0) break
-        j = text.indexOf('"', j + 1)
-      }
-      if (j === -1) return false
-      i = j
+      const end = closingQuote(text, i)
+      if (end === -1) return false
+      i = end
     } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
       if (++depth > max) return true
     } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {

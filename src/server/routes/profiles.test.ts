@@ -150,6 +150,17 @@ describe('POST /v1/user/profiles', () => {
     assert.match((res.json() as { msg: string }).msg, /body is required/)
   })
 
+  test('a body with more JSON values than any request needs is a 400 before it is parsed', async (t) => {
+    const { app, k } = await setup(t)
+    const keys = '{' + Array.from({ length: 250_000 }, (_, i) => `"k${i}":1`).join(',') + '}'
+    const deep = '[' + Array(300_000).fill('[1]').join(',') + ']'
+    for (const body of [keys, deep]) {
+      const res = await upload(app, k, body)
+      assert.equal(res.statusCode, 400)
+      assert.match(res.json().msg, /more than 200000 JSON values/)
+    }
+  })
+
   test('duplicate JSON keys are refused, not silently resolved', async (t) => {
     const { app, k } = await setup(t)
     const res = await upload(app, k, '{"field_name":["user_id"],"values":[["a"]],"values":[["b"]]}')
