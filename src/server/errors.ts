@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import { ERROR_STATUS, TraitbaseError, type ErrorCode } from '../core/errors.js'
+import { isStoreUnavailable } from '../storage/unavailable.js'
 import { failure, type Clock } from './envelope.js'
 
 /**
@@ -38,6 +39,8 @@ export function describeError(error: unknown, bodyLimit: number): { status: numb
     if (error.status >= 500) return { status: error.status, msg: hiddenMessage(error.status) }
     return { status: error.status, msg: error.message, te: error }
   }
+  // The database is down, unreachable or locked: the client's request is fine, and may be retried.
+  if (isStoreUnavailable(error)) return { status: 503, msg: hiddenMessage(503) }
   const known = FASTIFY_ERRORS[codeOf(error) ?? '']
   if (known !== undefined) {
     const msg = known.code === 'PAYLOAD_TOO_LARGE' ? `${known.msg} of ${bodyLimit} bytes` : known.msg
@@ -85,6 +88,7 @@ export function registerErrorHandlers(app: FastifyInstance, now: Clock, bodyLimi
       request.log.info({ code: (error as { code?: unknown }).code }, 'bad request')
     }
     if (status === 401) reply.header('www-authenticate', 'Bearer realm="traitbase"')
+    if (status === 503) reply.header('retry-after', '1')
     const errors = status === 400 && te?.issues !== undefined ? te.issues : undefined
     return reply.code(status).send(failure(now, msg, errors))
   })

@@ -165,3 +165,37 @@ describe('HTTP on PostgreSQL', () => {
     }
   })
 })
+
+describe('PostgreSQL going away', () => {
+  test('requests get 503 with Retry-After, not 500, once the database is gone; /healthz says 503', async (t) => {
+    const created = await createTestDatabase()
+    if ('skip' in created) return t.skip(created.skip)
+    const ctx = await buildTestApp(t, {}, undefined, created.url)
+    const k = await ctx.key('p')
+    const headers = { authorization: `Bearer ${k}`, 'content-type': 'application/json' }
+    const body = JSON.stringify({ field_name: ['user_id', 'a'], values: [['u1', 'x']] })
+    const ok = await ctx.app.inject({ method: 'POST', url: '/v1/user/profiles', headers, payload: body })
+    assert.equal(ok.statusCode, 200)
+    await created.drop()
+    const requests = [
+      { method: 'POST' as const, url: '/v1/user/profiles', payload: body },
+      { method: 'GET' as const, url: '/v1/user/profiles/u1' },
+      { method: 'DELETE' as const, url: '/v1/user/profiles/u1' },
+    ]
+    for (const r of requests) {
+      const res = await ctx.app.inject({ ...r, headers })
+      assert.equal(res.statusCode, 503, `${r.method} ${r.url}: ${res.body}`)
+      assert.equal(res.headers['retry-after'], '1')
+      assert.deepEqual(Object.keys(res.json() as object), ['msg', 'timestamp'])
+    }
+    // A key this process has not seen yet needs the database too: still a 503, not a 500 or a 401.
+    const other = await ctx.app.inject({
+      method: 'GET',
+      url: '/v1/user/profiles/u1',
+      headers: { authorization: `Bearer tbk_${'A'.repeat(43)}` },
+    })
+    assert.equal(other.statusCode, 503)
+    const health = await ctx.app.inject({ method: 'GET', url: '/healthz' })
+    assert.equal(health.statusCode, 503)
+  })
+})
