@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Store } from '../storage/store.js'
@@ -115,15 +116,30 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerErrorHandlers(app, now, config.bodyLimit)
   registerJsonBodyParser(app, config.bodyLimit)
 
+  // Shutdown: new requests get a 503, responses in flight carry `Connection: close`, and sockets
+  // with no request in progress (idle keep-alive, or connected and silent) are closed at once, so
+  // close() waits only for requests in flight.
   let closing = false
+  const sockets = new Set<Socket>()
+  const track = (socket: Socket): void => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  }
+  app.server.on(deps.tls === undefined ? 'connection' : 'secureConnection', track)
   app.addHook('preClose', (done) => {
     closing = true
+    // Node sets `_httpMessage` on a socket while it carries a response in progress.
+    for (const socket of sockets) if ((socket as { _httpMessage?: unknown })._httpMessage == null) socket.destroy()
     done()
   })
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
     if (!closing) return done()
     void reply.code(503).header('connection', 'close').send(failure(now, 'Server is shutting down, retry shortly'))
+  })
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
   })
 
   registerMetrics(app, metrics)
