@@ -297,6 +297,36 @@ describe('GET and DELETE /v1/user/profiles?user_id=', () => {
     assert.equal((await byQuery('GET', '.')).statusCode, 200, 'only .. was erased')
   })
 
+  test('the query is decoded strictly, like the path: a bad escape is a 400, never a literal id', async (t) => {
+    const { app, k } = await setup(t)
+    await upload(app, k, {
+      field_name: ['user_id', 'n'],
+      values: [
+        ['%zz', '1'],
+        ['a b', '2'],
+        ['a+b', '3'],
+      ],
+    })
+    const get = (url: string) => app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${k}` } })
+    for (const bad of ['%zz', '%FF', '%25FF%', 'a%2']) {
+      const res = await get(`/v1/user/profiles?user_id=${bad}`)
+      assert.equal(res.statusCode, 400, bad)
+      assert.match(res.json().msg, /invalid percent-encoding/)
+      const del = await app.inject({
+        method: 'DELETE',
+        url: `/v1/user/profiles?user_id=${bad}`,
+        headers: { authorization: `Bearer ${k}` },
+      })
+      assert.equal(del.statusCode, 400, `DELETE ${bad}`)
+    }
+    assert.equal((await get('/v1/user/profiles?user_id=%25zz')).json().data.user_id, '%zz', 'nothing was deleted')
+    assert.equal((await get('/v1/user/profiles?user_id=a+b')).json().data.user_id, 'a b')
+    assert.equal((await get('/v1/user/profiles?user_id=a%2Bb')).json().data.user_id, 'a+b')
+    const both = await get('/v1/user/profiles/a%20b?user_id=a%2Bb')
+    assert.equal(both.statusCode, 400)
+    assert.match(both.json().msg, /in the path or in the user_id query parameter, not both/)
+  })
+
   test('a missing, empty or repeated user_id is a 400 that says how to ask; the read scope is still required', async (t) => {
     const { app, k, key } = await setup(t)
     for (const url of ['/v1/user/profiles', '/v1/user/profiles?user_id=', '/v1/user/profiles?user_id=a&user_id=b']) {
