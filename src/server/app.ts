@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { API_KEY_PREFIX } from '../storage/api-keys.js'
 import type { Store } from '../storage/store.js'
 import { createAuth } from './auth.js'
 import type { Config } from './config.js'
@@ -46,7 +47,10 @@ const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/
 
 function generateRequestId(req: IncomingMessage): string {
   const given = req.headers['x-request-id']
-  return typeof given === 'string' && SANE_REQUEST_ID.test(given) ? given : randomUUID()
+  // An API key pasted into the wrong header must not end up in our logs.
+  return typeof given === 'string' && SANE_REQUEST_ID.test(given) && !given.toLowerCase().startsWith(API_KEY_PREFIX)
+    ? given
+    : randomUUID()
 }
 
 /** What request logs carry: the route pattern, never the URL (user ids) nor any header (keys). */
@@ -84,6 +88,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     requestTimeout: t.requestMs,
     keepAliveTimeout: t.keepAliveMs,
     connectionsCheckingInterval: t.checkIntervalMs,
+    // Node would answer a missing Host with an empty 400; we answer it in our envelope (onRequest below).
+    requireHostHeader: false,
   }
   const app = Fastify({
     logger: {
@@ -134,6 +140,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   })
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      void reply.code(400).send(failure(now, 'Missing Host header: HTTP/1.1 requests must carry one'))
+      return
+    }
     if (!closing) return done()
     void reply.code(503).header('connection', 'close').send(failure(now, 'Server is shutting down, retry shortly'))
   })
@@ -142,6 +152,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     done(null, payload)
   })
 
+  answerExpectations(app, config.bodyLimit, now)
   registerMetrics(app, metrics)
   registerHealthRoutes(app, store, now)
   // The /v1 API in one child context, so the rate limiter is loaded before its routes are declared.
@@ -169,4 +180,33 @@ function registerSegmentsOff(app: FastifyInstance, now: Clock): void {
   const off = async (_request: unknown, reply: FastifyReply) =>
     reply.code(404).send(failure(now, 'Segmentation is turned off on this server (SEGMENTS=off)'))
   for (const url of ['/v1/user/segments', '/v1/user/segments/*', '/v1/user/attributes']) app.all(url, off)
+}
+
+/**
+ * `Expect` handling in our envelope. Node answers an unknown expectation with an empty 417 and
+ * sends `100 Continue` for any body, even one over the limit; we refuse the unknown expectation
+ * with a body, and an announced body over `bodyLimit` with a 413 before the client sends it.
+ */
+function answerExpectations(app: FastifyInstance, bodyLimit: number, now: Clock): void {
+  const refuse = (res: ServerResponse, status: number, msg: string): void => {
+    const body = JSON.stringify(failure(now, msg))
+    res.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    })
+    res.end(body)
+  }
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    refuse(res, 417, `Unsupported Expect header "${String(req.headers.expect).slice(0, 40)}": only 100-continue is`)
+  })
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const length = Number(req.headers['content-length'])
+    if (Number.isFinite(length) && length > bodyLimit) {
+      refuse(res, 413, `Request body is larger than the limit of ${bodyLimit} bytes`)
+      return
+    }
+    res.writeContinue()
+    app.server.emit('request', req, res)
+  })
 }

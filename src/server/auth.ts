@@ -53,6 +53,10 @@ export function createAuth(store: Store, now: Clock): Auth {
     if (header === undefined || header === '') {
       throw new TraitbaseError('UNAUTHORIZED', 'Missing Authorization header: send "Authorization: Bearer <API key>"')
     }
+    if (authorizationHeaders(request.raw.rawHeaders) > 1) {
+      // Node keeps the first and drops the rest; a proxy in front may have read another one.
+      throw new TraitbaseError('UNAUTHORIZED', 'More than one Authorization header: send exactly one')
+    }
     const secret = BEARER.exec(header)?.[1]
     if (secret === undefined) {
       throw new TraitbaseError('UNAUTHORIZED', 'Malformed Authorization header: expected "Bearer <API key>"')
@@ -86,4 +90,10 @@ export function createAuth(store: Store, now: Clock): Auth {
 export function authOf(request: FastifyRequest): AuthContext {
   if (request.auth === null) throw new TraitbaseError('INTERNAL', 'route is missing its auth hook')
   return request.auth
+}
+
+function authorizationHeaders(raw: readonly string[]): number {
+  let n = 0
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === 'authorization') n++
+  return n
 }

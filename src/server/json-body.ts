@@ -37,7 +37,23 @@ export function registerJsonBodyParser(app: FastifyInstance, bodyLimit: number):
   })
 }
 
+/** Bodies must arrive as they are: a compressed one would be read as broken UTF-8 or, worse, as plain text. */
+function refuseCodings(request: FastifyRequest): void {
+  const content = request.headers['content-encoding']?.trim().toLowerCase()
+  if (content !== undefined && content !== '' && content !== 'identity') {
+    throw new TraitbaseError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `Content-Encoding "${content.slice(0, 40)}" is not supported: send the body uncompressed`,
+    )
+  }
+  const transfer = request.headers['transfer-encoding']?.toLowerCase()
+  if (transfer !== undefined && transfer.split(',').some((t) => t.trim() !== 'chunked')) {
+    throw new TraitbaseError('UNSUPPORTED_MEDIA_TYPE', 'Transfer-Encoding other than "chunked" is not supported')
+  }
+}
+
 function parseJsonBody(request: FastifyRequest, bytes: Buffer): unknown {
+  refuseCodings(request)
   const charset = CHARSET.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase()
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
     throw new TraitbaseError('UNSUPPORTED_MEDIA_TYPE', `Unsupported charset "${charset}": send the JSON body as UTF-8`)

@@ -25,6 +25,16 @@ test('RATE_LIMIT: per key, 429 in the envelope with Retry-After; other keys, hea
   assert.match(json.msg, /Rate limit of 2 requests per minute/)
   assert.ok(Number(limited.headers['retry-after']) > 0, 'Retry-After in seconds')
   assert.equal((await post(b)).statusCode, 200, 'another key has its own budget')
+  // Throttled before the body is read: a broken or oversized body from this key is a 429 too.
+  for (const payload of ['{not json', 'x'.repeat(9 * 1024 * 1024)]) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/user/profiles',
+      headers: { authorization: `Bearer ${a}`, 'content-type': 'application/json' },
+      payload,
+    })
+    assert.equal(res.statusCode, 429)
+  }
 })
 
 test('RATE_LIMIT is off by default and must be a non-negative integer', async (t) => {

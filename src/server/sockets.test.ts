@@ -210,12 +210,93 @@ describe('hostile input over a real socket: a 4xx, never a crash or a 5xx', () =
     const s = await listen(t)
     const sane = await fetch(`http://127.0.0.1:${s.port}/healthz`, { headers: { 'x-request-id': 'lb-7f3a.42' } })
     assert.equal(sane.headers.get('x-request-id'), 'lb-7f3a.42')
-    for (const bad of ['a b', 'x'.repeat(129), '<script>', '']) {
+    // An API key pasted into the header is not echoed or logged either.
+    for (const bad of ['a b', 'x'.repeat(129), '<script>', '', `tbk_${'A'.repeat(43)}`, 'TBK_x']) {
       const res = await fetch(`http://127.0.0.1:${s.port}/healthz`, { headers: { 'x-request-id': bad } })
       assert.match(
         res.headers.get('x-request-id') ?? '',
         /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
       )
+    }
+  })
+})
+
+describe('HTTP edge cases answered in our envelope', () => {
+  const upload = '{"field_name":["user_id"],"values":[["edge"]]}'
+  const head = (key: string, extra: string) =>
+    `POST /v1/user/profiles HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${key}\r\n` +
+    `Content-Type: application/json\r\n${extra}`
+
+  test('an unknown Expect is a 417 with a body; an announced body over the limit is a 413 before any 100 Continue', async (t) => {
+    const s = await listen(t, { BODY_LIMIT: '4KiB' })
+    assertEnvelope(
+      only(await raw(s.port, [head(s.k, `Expect: weird\r\nContent-Length: ${upload.length}\r\n\r\n`)])),
+      417,
+      /only 100-continue/,
+    )
+    const big = await raw(s.port, [head(s.k, 'Expect: 100-continue\r\nContent-Length: 100000000\r\n\r\n')])
+    assertEnvelope(only(big), 413, /larger than the limit of 4096 bytes/)
+    const fine = await raw(s.port, [
+      head(s.k, `Expect: 100-continue\r\nContent-Length: ${upload.length}\r\n\r\n`),
+      upload,
+    ])
+    assert.deepEqual(
+      fine.map((r) => r.status),
+      [100, 200],
+    )
+  })
+
+  test('an HTTP/1.1 request without Host is a 400 with a body', async (t) => {
+    const s = await listen(t)
+    assertEnvelope(
+      only(await raw(s.port, ['GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n'])),
+      400,
+      /Missing Host header/,
+    )
+  })
+
+  test('compressed or otherwise encoded bodies are a 415, never read as plain text', async (t) => {
+    const s = await listen(t)
+    for (const coding of ['gzip', 'br', 'deflate']) {
+      const res = only(
+        await raw(s.port, [
+          head(s.k, `Content-Encoding: ${coding}\r\nContent-Length: ${upload.length}\r\n\r\n`),
+          upload,
+        ]),
+      )
+      assertEnvelope(res, 415, new RegExp(`Content-Encoding "${coding}" is not supported`))
+    }
+    const chunked = `${upload.length.toString(16)}\r\n${upload}\r\n0\r\n\r\n`
+    assertEnvelope(
+      only(await raw(s.port, [head(s.k, 'Transfer-Encoding: gzip, chunked\r\n\r\n'), chunked])),
+      415,
+      /Transfer-Encoding/,
+    )
+    assert.equal(
+      only(
+        await raw(s.port, [
+          head(s.k, 'Content-Encoding: identity\r\n' + `Content-Length: ${upload.length}\r\n\r\n`),
+          upload,
+        ]),
+      ).status,
+      200,
+    )
+    assert.equal(only(await raw(s.port, [head(s.k, 'Transfer-Encoding: chunked\r\n\r\n'), chunked])).status, 200)
+  })
+
+  test('two Authorization headers are a 401, whichever comes first', async (t) => {
+    const s = await listen(t)
+    for (const [first, second] of [
+      [s.k, 'tbk_x'],
+      ['tbk_x', s.k],
+    ]) {
+      const res = only(
+        await raw(s.port, [
+          `GET /v1/user/profiles/u1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n` +
+            `Authorization: Bearer ${first}\r\nAuthorization: Bearer ${second}\r\n\r\n`,
+        ]),
+      )
+      assertEnvelope(res, 401, /More than one Authorization header/)
     }
   })
 })
