@@ -83,6 +83,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const now = deps.now ?? Date.now
   const t = config.timeouts
   // Node's own server limits; the checking interval must be short or the header/request timeouts fire late.
+  const metrics = deps.metrics ?? createMetrics()
   const serverOptions = {
     headersTimeout: t.headersMs,
     requestTimeout: t.requestMs,
@@ -112,10 +113,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return503OnClosing: false,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: createFrameworkErrorHandler(now, config.bodyLimit),
-    clientErrorHandler: createClientErrorHandler(now),
+    clientErrorHandler: createClientErrorHandler(now, metrics),
   }) as unknown as FastifyInstance
 
-  const metrics = deps.metrics ?? createMetrics()
   const auth = createAuth(store, now)
 
   app.decorateRequest('auth', null)

@@ -4,6 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPM
 import { ERROR_STATUS, TraitbaseError, type ErrorCode } from '../core/errors.js'
 import { isStoreUnavailable } from '../storage/unavailable.js'
 import { failure, type Clock } from './envelope.js'
+import { ANSWERED_STATUS, type Metrics } from './metrics.js'
 
 /**
  * Fastify's own errors a client can cause, and what we answer instead. The one place framework
@@ -116,7 +117,7 @@ export function createFrameworkErrorHandler(now: Clock, bodyLimit: number) {
  * conflicting Content-Length, header overflow) or a client took too long. We answer in our envelope
  * when the socket still takes writes, then drop the connection.
  */
-export function createClientErrorHandler(now: Clock) {
+export function createClientErrorHandler(now: Clock, metrics?: Metrics) {
   return (error: Error & { code?: string }, socket: Socket): void => {
     if (error.code === 'ECONNRESET' || socket.destroyed) return
     const [code, msg]: [ErrorCode, string] =
@@ -126,6 +127,9 @@ export function createClientErrorHandler(now: Clock) {
           ? ['HEADERS_TOO_LARGE', 'Request headers are too large']
           : ['BAD_REQUEST', 'Malformed HTTP request']
     const status = ERROR_STATUS[code]
+    // A request in progress is counted when its response closes; anything else never reached a route.
+    ;(socket as Socket & { [ANSWERED_STATUS]?: number })[ANSWERED_STATUS] = status
+    if ((socket as { _httpMessage?: unknown })._httpMessage == null) metrics?.recordUnrouted(status)
     const body = JSON.stringify(failure(now, msg))
     if (socket.writable) {
       socket.write(

@@ -7,7 +7,14 @@ export interface Metrics {
   readonly registry: Registry
   /** Counts what one successful upload did. */
   recordUpload(outcome: UploadOutcome): void
+  /** Counts a response to a request that never reached a route (the HTTP parser refused it, or it timed out). */
+  recordUnrouted(status: number): void
+  readonly requests: Counter<'route' | 'method' | 'status'>
+  readonly duration: Histogram<'route' | 'method'>
 }
+
+/** Set on a socket by the client-error handler: the status it answered, so the response is counted as that, not 499. */
+export const ANSWERED_STATUS = Symbol('traitbase.answeredStatus')
 
 /**
  * Creates the registry and its metrics. `defaultMetrics` adds Node's process metrics (CPU, memory,
@@ -31,8 +38,26 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     help: 'Attribute values set by uploads (clears not counted)',
     registers: [registry],
   })
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP responses by route, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [registry],
+  })
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from request received to response sent, by route and method',
+    labelNames: ['route', 'method'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  })
   return {
     registry,
+    requests,
+    duration,
+    recordUnrouted(status) {
+      requests.inc({ route: '(unmatched)', method: '(unparsed)', status })
+    },
     recordUpload(outcome) {
       if (outcome.created > 0) usersCreated.inc(outcome.created)
       if (outcome.updated > 0) usersUpdated.inc(outcome.updated)
@@ -46,19 +71,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
  * label set stays bounded), method and status, and times it; serves `GET /metrics` without auth.
  */
 export function registerMetrics(app: FastifyInstance, metrics: Metrics): void {
-  const requests = new Counter({
-    name: 'http_requests_total',
-    help: 'HTTP responses by route, method and status',
-    labelNames: ['route', 'method', 'status'] as const,
-    registers: [metrics.registry],
-  })
-  const duration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'Time from request received to response sent, by route and method',
-    labelNames: ['route', 'method'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [metrics.registry],
-  })
+  const { requests, duration } = metrics
   // Unmatched paths share one label so scanners cannot grow the label set.
   const routeOf = (request: FastifyRequest) =>
     request.is404 ? '(unmatched)' : (request.routeOptions.url ?? '(unmatched)')
@@ -72,7 +85,10 @@ export function registerMetrics(app: FastifyInstance, metrics: Metrics): void {
   // 499 ("client closed request", as nginx logs it), so abandoned exports show up.
   app.addHook('onRequest', (request, reply, done) => {
     reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) requests.inc({ route: routeOf(request), method: request.method, status: 499 })
+      if (reply.raw.writableFinished) return
+      // The client-error handler may have answered on the raw socket (a 408 when the body stopped coming).
+      const answered = (request.raw.socket as { [ANSWERED_STATUS]?: number } | null)?.[ANSWERED_STATUS]
+      requests.inc({ route: routeOf(request), method: request.method, status: answered ?? 499 })
     })
     done()
   })

@@ -396,6 +396,19 @@ describe('slow and idle clients', () => {
     const [res] = parseResponses(data)
     if (res !== undefined) assert.ok(res.status === 408 || res.status === 400, res.head)
     await healthy(s.port)
+    // Counted as what the client was told, not as a client that went away (499).
+    const metrics = await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text()
+    assert.match(metrics, /http_requests_total\{route="\/v1\/user\/profiles",method="POST",status="40[08]"\} 1/)
+    assert.doesNotMatch(metrics, /status="499"/)
+  })
+
+  test('requests the HTTP parser refuses are counted too', async (t) => {
+    const s = await listen(t)
+    only(await raw(s.port, ['GARBAGE\r\n\r\n']))
+    only(await raw(s.port, [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`]))
+    const metrics = await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text()
+    assert.match(metrics, /http_requests_total\{route="\(unmatched\)",method="\(unparsed\)",status="400"\} 1/)
+    assert.match(metrics, /http_requests_total\{route="\(unmatched\)",method="\(unparsed\)",status="431"\} 1/)
   })
 
   test('a connection that never sends a byte is closed with a 408 after the request timeout', async (t) => {
