@@ -61,7 +61,19 @@ async function main(): Promise<void> {
     const address = await app.listen({ port: config.port, host: config.host })
     app.log.info({ store: store.kind, tls: tls !== undefined }, `traitbase listening on ${address}`)
   } catch (error) {
-    app.log.error({ err: error }, 'cannot listen')
+    // One clear line, as for configuration errors: a port in use or a bad HOST is not a crash.
+    const code = (error as { code?: unknown }).code
+    const why =
+      code === 'EADDRINUSE'
+        ? 'the port is already in use (set PORT to another one)'
+        : code === 'EACCES'
+          ? 'permission denied (ports below 1024 need privileges; set PORT)'
+          : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+            ? 'HOST is not an address of this machine'
+            : error instanceof Error
+              ? error.message
+              : String(error)
+    process.stderr.write(`traitbase cannot listen on ${config.host}:${config.port}: ${why}\n`)
     await store.close()
     process.exit(1)
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
-import { connect } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -229,6 +229,25 @@ describe('server process configuration', () => {
     const code = await new Promise((r) => proc.on('exit', r))
     assert.equal(code, 78)
     assert.match(err, /PORT must be an integer from 0 to 65535, got "eighty"/)
+  })
+
+  test('a port in use stops startup with one clear line, no stack trace, exit 1', async (t) => {
+    const blocker = createServer()
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r))
+    t.after(() => blocker.close())
+    const port = (blocker.address() as { port: number }).port
+    const dir = mkdtempSync(join(tmpdir(), 'traitbase-port-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const proc = spawn(process.execPath, [MAIN], {
+      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: `sqlite:${join(dir, 'p.db')}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let err = ''
+    proc.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')))
+    const code = await new Promise((r) => proc.on('exit', r))
+    assert.equal(code, 1)
+    assert.match(err, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is already in use`))
+    assert.ok(!err.includes('    at '), err)
   })
 
   test('a request that never finishes cannot hold shutdown past SHUTDOWN_TIMEOUT_MS: exit 1', async (t) => {
