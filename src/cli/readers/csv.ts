@@ -1,4 +1,4 @@
-import { CsvError, parse } from 'csv-parse'
+import { CsvError, Parser, type Options as CsvParseOptions } from 'csv-parse'
 import { USER_ID_FIELD } from '../../core/limits.js'
 import { splitRecord } from '../../sdk/index.js'
 import { InputFileError } from './input-error.js'
@@ -62,7 +62,7 @@ export async function* readCsvRows(
   let skippedAt = 0
   let bytes = 0
 
-  const onRecord = (cells: string[], context: { lines: number; bytes: number }): null => {
+  const onRecord = (cells: string[], context: { readonly lines: number; readonly bytes: number }): void => {
     const span = context.lines - parserLinesBefore
     parserLinesBefore = context.lines
     bytes = context.bytes
@@ -83,9 +83,9 @@ export async function* readCsvRows(
       header = cells
       checkHeader(header.filter((name) => options.ignore?.has(name) !== true))
       options.onHeader?.(header)
-      return null
+      return
     }
-    if (cells.length === 1 && cells[0] === '') return null
+    if (cells.length === 1 && cells[0] === '') return
     if (cells.length !== header.length) {
       ready.push({
         line,
@@ -94,7 +94,7 @@ export async function* readCsvRows(
         raw: cells,
         bytes,
       })
-      return null
+      return
     }
     const record = Object.create(null) as Record<string, unknown>
     for (let i = 0; i < header.length; i++) {
@@ -105,7 +105,7 @@ export async function* readCsvRows(
       record[name] = value
     }
     ready.push({ line, record, raw: cells, bytes })
-    return null
+    return
   }
 
   const onSkip = (error: CsvError | undefined): undefined => {
@@ -119,18 +119,19 @@ export async function* readCsvRows(
   }
 
   const maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES
-  const parser = parse({
-    bom: true,
-    delimiter: options.delimiter ?? ',',
-    record_delimiter: ['\r\n', '\n', '\r'],
-    relax_column_count: true,
-    relax_quotes: options.strictQuotes !== true,
-    max_record_size: maxRecordBytes,
-    skip_records_with_error: true,
-    on_skip: onSkip,
-    // Records are taken here, synchronously, so rows parsed before an error are never lost with the stream.
-    on_record: onRecord,
-  })
+  const parser = new RecordTaker(
+    {
+      bom: true,
+      delimiter: options.delimiter ?? ',',
+      record_delimiter: ['\r\n', '\n', '\r'],
+      relax_column_count: true,
+      relax_quotes: options.strictQuotes !== true,
+      max_record_size: maxRecordBytes,
+      skip_records_with_error: true,
+      on_skip: onSkip,
+    },
+    onRecord,
+  )
   parser.on('error', () => undefined) // reported through the write and end callbacks below
   const write = (chunk: Buffer): Promise<void> =>
     new Promise((resolve, reject) => parser.write(chunk, (error) => (error ? reject(error) : resolve())))
@@ -160,6 +161,29 @@ export async function* readCsvRows(
     ;(input as { destroy?: () => void }).destroy?.()
   }
   if (header === undefined) throw new InputFileError('the file is empty: expected a header row with "user_id"', 1)
+}
+
+/**
+ * csv-parse's stream parser, with each record handed to `onRecord` the moment it is parsed, with
+ * csv-parse's counters at that moment, instead of being queued in the stream: rows parsed before an
+ * error are never lost with the stream's buffer, and no per-record info object is built (csv-parse's
+ * `on_record` builds two, about 10 % of the parse time).
+ */
+type TakeRecord = (cells: string[], info: { readonly lines: number; readonly bytes: number }) => void
+
+class RecordTaker extends Parser {
+  readonly #onRecord: TakeRecord
+
+  constructor(options: CsvParseOptions, onRecord: TakeRecord) {
+    super(options)
+    this.#onRecord = onRecord
+  }
+
+  override push(chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk === null) return super.push(null, encoding)
+    this.#onRecord(chunk as string[], this.info)
+    return true
+  }
 }
 
 function toInputFileError(error: unknown, line: number, maxRecordBytes: number): unknown {
