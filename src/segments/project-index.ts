@@ -214,7 +214,6 @@ export class ProjectIndex {
     return out
   }
 
-
   /** Number of users in a bitset from {@link evaluate}. */
   count(set: Bitset): number {
     return countBits(set)
