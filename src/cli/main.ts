@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import { Command } from 'commander'
-import { openStore } from '../storage/open-store.js'
+import { existsSync } from 'node:fs'
+import { DEFAULT_DATABASE_URL, openStore, parseDatabaseUrl } from '../storage/open-store.js'
 import type { Store } from '../storage/store.js'
 import { createKey, listKeys, revokeKey } from './commands/keys.js'
 import { abortOnInterrupt, EXIT_USAGE, uploadFile, type UploadCommandOptions } from './commands/upload.js'
@@ -17,9 +18,16 @@ const out = createConsoleOutput()
  * here rather than through the server's `loadConfig` because the CLI may not import server code;
  * `openStore` holds the shared default (sqlite:./data/traitbase.db) and URL rules.
  */
-async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-  const url = process.env.DATABASE_URL?.trim()
-  const store = await openStore(url === undefined || url === '' ? undefined : url)
+async function withStore<T>(fn: (store: Store) => Promise<T>, options: { mustExist?: boolean } = {}): Promise<T> {
+  const url = process.env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL
+  const target = parseDatabaseUrl(url)
+  // Reading or revoking keys must not create an empty database where there was none (a mistyped path).
+  if (options.mustExist === true && target.kind === 'sqlite' && target.filename !== ':memory:') {
+    if (!existsSync(target.filename)) {
+      throw new Error(`no database at ${target.filename}: check DATABASE_URL (the server or "keys create" makes it)`)
+    }
+  }
+  const store = await openStore(url)
   try {
     return await fn(store)
   } finally {
@@ -44,6 +52,9 @@ const program = new Command('traitbase')
   .description('traitbase: the User Attribute Upload API, self-hosted')
   .version(version)
   .showHelpAfterError()
+  // Bad usage anywhere (unknown command or option, a missing required option or argument) exits 2,
+  // as documented; commander says 1. Subcommands inherit this.
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE))
 
 const keys = program.command('keys').description('manage project API keys (uses DATABASE_URL, like the server)')
 
@@ -64,13 +75,17 @@ keys
   .description("list a project's keys (never their secrets)")
   .requiredOption('--project <name>', 'project name')
   .option('--json', 'print a JSON array')
-  .action(run((opts: { project: string; json?: boolean }) => withStore((store) => listKeys({ store, out, ...opts }))))
+  .action(
+    run((opts: { project: string; json?: boolean }) =>
+      withStore((store) => listKeys({ store, out, ...opts }), { mustExist: true }),
+    ),
+  )
 
 keys
   .command('revoke')
   .description('revoke a key; the server refuses it from the next request on')
   .argument('<KEY_ID>', 'key id as shown by "keys list"')
-  .action(run((keyId: string) => withStore((store) => revokeKey({ store, out, keyId }))))
+  .action(run((keyId: string) => withStore((store) => revokeKey({ store, out, keyId }), { mustExist: true })))
 
 const segment = program
   .command('segment')

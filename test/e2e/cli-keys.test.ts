@@ -213,6 +213,30 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       assert.equal(r.stderr.includes('    at '), false)
     })
 
+    test('list and revoke on a database that does not exist fail without creating it; usage errors exit 2', async (t) => {
+      if (skip !== undefined) return t.skip(skip)
+      const dir = mkdtempSync(join(tmpdir(), 'traitbase-nodb-'))
+      t.after(() => rmSync(dir, { recursive: true, force: true }))
+      const url = `sqlite:${join(dir, 'missing', 'x.db')}`
+      for (const args of [
+        ['keys', 'list', '--project', 'p'],
+        ['keys', 'revoke', 'key_x'],
+      ]) {
+        const r = await runCli(args, { DATABASE_URL: url })
+        assert.equal(r.code, 1)
+        assert.match(r.stderr, /^error: no database at .*x\.db: check DATABASE_URL/)
+      }
+      assert.equal(existsSync(join(dir, 'missing')), false, 'nothing was created')
+      for (const args of [
+        ['keys', 'list'],
+        ['keys', 'nope'],
+        ['segment', 'count'],
+        ['keys', 'list', '--bogus'],
+      ]) {
+        assert.equal((await runCli(args, { DATABASE_URL: url })).code, 2, args.join(' '))
+      }
+    })
+
     test('the server accepts a new key and refuses it once revoked', async (t) => {
       if (skip !== undefined) return t.skip(skip)
       assert.ok(existsSync(SERVER), 'run `npm run build` first: dist/server/main.js is missing')

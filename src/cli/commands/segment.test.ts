@@ -56,6 +56,16 @@ test('usage errors exit 2 before any request', async () => {
   const out = createMemoryOutput()
   assert.equal(await exportSegment({ where: '{"all":[]}', segment: 'seg_1' }, { out, env, fetch }), EXIT_USAGE)
   assert.equal(await exportSegment({ segment: 'seg_1', format: 'xml' }, { out, env, fetch }), EXIT_USAGE)
+  for (const [options, pattern, e] of [
+    [{ segment: 'seg_1' }, /--url must be an http/, { ...env, TRAITBASE_URL: 'localhost:8080' }],
+    [{ segment: 'seg_1', fields: ' , ' }, /--fields needs at least one/, env],
+    [{ segment: 'seg_1', output: '/nonexistent-dir-tb/x.csv' }, /folder does not exist or is not writable/, env],
+    [{ segment: 'seg_1', output: '/tmp' }, /is a folder/, env],
+  ] as const) {
+    const o = createMemoryOutput()
+    assert.equal(await exportSegment(options, { out: o, env: e, fetch }), EXIT_USAGE, String(pattern))
+    assert.match(o.stderr.join('\n'), pattern)
+  }
   assert.equal(calls.length, 0)
 })
 

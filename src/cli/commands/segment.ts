@@ -1,4 +1,5 @@
-import { createWriteStream } from 'node:fs'
+import { accessSync, constants, createWriteStream, statSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { Readable, type Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
@@ -50,7 +51,34 @@ function connection(o: { url?: string; key?: string }, env: SegmentDeps['env']):
   const key = o.key ?? env['TRAITBASE_API_KEY']
   if (url === undefined || url === '') throw new UsageError('--url is required (or set TRAITBASE_URL)')
   if (key === undefined || key === '') throw new UsageError('--key is required (or set TRAITBASE_API_KEY)')
+  let parsed: URL | undefined
+  try {
+    parsed = new URL(url)
+  } catch {
+    parsed = undefined
+  }
+  if (parsed === undefined || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    throw new UsageError(`--url must be an http:// or https:// URL, got ${JSON.stringify(url)}`)
+  }
   return { url: url.replace(/\/+$/, ''), key }
+}
+
+/** `--output` must be a file we can create; checked before anything is sent, so nothing half-written is left. */
+function checkOutput(path: string | undefined): void {
+  if (path === undefined) return
+  if (path === '') throw new UsageError('--output must not be empty')
+  let isDirectory = false
+  try {
+    isDirectory = statSync(path).isDirectory()
+  } catch {
+    // Does not exist yet: its folder must.
+  }
+  if (isDirectory) throw new UsageError(`--output ${path} is a folder; give a file path`)
+  try {
+    accessSync(dirname(resolve(path)), constants.W_OK)
+  } catch {
+    throw new UsageError(`--output ${path}: its folder does not exist or is not writable`)
+  }
 }
 
 /** Parses and checks `--where` with the server's own parser, so mistakes are caught before sending. */
@@ -104,6 +132,10 @@ export function exportSegment(options: SegmentExportOptions, deps: SegmentDeps):
       throw new UsageError('give exactly one of --where JSON or --segment ID')
     }
     const where = options.where === undefined ? undefined : readWhere(options.where)
+    if (options.fields !== undefined && options.fields.split(',').every((f) => f.trim() === '')) {
+      throw new UsageError('--fields needs at least one attribute name (leave it out for every column)')
+    }
+    checkOutput(options.output)
     const { url, key } = connection(options, deps.env)
     const query = options.fields === undefined ? '' : `?fields=${encodeURIComponent(options.fields)}`
     const path =
