@@ -352,6 +352,30 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       }
     })
 
+    test('scattered blank cells under --blank=skip: every row lands, and the summary says why requests are small', async (t) => {
+      if (skip !== undefined) return t.skip(skip)
+      const columns = Array.from({ length: 10 }, (_, i) => `c${i}`)
+      // Row r leaves blank the columns of the bits of r: 300 rows, nearly every one a different pattern.
+      const lines = Array.from({ length: 300 }, (_, r) =>
+        [`sp${r}`, ...columns.map((_, c) => ((r >> c) & 1 ? '' : `v${c}`))].join(','),
+      )
+      const file = join(dir, 'sparse.csv')
+      writeFileSync(file, `user_id,${columns.join(',')}\n${lines.join('\n')}\n`)
+      const sparse = await upload(file)
+      assert.equal(sparse.code, 0, sparse.stderr)
+      assert.match(sparse.stderr, /rows per request: blank cells in different columns .* --blank=clear packs 100/)
+      const expected = Object.fromEntries(columns.flatMap((name, c) => ((5 >> c) & 1 ? [] : [[name, `v${c}`]])))
+      assert.deepEqual({ ...(await client.getProfile('sp5'))?.attributes }, expected)
+      const dense = join(dir, 'dense.csv')
+      writeFileSync(
+        dense,
+        `user_id,${columns.join(',')}\n${lines.map((l) => l.replace(/,(?=,|$)/g, ',x')).join('\n')}\n`,
+      )
+      const packed = await upload(dense)
+      assert.equal(packed.code, 0, packed.stderr)
+      assert.doesNotMatch(packed.stderr, /rows per request/)
+    })
+
     test('--dry-run validates the whole file and sends nothing', async (t) => {
       if (skip !== undefined) return t.skip(skip)
       const file = join(dir, 'dry.csv')

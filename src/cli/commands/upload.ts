@@ -443,6 +443,14 @@ async function upload(s: Settings, o: UploadCommandOptions, deps: UploadDeps): P
       )
       if (rejected > 0) out.out(`rejected rows with line numbers and reasons: ${s.rejectsPath}`)
     }
+    // Scattered blank cells under --blank=skip defeat batching (no two rows share a field set).
+    const rowsPerRequest = requests > 0 ? summary.sent / requests : 100
+    if (s.blank === 'skip' && requests >= 100 && rowsPerRequest < 10) {
+      out.err(
+        `note: ${rowsPerRequest.toFixed(1)} rows per request: blank cells in different columns keep rows from ` +
+          'sharing requests under --blank=skip; if blanks mean "no value", --blank=clear packs 100 rows per request',
+      )
+    }
     if (errorText !== null) out.err(`error: ${oneLine(errorText)}`)
     if (refused) out.err(refusalHint(apiError?.status ?? 0))
     if (resumable) {
