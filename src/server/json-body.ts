@@ -63,10 +63,11 @@ function parseJsonBody(request: FastifyRequest, bytes: Buffer): unknown {
   let text = bytes.toString('utf8')
   // RFC 8259 §8.1: a parser may ignore a byte order mark; JSON.parse does not.
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
-  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+  const problem = structureProblem(text, MAX_JSON_DEPTH, MAX_JSON_VALUES)
+  if (problem === 'depth') {
     throw new TraitbaseError('INVALID_JSON', `Request body nests deeper than ${MAX_JSON_DEPTH} levels`)
   }
-  if (holdsMoreValuesThan(text, MAX_JSON_VALUES)) {
+  if (problem === 'values') {
     throw new TraitbaseError(
       'INVALID_JSON',
       `Request body holds more than ${MAX_JSON_VALUES} JSON values; no request of this API needs that many`,
@@ -95,24 +96,44 @@ function countUpTo(text: string, ch: string, cap: number): number {
 }
 
 /**
- * True when the text holds more than `max` JSON values, counted as the commas and opening brackets
- * outside strings (each value but the first of a container follows a comma). Never throws.
+ * What makes a body too complex to hand to `JSON.parse`, looking only at brackets and commas outside
+ * strings: `depth` when brackets nest deeper than `maxDepth`, `values` when the text holds more than
+ * `maxValues` JSON values (each value but the first of a container follows a comma, and each
+ * container opens with a bracket). One pass, and none at all for the usual upload. Never throws;
+ * assumes nothing about validity.
  */
-export function holdsMoreValuesThan(text: string, max: number): boolean {
-  // Counting inside strings too can only overcount: under the limit that way, it is under for sure.
-  if (countUpTo(text, ',', max) + countUpTo(text, '[', max) + countUpTo(text, '{', max) <= max) return false
-  let n = 0
+export function structureProblem(text: string, maxDepth: number, maxValues: number): 'depth' | 'values' | undefined {
+  // Counting inside strings too can only overcount: under both limits that way, it is under for sure.
+  const brackets = countUpTo(text, '[', maxValues) + countUpTo(text, '{', maxValues)
+  if (brackets <= maxDepth && brackets + countUpTo(text, ',', maxValues) <= maxValues) return undefined
+  let depth = 0
+  let values = 0
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (c === 0x22 /* " */) {
       const end = closingQuote(text, i)
-      if (end === -1) return false
+      if (end === -1) return undefined
       i = end
-    } else if (c === 0x2c /* , */ || c === 0x5b /* [ */ || c === 0x7b /* { */) {
-      if (++n > max) return true
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > maxDepth) return 'depth'
+      if (++values > maxValues) return 'values'
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+      depth--
+    } else if (c === 0x2c /* , */) {
+      if (++values > maxValues) return 'values'
     }
   }
-  return false
+  return undefined
+}
+
+/** True when brackets outside strings nest deeper than `max`. */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  return structureProblem(text, max, Number.MAX_SAFE_INTEGER) === 'depth'
+}
+
+/** True when the text holds more than `max` JSON values (see {@link structureProblem}). */
+export function holdsMoreValuesThan(text: string, max: number): boolean {
+  return structureProblem(text, Number.MAX_SAFE_INTEGER, max) === 'values'
 }
 
 /** Index of the quote closing the string that opens at `open`: one not preceded by an odd run of backslashes; -1 if none. */
@@ -125,24 +146,4 @@ function closingQuote(text: string, open: number): number {
     j = text.indexOf('"', j + 1)
   }
   return -1
-}
-
-/** True when brackets outside strings nest deeper than `max`. Never throws; assumes nothing about validity. */
-export function nestsDeeperThan(text: string, max: number): boolean {
-  // Fewer brackets than the limit cannot nest deeper than it: the usual upload (about 100) ends here.
-  if (countUpTo(text, '[', max) + countUpTo(text, '{', max) <= max) return false
-  let depth = 0
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c === 0x22 /* " */) {
-      const end = closingQuote(text, i)
-      if (end === -1) return false
-      i = end
-    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
-      if (++depth > max) return true
-    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
-      depth--
-    }
-  }
-  return false
 }
