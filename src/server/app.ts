@@ -152,7 +152,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     done(null, payload)
   })
 
-  answerExpectations(app, config.bodyLimit, now)
+  answerExpectations(app, config.bodyLimit, now, metrics)
   registerMetrics(app, metrics)
   registerHealthRoutes(app, store, now)
   // The /v1 API in one child context, so the rate limiter is loaded before its routes are declared.
@@ -187,7 +187,7 @@ function registerSegmentsOff(app: FastifyInstance, now: Clock): void {
  * sends `100 Continue` for any body, even one over the limit; we refuse the unknown expectation
  * with a body, and an announced body over `bodyLimit` with a 413 before the client sends it.
  */
-function answerExpectations(app: FastifyInstance, bodyLimit: number, now: Clock): void {
+function answerExpectations(app: FastifyInstance, bodyLimit: number, now: Clock, metrics: Metrics): void {
   const refuse = (res: ServerResponse, status: number, msg: string): void => {
     const body = JSON.stringify(failure(now, msg))
     res.writeHead(status, {
@@ -196,6 +196,7 @@ function answerExpectations(app: FastifyInstance, bodyLimit: number, now: Clock)
       connection: 'close',
     })
     res.end(body)
+    metrics.recordUnrouted(status)
   }
   app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     refuse(res, 417, `Unsupported Expect header "${String(req.headers.expect).slice(0, 40)}": only 100-continue is`)

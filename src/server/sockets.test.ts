@@ -244,6 +244,9 @@ describe('HTTP edge cases answered in our envelope', () => {
       fine.map((r) => r.status),
       [100, 200],
     )
+    const metrics = await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text()
+    assert.match(metrics, /method="\(unparsed\)",status="417"\} 1/)
+    assert.match(metrics, /method="\(unparsed\)",status="413"\} 1/)
   })
 
   test('an HTTP/1.1 request without Host is a 400 with a body', async (t) => {
