@@ -170,20 +170,6 @@ export class DictionaryColumn implements Column {
     return out
   }
 
-  /** Users whose code is exactly `code` (a single-value test without a mark array). */
-  selectCode(code: number, bits: number): Bitset {
-    const out = createBitset(bits)
-    const codes = this.codes
-    for (let w = 0; w < out.length; w++) {
-      const base = w << 5
-      const end = Math.min(32, bits - base)
-      let word = 0
-      for (let b = 0; b < end; b++) if (codes[base + b] === code) word |= 1 << b
-      out[w] = word
-    }
-    return out
-  }
-
   /** Values held now with their user counts, most users first (ties by value), at most `limit`. */
   topValues(limit: number): { value: string; users: number }[] {
     const top: { value: string; users: number }[] = []
@@ -214,8 +200,7 @@ export class DictionaryColumn implements Column {
   }
 
   selectEqual(value: string, bits: number): Bitset {
-    const code = this.codeOf(value)
-    return code === 0 ? createBitset(bits) : this.selectCode(code, bits)
+    return this.selectOneOf([value], bits)
   }
 
   selectOneOf(values: readonly string[], bits: number): Bitset {
