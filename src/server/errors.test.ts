@@ -76,7 +76,7 @@ describe('errors over HTTP', () => {
   test('405 with Allow for every wrong method on a known path, before auth and before the body', async (t) => {
     const { app } = await buildTestApp(t)
     const cases: [string, string[], string][] = [
-      ['/v1/user/profiles', ['PUT', 'PATCH', 'OPTIONS'], 'GET, HEAD, POST, DELETE'],
+      ['/v1/user/profiles', ['PUT', 'PATCH', 'OPTIONS', 'TRACE'], 'GET, HEAD, POST, DELETE'],
       ['/v1/user/profiles/u1', ['POST', 'PUT', 'PATCH', 'OPTIONS'], 'GET, HEAD, DELETE'],
       ['/healthz', ['POST', 'DELETE'], 'GET, HEAD'],
     ]

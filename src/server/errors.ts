@@ -141,7 +141,7 @@ export function createClientErrorHandler(now: Clock, metrics?: Metrics) {
   }
 }
 
-const ALL_METHODS: readonly HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']
+const ALL_METHODS: readonly HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE']
 
 /**
  * Declares the 405 for every method a known path does not serve, with `Allow`, instead of Fastify's
