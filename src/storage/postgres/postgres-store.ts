@@ -19,6 +19,7 @@ import type {
   StoreOptions,
   UploadOutcome,
 } from '../store.js'
+import { startPruneTimer } from '../pruning.js'
 import { DEFAULT_CHANGE_RETENTION_MS } from '../store.js'
 import { MIGRATION_LOCK_KEY, POSTGRES_MIGRATIONS } from './postgres-migrations.js'
 
@@ -117,7 +118,12 @@ export class PostgresStore implements Store {
     // An idle client losing its connection must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined)
     if (this.changeLog && options.changeRetentionMs !== 0) {
-      this.startPruning(options.changeRetentionMs ?? DEFAULT_CHANGE_RETENTION_MS, options.pruneIntervalMs ?? 60_000)
+      this.pruneTimer = startPruneTimer(
+        (olderThan) => this.pruneChanges(olderThan),
+        () => this.closed,
+        options.changeRetentionMs ?? DEFAULT_CHANGE_RETENTION_MS,
+        options.pruneIntervalMs ?? 60_000,
+      )
     }
   }
 
@@ -509,18 +515,6 @@ export class PostgresStore implements Store {
       deleted += n
       if (n < PRUNE_CHUNK) return deleted
     }
-  }
-
-  private startPruning(retentionMs: number, intervalMs: number): void {
-    let running = false
-    this.pruneTimer = setInterval(() => {
-      if (running || this.closed) return
-      running = true
-      this.pruneChanges(new Date(Date.now() - retentionMs))
-        .catch(() => undefined)
-        .finally(() => (running = false))
-    }, intervalMs)
-    this.pruneTimer.unref()
   }
 }
 

@@ -20,6 +20,7 @@ import type {
   StoreOptions,
   UploadOutcome,
 } from '../store.js'
+import { startPruneTimer } from '../pruning.js'
 import { DEFAULT_CHANGE_RETENTION_MS } from '../store.js'
 import { Checkpointer } from './sqlite-checkpointer.js'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js'
@@ -138,7 +139,12 @@ export class SqliteStore implements Store {
     db.pragma('temp_store = MEMORY')
     registerSqliteFunctions(db)
     if (this.changeLog && options.changeRetentionMs !== 0) {
-      this.startPruning(options.changeRetentionMs ?? DEFAULT_CHANGE_RETENTION_MS, options.pruneIntervalMs ?? 60_000)
+      this.pruneTimer = startPruneTimer(
+        (olderThan) => this.pruneChanges(olderThan),
+        () => this.closed,
+        options.changeRetentionMs ?? DEFAULT_CHANGE_RETENTION_MS,
+        options.pruneIntervalMs ?? 60_000,
+      )
     }
   }
 
@@ -491,18 +497,6 @@ export class SqliteStore implements Store {
       }
     }
     return deleted
-  }
-
-  private startPruning(retentionMs: number, intervalMs: number): void {
-    let running = false
-    this.pruneTimer = setInterval(() => {
-      if (running || this.closed) return
-      running = true
-      this.pruneChanges(new Date(Date.now() - retentionMs))
-        .catch(() => undefined)
-        .finally(() => (running = false))
-    }, intervalMs)
-    this.pruneTimer.unref()
   }
 }
 
