@@ -15,6 +15,7 @@ import {
   registerErrorHandlers,
 } from './errors.js'
 import { registerJsonBodyParser } from './json-body.js'
+import { MALFORMED_QUERY, parseQueryString, type ParsedQuery } from './query.js'
 import { createMetrics, registerMetrics, type Metrics } from './metrics.js'
 import { registerHealthRoutes } from './routes/health.js'
 import { registerProfileRoutes } from './routes/profiles.js'
@@ -111,7 +112,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     trustProxy: config.trustProxy,
     // We answer 503 ourselves during shutdown, in our envelope (see the onRequest hook below).
     return503OnClosing: false,
-    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH, querystringParser: parseQueryString },
     frameworkErrors: createFrameworkErrorHandler(now, config.bodyLimit),
     clientErrorHandler: createClientErrorHandler(now, metrics),
   }) as unknown as FastifyInstance
@@ -142,6 +143,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     reply.header('x-request-id', request.id)
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
       void reply.code(400).send(failure(now, 'Missing Host header: HTTP/1.1 requests must carry one'))
+      return
+    }
+    if ((request.query as ParsedQuery)[MALFORMED_QUERY] === true) {
+      void reply.code(400).send(failure(now, 'Malformed URL: invalid percent-encoding in the query string'))
       return
     }
     if (!closing) return done()

@@ -6,6 +6,7 @@ import type { Store } from '../../storage/store.js'
 import { authOf, type Auth } from '../auth.js'
 import { success, successText, type Clock } from '../envelope.js'
 import { addMethodNotAllowed } from '../errors.js'
+import type { ParsedQuery } from '../query.js'
 import type { Metrics } from '../metrics.js'
 
 export interface ProfileRoutesDeps {
@@ -60,10 +61,10 @@ export function registerProfileRoutes(app: FastifyInstance, { store, auth, metri
   // The same by query string, for ids no path can carry: URL parsers resolve `.` and `..` (even as
   // %2E) as dot segments before a request is sent.
   app.get('/v1/user/profiles', { onRequest: canRead }, async (request) =>
-    readProfile(authOf(request).projectId, userIdQuery(request.raw.url)),
+    readProfile(authOf(request).projectId, userIdQuery(request.query)),
   )
   app.delete('/v1/user/profiles', { onRequest: canWrite }, async (request) =>
-    eraseProfile(authOf(request).projectId, userIdQuery(request.raw.url)),
+    eraseProfile(authOf(request).projectId, userIdQuery(request.query)),
   )
   addMethodNotAllowed(app, now, '/v1/user/profiles', ['POST', 'GET', 'DELETE'])
   addMethodNotAllowed(app, now, '/v1/user/profiles/:user_id', ['GET', 'DELETE'])
@@ -71,43 +72,20 @@ export function registerProfileRoutes(app: FastifyInstance, { store, auth, metri
 
 /** The id from the path; naming a user in the query string too would be ambiguous. */
 function pathUserId(request: FastifyRequest<{ Params: { user_id: string } }>): string {
-  if (queryValues(request.raw.url, 'user_id').length > 0) {
+  if ((request.query as ParsedQuery)['user_id'] !== undefined) {
     throw new TraitbaseError('BAD_REQUEST', 'Give the user id in the path or in the user_id query parameter, not both')
   }
   return request.params.user_id
 }
 
-function userIdQuery(url: string | undefined): string {
-  const values = queryValues(url, 'user_id')
-  if (values.length === 1 && values[0] !== '') return values[0] as string
+/** `?user_id=` (decoded strictly by the router's query parser: a bad escape never gets here). */
+function userIdQuery(query: unknown): string {
+  const value = (query as ParsedQuery)['user_id']
+  if (typeof value === 'string' && value !== '') return value
   throw new TraitbaseError(
     'BAD_REQUEST',
-    values.length > 1
+    Array.isArray(value)
       ? 'Give the user_id query parameter once'
       : 'The user_id query parameter is required: /v1/user/profiles?user_id=ID, or /v1/user/profiles/ID',
   )
-}
-
-/**
- * Every value of query parameter `name`, decoded strictly: a malformed escape (`%zz`, or bytes that
- * are not UTF-8) is a 400, as it is in the path, never read as literal text.
- */
-function queryValues(url: string | undefined, name: string): string[] {
-  const at = url?.indexOf('?') ?? -1
-  if (url === undefined || at === -1) return []
-  const out: string[] = []
-  for (const part of url.slice(at + 1).split('&')) {
-    const eq = part.indexOf('=')
-    const key = decodeStrict(eq === -1 ? part : part.slice(0, eq))
-    if (key === name) out.push(eq === -1 ? '' : decodeStrict(part.slice(eq + 1)))
-  }
-  return out
-}
-
-function decodeStrict(text: string): string {
-  try {
-    return decodeURIComponent(text.replace(/\+/g, ' '))
-  } catch {
-    throw new TraitbaseError('BAD_REQUEST', 'Malformed URL: invalid percent-encoding in the query string')
-  }
 }

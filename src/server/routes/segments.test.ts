@@ -261,6 +261,19 @@ describe('export', () => {
     )
   })
 
+  test('a malformed escape in the query string is a 400, never read as literal text', async (t) => {
+    const { app, k } = await setup(t)
+    const seg = (await call(app, k, 'POST', '/v1/user/segments', { name: 'All', where: { all: [] } })).json().data
+    for (const url of [
+      `/v1/user/segments/${seg.id}/export?fields=%ZZ`,
+      `/v1/user/segments/${seg.id}/users?cursor=%FF`,
+    ]) {
+      const res = await call(app, k, 'GET', url)
+      assert.equal(res.statusCode, 400, url)
+      assert.match(res.json().msg, /invalid percent-encoding in the query string/)
+    }
+  })
+
   test('HEAD of an export answers its headers without reading profiles', async (t) => {
     const { app, k, store } = await setup(t)
     const seg = (await call(app, k, 'POST', '/v1/user/segments', { name: 'All', where: { all: [] } })).json().data
