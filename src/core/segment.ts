@@ -5,7 +5,7 @@
 import { MAX_FIELD_NAME, MAX_VALUE_CODE_POINTS, USER_ID_FIELD } from './limits.js'
 import { err, ok, type Issue, type Result } from './result.js'
 import { fitsCodePoints } from './text.js'
-import { describeJsonValue, isJsonObject, showJsonValue } from './json-value.js'
+import { describeJsonValue, isJsonObject, objectBody, showJsonValue } from './json-value.js'
 
 export type TextOp = 'eq' | 'neq' | 'contains' | 'starts_with'
 export type SetOp = 'in' | 'not_in'
@@ -46,7 +46,6 @@ const SET_OPS: ReadonlySet<string> = new Set<SetOp>(['in', 'not_in'])
 const NUMERIC_OPS: ReadonlySet<string> = new Set<NumericOp>(['gt', 'gte', 'lt', 'lte'])
 const PRESENCE_OPS: ReadonlySet<string> = new Set<PresenceOp>(['exists', 'not_exists'])
 const ALL_OPS = [...TEXT_OPS, ...SET_OPS, ...NUMERIC_OPS, ...PRESENCE_OPS].join(', ')
-const QUERY_KEYS = new Set(['where', 'limit', 'cursor'])
 
 /**
  * When a stored value counts as a number: the JSON number grammar (RFC 8259 §6) with an exponent
@@ -296,22 +295,10 @@ const NUL_MESSAGE = 'contains U+0000 (NUL), which no attribute name or value can
  * Checks a query body `{"where": …, "limit"?: 1..1000 (default 100), "cursor"?: string}`.
  * The cursor is only checked to be a string here; decoding it is the caller's job.
  */
-export function parseSegmentQuery(body: unknown): Result<SegmentQuery, Issue[]> {
-  if (!isJsonObject(body)) {
-    return err([
-      { code: 'invalid_type', path: '(body)', message: `must be a JSON object, got ${describeJsonValue(body)}` },
-    ])
-  }
+export function parseSegmentQuery(input: unknown): Result<SegmentQuery, Issue[]> {
   const issues: Issue[] = []
-  for (const k of Object.keys(body)) {
-    if (!QUERY_KEYS.has(k)) {
-      issues.push({
-        code: 'unknown_key',
-        path: k,
-        message: 'unknown field; the body has "where", "limit" and "cursor"',
-      })
-    }
-  }
+  const body = objectBody(input, ['where', 'limit', 'cursor'], issues)
+  if (body === undefined) return err(issues)
   let where: Condition | undefined
   if (body['where'] === undefined) {
     issues.push({ code: 'required', path: 'where', message: 'is required: the condition users must match' })

@@ -12,7 +12,7 @@ import type { Profile, SavedSegment, Store } from '../../storage/store.js'
 import { authOf, type Auth } from '../auth.js'
 import { success, type Clock } from '../envelope.js'
 import { addMethodNotAllowed } from '../errors.js'
-import { describeJsonValue, isJsonObject } from '../../core/json-value.js'
+import { describeJsonValue, isJsonObject, objectBody } from '../../core/json-value.js'
 
 export interface SegmentRoutesDeps {
   readonly store: Store
@@ -32,18 +32,10 @@ const EXPORT_PAGE = 1000
 type Format = 'csv' | 'ndjson'
 
 /** Checks `{"name": …, "where": …}` for saving a segment. */
-function parseSavedSegmentBody(body: unknown): { name: string; where: unknown } {
-  if (!isJsonObject(body)) {
-    throw validationError([
-      { code: 'invalid_type', path: '(body)', message: `must be a JSON object, got ${describeJsonValue(body)}` },
-    ])
-  }
+function parseSavedSegmentBody(input: unknown): { name: string; where: unknown } {
   const issues: Issue[] = []
-  for (const k of Object.keys(body)) {
-    if (k !== 'name' && k !== 'where') {
-      issues.push({ code: 'unknown_key', path: k, message: 'unknown field; a segment has "name" and "where"' })
-    }
-  }
+  const body = objectBody(input, ['name', 'where'], issues)
+  if (body === undefined) throw validationError(issues)
   const name = body['name']
   if (name === undefined)
     issues.push({ code: 'required', path: 'name', message: 'is required: a label for the segment' })
@@ -265,18 +257,9 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
   addMethodNotAllowed(app, now, '/v1/user/segments/query', ['POST'])
 
   app.post('/v1/user/segments/export', { onRequest: canRead }, async (request, reply) => {
-    const body = request.body
-    if (!isJsonObject(body)) {
-      throw validationError([
-        { code: 'invalid_type', path: '(body)', message: `must be a JSON object, got ${describeJsonValue(body)}` },
-      ])
-    }
     const issues: Issue[] = []
-    for (const k of Object.keys(body)) {
-      if (k !== 'where' && k !== 'fields') {
-        issues.push({ code: 'unknown_key', path: k, message: 'unknown field; the body has "where" and "fields"' })
-      }
-    }
+    const body = objectBody(request.body, ['where', 'fields'], issues)
+    if (body === undefined) throw validationError(issues)
     const parsed =
       body['where'] === undefined
         ? ({ ok: false, error: [{ code: 'required', path: 'where', message: 'is required' }] } as const)
