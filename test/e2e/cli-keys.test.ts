@@ -6,8 +6,7 @@ import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
 import { startServer } from '../../bench/lib/server-process.js'
 import { hashApiKey } from '../../src/storage/api-keys.js'
-import { createTestDatabase } from '../../src/storage/postgres/test-database.js'
-import { ROOT, SERVER, runCli, type CliResult } from './processes.js'
+import { ROOT, SERVER, postgresTestDatabase, runCli, type CliResult } from './processes.js'
 
 // Black-box: the real CLI (`node bin/traitbase.js`, built by `npm run build`) against a real database.
 
@@ -57,18 +56,12 @@ function sqliteBackend(): Backend {
 }
 
 function postgresBackend(): Backend {
-  let db: { url: string; drop(): Promise<void> } | undefined
+  const db = postgresTestDatabase()
   return {
     name: 'PostgreSQL',
-    setup: async () => {
-      const created = await createTestDatabase()
-      if ('skip' in created) return created.skip
-      db = created
-      return undefined
-    },
-    url: () => db?.url ?? '',
+    ...db,
     dump: async () => {
-      const client = new pg.Client({ connectionString: db?.url })
+      const client = new pg.Client({ connectionString: db.url() })
       await client.connect()
       try {
         const tables = await client.query<{ name: string }>(
@@ -85,7 +78,6 @@ function postgresBackend(): Backend {
         await client.end()
       }
     },
-    teardown: async () => db?.drop(),
   }
 }
 

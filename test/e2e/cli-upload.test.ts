@@ -19,8 +19,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { startServer, type ServerProcess } from '../../bench/lib/server-process.js'
 import { createClient, type TraitbaseClient } from '../../src/sdk/index.js'
-import { createTestDatabase } from '../../src/storage/postgres/test-database.js'
-import { BIN, ROOT, SERVER, runCli, type CliResult } from './processes.js'
+import { BIN, ROOT, SERVER, postgresTestDatabase, runCli, type CliResult } from './processes.js'
 
 // Black-box: the built CLI (`node bin/traitbase.js upload`) against the real server, on each backend.
 
@@ -46,18 +45,7 @@ function sqliteBackend(): Backend {
 }
 
 function postgresBackend(): Backend {
-  let db: { url: string; drop(): Promise<void> } | undefined
-  return {
-    name: 'PostgreSQL',
-    setup: async () => {
-      const created = await createTestDatabase()
-      if ('skip' in created) return created.skip
-      db = created
-      return undefined
-    },
-    url: () => db?.url ?? '',
-    teardown: async () => db?.drop(),
-  }
+  return { name: 'PostgreSQL', ...postgresTestDatabase() }
 }
 
 const WIDE_COLUMNS = ['user_id', ...Array.from({ length: 59 }, (_, c) => `attr_${c + 1}`)]

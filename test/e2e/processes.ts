@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { join, resolve } from 'node:path'
+import { createTestDatabase, type TestDatabase } from '../../src/storage/postgres/test-database.js'
 
 /** The repository root, the CLI entry and the built server that the e2e tests spawn. */
 export const ROOT = resolve(import.meta.dirname, '../..')
@@ -27,4 +28,23 @@ export function runCli(args: readonly string[], env: Record<string, string> = {}
     child.on('error', reject)
     child.on('close', (code) => resolvePromise({ code, stdout, stderr }))
   })
+}
+
+/** A fresh PostgreSQL database for one e2e suite: `setup` returns a reason to skip when PostgreSQL is not usable. */
+export function postgresTestDatabase(): {
+  setup(): Promise<string | undefined>
+  url(): string
+  teardown(): Promise<void>
+} {
+  let db: TestDatabase | undefined
+  return {
+    setup: async () => {
+      const created = await createTestDatabase()
+      if ('skip' in created) return created.skip
+      db = created
+      return undefined
+    },
+    url: () => db?.url ?? '',
+    teardown: async () => db?.drop(),
+  }
 }
