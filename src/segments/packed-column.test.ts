@@ -73,17 +73,28 @@ test('a packed column answers every operator like a brute-force scan, through up
     fc.string({ unit: 'grapheme', minLength: 1, maxLength: 6 }).filter((v) => !v.includes('\0')),
   )
   const op = fc.tuple(fc.integer({ min: 0, max: CAPACITY - 1 }), fc.option(value, { freq: 4 }))
+  // Parts of 64 (one part), 7 and 1 user(s): values on both sides of part boundaries.
   fc.assert(
-    fc.property(fc.array(op, { maxLength: 120 }), fc.array(value, { maxLength: 4 }), (ops, extra) => {
-      const column = new PackedColumn('a', CAPACITY)
-      const model = new Map<number, string>()
-      for (const [o, v] of ops) {
-        column.set(o, v ?? undefined)
-        if (v === null) model.delete(o)
-        else model.set(o, v)
-      }
-      check(column, model, ['a', 'b', 'ab', '1', '😀', '日', '', 'zz', '\0', ...extra, ...model.values()].slice(0, 12))
-    }),
+    fc.property(
+      fc.array(op, { maxLength: 120 }),
+      fc.array(value, { maxLength: 4 }),
+      fc.constantFrom(64, 7, 1),
+      (ops, extra, part) => {
+        const column = new PackedColumn('a', part === 64 ? CAPACITY : 8, part)
+        column.grow(CAPACITY)
+        const model = new Map<number, string>()
+        for (const [o, v] of ops) {
+          column.set(o, v ?? undefined)
+          if (v === null) model.delete(o)
+          else model.set(o, v)
+        }
+        check(
+          column,
+          model,
+          ['a', 'b', 'ab', '1', '😀', '日', '', 'zz', '\0', ...extra, ...model.values()].slice(0, 12),
+        )
+      },
+    ),
     { numRuns: 300 },
   )
 })

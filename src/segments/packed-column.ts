@@ -6,6 +6,11 @@ import type { Column } from './column.js'
 const SEARCHES_PER_SET = 16
 /** The buffer is compacted once it is at least this big and more than half of it is overwritten values. */
 const COMPACT_MIN_BYTES = 1 << 20
+/**
+ * User ordinals per part: each part has its own buffer, so offsets stay far below 2^31 (at most
+ * 2^20 × 513 bytes) whatever the user count, and a compaction copies one part, never the column.
+ */
+export const PART_ORDINALS = 1 << 20
 
 /**
  * A high-cardinality attribute (emails, timestamps, external ids): every user's value packed as
@@ -19,7 +24,7 @@ const COMPACT_MIN_BYTES = 1 << 20
  * counts only if the entry is still its user's current value. A changed value is appended, so
  * the old bytes stay until the buffer is compacted.
  */
-export class PackedColumn implements Column {
+class PackedPart {
   present = 0
   private data: Buffer = Buffer.alloc(1 << 16)
   /** Bytes of `data` in use; byte 0 is the leading NUL. */
@@ -36,14 +41,20 @@ export class PackedColumn implements Column {
   /** Ordinal → its value as a number (NaN when not a number or absent); made at the first number. */
   private numbers: Float64Array | undefined
 
+  /** @param base the column ordinal of this part's ordinal 0. */
   constructor(
-    readonly name: string,
+    readonly base: number,
     capacity: number,
   ) {
     this.current = new Int32Array(capacity)
   }
 
+  get capacity(): number {
+    return this.current.length
+  }
+
   grow(capacity: number): void {
+    if (capacity <= this.current.length) return
     const current = new Int32Array(capacity)
     current.set(this.current)
     this.current = current
@@ -161,62 +172,143 @@ export class PackedColumn implements Column {
       if (at === -1) return out
       const entry = this.entryAt(at + skip)
       const owner = this.owners[entry] as number
-      if (this.current[owner] === entry + 1) setBit(out, owner)
+      if (this.current[owner] === entry + 1) setBit(out, this.base + owner)
       // Resume at the NUL that ends this entry: the next entry may start with it.
       from = this.end(entry)
     }
   }
 
-  selectPresent(bits: number): Bitset {
-    const out = createBitset(bits)
+  selectPresent(out: Bitset): void {
     const current = this.current
-    for (let o = 0; o < bits; o++) if (current[o] !== 0) out[o >>> 5] = (out[o >>> 5] as number) | (1 << (o & 31))
-    return out
+    const base = this.base
+    for (let o = 0; o < current.length; o++) if (current[o] !== 0) setBit(out, base + o)
   }
 
-  selectEqual(value: string, bits: number): Bitset {
+  selectEqual(value: string, out: Bitset): void {
     // Stored values are never empty ("" clears) and never hold NUL.
-    if (value === '' || value.includes('\0')) return createBitset(bits)
-    return this.search(Buffer.from(`\0${value}\0`, 'utf8'), 1, createBitset(bits))
+    if (value === '' || value.includes('\0')) return
+    this.search(Buffer.from(`\0${value}\0`, 'utf8'), 1, out)
   }
 
-  selectOneOf(values: readonly string[], bits: number): Bitset {
+  selectOneOf(values: readonly string[], out: Bitset): void {
     if (values.length <= SEARCHES_PER_SET) {
-      const out = createBitset(bits)
       for (const v of new Set(values)) {
         if (v !== '' && !v.includes('\0')) this.search(Buffer.from(`\0${v}\0`, 'utf8'), 1, out)
       }
-      return out
+      return
     }
     // Compare UTF-8 bytes as latin1 strings: one byte per character, so equal strings are equal bytes.
     const wanted = new Set(values.map((v) => Buffer.from(v, 'utf8').toString('latin1')))
-    const out = createBitset(bits)
-    for (let o = 0; o < bits; o++) {
+    for (let o = 0; o < this.current.length; o++) {
       const entry = (this.current[o] as number) - 1
       if (entry < 0) continue
-      if (wanted.has(this.data.toString('latin1', this.starts[entry] as number, this.end(entry)))) setBit(out, o)
+      if (wanted.has(this.data.toString('latin1', this.starts[entry] as number, this.end(entry)))) {
+        setBit(out, this.base + o)
+      }
     }
+  }
+
+  selectContaining(needle: string, out: Bitset): void {
+    if (needle === '') return this.selectPresent(out)
+    if (needle.includes('\0')) return
+    this.search(Buffer.from(needle, 'utf8'), 0, out)
+  }
+
+  selectStartingWith(prefix: string, out: Bitset): void {
+    if (prefix === '') return this.selectPresent(out)
+    if (prefix.includes('\0')) return
+    this.search(Buffer.from(`\0${prefix}`, 'utf8'), 1, out)
+  }
+
+  selectNumeric(op: NumericOp, bound: number, out: Bitset): void {
+    const numbers = this.numbers
+    if (numbers === undefined) return
+    for (let o = 0; o < numbers.length; o++)
+      if (compareNumber(numbers[o] as number, op, bound)) setBit(out, this.base + o)
+  }
+
+  memoryBytes(): number {
+    return (
+      this.data.byteLength +
+      this.starts.byteLength +
+      this.owners.byteLength +
+      this.current.byteLength +
+      (this.numbers?.byteLength ?? 0)
+    )
+  }
+}
+
+/**
+ * A high-cardinality attribute: {@link PackedPart}s of {@link PART_ORDINALS} users each. Every
+ * select runs over each part into one bitset.
+ */
+export class PackedColumn implements Column {
+  private readonly parts: PackedPart[] = []
+
+  /** @param partOrdinals users per part (tests lower it to cross part boundaries). */
+  constructor(
+    readonly name: string,
+    private capacity: number,
+    private readonly partOrdinals = PART_ORDINALS,
+  ) {}
+
+  get present(): number {
+    let n = 0
+    for (const part of this.parts) n += part.present
+    return n
+  }
+
+  grow(capacity: number): void {
+    this.capacity = capacity
+    const last = this.parts[this.parts.length - 1]
+    last?.grow(Math.min(this.partOrdinals, capacity - last.base))
+  }
+
+  set(ordinal: number, value: string | undefined): void {
+    const p = Math.floor(ordinal / this.partOrdinals)
+    if (p >= this.parts.length) {
+      if (value === undefined) return
+      // Ordinals beyond a part live in the next one: every part but the last is full size.
+      this.parts[this.parts.length - 1]?.grow(this.partOrdinals)
+      while (this.parts.length <= p) {
+        const base = this.parts.length * this.partOrdinals
+        const size = Math.min(this.partOrdinals, Math.max(this.capacity - base, ordinal - base + 1))
+        if (this.parts.length < p) this.parts.push(new PackedPart(base, this.partOrdinals))
+        else this.parts.push(new PackedPart(base, size))
+      }
+    }
+    ;(this.parts[p] as PackedPart).set(ordinal - p * this.partOrdinals, value)
+  }
+
+  /** Runs `select` over every part holding ordinals below `bits`; bits past the bitset's end are never written. */
+  private each(bits: number, select: (part: PackedPart, out: Bitset) => void): Bitset {
+    const out = createBitset(bits)
+    for (const part of this.parts) if (part.base < bits) select(part, out)
     return out
+  }
+
+  selectPresent(bits: number): Bitset {
+    return this.each(bits, (part, out) => part.selectPresent(out))
+  }
+
+  selectEqual(value: string, bits: number): Bitset {
+    return this.each(bits, (part, out) => part.selectEqual(value, out))
+  }
+
+  selectOneOf(values: readonly string[], bits: number): Bitset {
+    return this.each(bits, (part, out) => part.selectOneOf(values, out))
   }
 
   selectContaining(needle: string, bits: number): Bitset {
-    if (needle === '') return this.selectPresent(bits)
-    if (needle.includes('\0')) return createBitset(bits)
-    return this.search(Buffer.from(needle, 'utf8'), 0, createBitset(bits))
+    return this.each(bits, (part, out) => part.selectContaining(needle, out))
   }
 
   selectStartingWith(prefix: string, bits: number): Bitset {
-    if (prefix === '') return this.selectPresent(bits)
-    if (prefix.includes('\0')) return createBitset(bits)
-    return this.search(Buffer.from(`\0${prefix}`, 'utf8'), 1, createBitset(bits))
+    return this.each(bits, (part, out) => part.selectStartingWith(prefix, out))
   }
 
   selectNumeric(op: NumericOp, bound: number, bits: number): Bitset {
-    const out = createBitset(bits)
-    const numbers = this.numbers
-    if (numbers === undefined) return out
-    for (let o = 0; o < bits; o++) if (compareNumber(numbers[o] as number, op, bound)) setBit(out, o)
-    return out
+    return this.each(bits, (part, out) => part.selectNumeric(op, bound, out))
   }
 
   /** Not counted: that would take the dictionary this column exists to avoid. */
@@ -234,13 +326,9 @@ export class PackedColumn implements Column {
   }
 
   memoryBytes(): number {
-    return (
-      this.data.byteLength +
-      this.starts.byteLength +
-      this.owners.byteLength +
-      this.current.byteLength +
-      (this.numbers?.byteLength ?? 0)
-    )
+    let bytes = 0
+    for (const part of this.parts) bytes += part.memoryBytes()
+    return bytes
   }
 }
 

@@ -15,6 +15,7 @@ import {
 } from './bitset.js'
 import type { Column } from './column.js'
 import { DictionaryColumn } from './dictionary-column.js'
+import { encodeId, IdTable } from './id-table.js'
 import { PackedColumn } from './packed-column.js'
 
 /** One attribute in the catalog. */
@@ -40,26 +41,44 @@ type Leaf = Exclude<Condition, { kind: 'all' | 'any' | 'not' }>
 const INITIAL_CAPACITY = 1024
 /** Distinct values past which an attribute's dictionary is replaced by packed storage. */
 export const DEFAULT_DICTIONARY_LIMIT = 65_536
+/** The sorted tail is merged into the main order once it holds more than 1/this of it. */
+const TAIL_SHARE = 8
 
 /**
- * The in-memory columnar segment index of one project: user ordinals, one {@link DictionaryColumn}
- * per attribute, a bitset of live users, and the ordinals sorted by user_id (code point order),
- * merged lazily with ids added since the last page. Conditions evaluate to bitsets.
+ * The in-memory columnar segment index of one project: user ordinals ({@link IdTable}), one
+ * {@link Column} per attribute, a bitset of live users, and the ordinals in user_id order (code
+ * point order). Conditions evaluate to bitsets.
+ *
+ * Order without a sort: a full load reads the feed in user_id order, so ordinals given in that
+ * order are already sorted and need no array at all (`order` null). Ids added out of order later
+ * go to a sorted tail that pages merge on the fly; the tail joins the main order only once it
+ * holds more than 1/{@link TAIL_SHARE} of it, so that O(n) merge is rare.
+ * Nothing here is a JS `Map`, `Set` or array sized by the user count.
  */
 export class ProjectIndex {
-  private readonly ids: string[] = []
-  private readonly ordinals = new Map<string, number>()
+  private readonly ids: IdTable
   private live: Bitset = createBitset(INITIAL_CAPACITY)
   private liveCount = 0
   private capacity = INITIAL_CAPACITY
   private readonly columns = new Map<string, Column>()
   /** The same columns as an array: the per-user loop of {@link upsert} is the build's hot path. */
   private readonly columnList: Column[] = []
-  private sorted: Int32Array = new Int32Array(0)
-  private unsorted: number[] = []
+  /** Main order: the first `ordered` ordinals in user_id order; null while that is ordinal order. */
+  private order: Int32Array | null = null
+  private ordered = 0
+  /** Ordinals `ordered` … `ordered + tail.length - 1` in user_id order; later ones are not sorted yet. */
+  private tail: Int32Array = new Int32Array(0)
 
-  /** @param dictionaryLimit distinct values past which a column is packed (tests lower it). */
-  constructor(private readonly dictionaryLimit = DEFAULT_DICTIONARY_LIMIT) {}
+  /**
+   * @param dictionaryLimit distinct values past which a column is packed (tests lower it).
+   * @param idChunkBytes bytes per user-id storage chunk (tests lower it).
+   */
+  constructor(
+    private readonly dictionaryLimit = DEFAULT_DICTIONARY_LIMIT,
+    idChunkBytes?: number,
+  ) {
+    this.ids = new IdTable(idChunkBytes)
+  }
 
   /** Users currently in the project. */
   get users(): number {
@@ -68,13 +87,13 @@ export class ProjectIndex {
 
   /** Replaces the user's whole profile (the change feed carries current states). */
   upsert(userId: string, attributes: Readonly<Record<string, string>>): void {
-    let o = this.ordinals.get(userId)
-    if (o === undefined) {
-      o = this.ids.length
+    let o = this.ids.lookup(userId)
+    if (o < 0) {
+      o = this.ids.size
       if (o >= this.capacity) this.grow()
-      this.ids.push(userId)
-      this.ordinals.set(userId, o)
-      this.unsorted.push(o)
+      this.ids.add(userId)
+      // Still in order (a full load reads the feed by user_id): the main order grows for free.
+      if (this.order === null && this.ordered === o && (o === 0 || this.ids.compare(o - 1, o) < 0)) this.ordered++
     }
     if (!hasBit(this.live, o)) {
       setBit(this.live, o)
@@ -105,7 +124,7 @@ export class ProjectIndex {
   /** Replaces a dictionary column that outgrew its limit by a packed one holding the same values. */
   private pack(at: number, column: DictionaryColumn): void {
     const packed = new PackedColumn(column.name, this.capacity)
-    for (let o = 0; o < this.ids.length; o++) {
+    for (let o = 0; o < this.ids.size; o++) {
       const v = column.valueOf(o)
       if (v !== undefined) packed.set(o, v)
     }
@@ -115,8 +134,8 @@ export class ProjectIndex {
 
   /** Forgets the user's attributes; its ordinal stays reserved for a later re-creation. */
   remove(userId: string): void {
-    const o = this.ordinals.get(userId)
-    if (o === undefined || !hasBit(this.live, o)) return
+    const o = this.ids.lookup(userId)
+    if (o < 0 || !hasBit(this.live, o)) return
     clearBit(this.live, o)
     this.liveCount--
     for (const column of this.columns.values()) column.set(o, undefined)
@@ -139,7 +158,7 @@ export class ProjectIndex {
         return out
       }
       case 'any': {
-        const out = createBitset(this.ids.length)
+        const out = createBitset(this.ids.size)
         for (const c of cond.of) orInto(out, this.evaluate(c))
         return out
       }
@@ -151,11 +170,11 @@ export class ProjectIndex {
   }
 
   private words(): number {
-    return (this.ids.length + 31) >>> 5
+    return (this.ids.size + 31) >>> 5
   }
 
   private evaluateLeaf(leaf: Leaf): Bitset {
-    const bits = this.ids.length
+    const bits = this.ids.size
     if (leaf.field === USER_ID_FIELD) return this.evaluateUserId(leaf)
     const column = this.columns.get(leaf.field)
     if (column === undefined) {
@@ -191,14 +210,14 @@ export class ProjectIndex {
   }
 
   /**
-   * `user_id` is not a column: equality and sets look ids up in the ordinal map (one lookup per
+   * `user_id` is not a column: equality and sets look ids up in the id table (one lookup per
    * value, not per user); other operators test each live id once.
    */
   private evaluateUserId(leaf: Leaf): Bitset {
-    const out = createBitset(this.ids.length)
+    const out = createBitset(this.ids.size)
     const mark = (id: string): void => {
-      const o = this.ordinals.get(id)
-      if (o !== undefined && hasBit(this.live, o)) setBit(out, o)
+      const o = this.ids.lookup(id)
+      if (o >= 0 && hasBit(this.live, o)) setBit(out, o)
     }
     if (leaf.kind === 'text' && (leaf.op === 'eq' || leaf.op === 'neq')) {
       mark(leaf.value)
@@ -208,8 +227,8 @@ export class ProjectIndex {
       for (const id of leaf.values) mark(id)
       return leaf.op === 'in' ? out : complementInto(out, this.live)
     }
-    for (let o = 0; o < this.ids.length; o++) {
-      if (hasBit(this.live, o) && evaluateLeaf(leaf, this.ids[o])) setBit(out, o)
+    for (let o = 0; o < this.ids.size; o++) {
+      if (hasBit(this.live, o) && evaluateLeaf(leaf, this.ids.idOf(o))) setBit(out, o)
     }
     return out
   }
@@ -221,47 +240,66 @@ export class ProjectIndex {
 
   /** Up to `limit` users of `set` with user_id strictly after `afterUserId`, in code point order. */
   page(set: Bitset, afterUserId: string | undefined, limit: number): IndexPage {
-    const sorted = this.sortedOrdinals()
+    this.sortTail()
+    const ids = this.ids
+    const order = this.order
+    const tail = this.tail
+    const tailLength = tail.length
+    const mainAt = (i: number): number => (order === null ? i : (order[i] as number))
     let i = 0
+    let j = 0
     if (afterUserId !== undefined) {
-      let lo = 0
-      let hi = sorted.length
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1
-        if (compareCodePoints(this.ids[sorted[mid] as number] as string, afterUserId) <= 0) lo = mid + 1
-        else hi = mid
-      }
-      i = lo
+      const after = encodeId(afterUserId)
+      i = firstAfter(this.ordered, (k) => ids.compareTo(mainAt(k), after))
+      j = firstAfter(tailLength, (k) => ids.compareTo(tail[k] as number, after))
     }
+    const bits = set.length * 32
     const userIds: string[] = []
-    for (; i < sorted.length; i++) {
-      const o = sorted[i] as number
-      if (o < set.length * 32 && hasBit(set, o)) {
+    while (i < this.ordered || j < tailLength) {
+      let o: number
+      if (j >= tailLength) o = mainAt(i++)
+      else if (i >= this.ordered) o = tail[j++] as number
+      else {
+        const a = mainAt(i)
+        const b = tail[j] as number
+        if (ids.compare(a, b) < 0) {
+          o = a
+          i++
+        } else {
+          o = b
+          j++
+        }
+      }
+      if (o < bits && hasBit(set, o)) {
         if (userIds.length === limit) return { userIds, more: true }
-        userIds.push(this.ids[o] as string)
+        userIds.push(ids.idOf(o))
       }
     }
     return { userIds, more: false }
   }
 
-  private sortedOrdinals(): Int32Array {
-    if (this.unsorted.length === 0) return this.sorted
+  /**
+   * Sorts the ids added out of order since the last page into the tail (a sort of the new ones and
+   * a merge), and merges the tail into the main order once it is big.
+   */
+  private sortTail(): void {
     const ids = this.ids
-    const byId = (a: number, b: number) => compareCodePoints(ids[a] as string, ids[b] as string)
-    const fresh = Int32Array.from(this.unsorted).sort(byId)
-    const old = this.sorted
-    const merged = new Int32Array(old.length + fresh.length)
-    let a = 0
-    let b = 0
-    let k = 0
-    while (a < old.length && b < fresh.length) {
-      merged[k++] = byId(old[a] as number, fresh[b] as number) <= 0 ? (old[a++] as number) : (fresh[b++] as number)
+    const known = this.ordered + this.tail.length
+    if (known === ids.size) return
+    const byId = (a: number, b: number) => ids.compare(a, b)
+    const fresh = new Int32Array(ids.size - known)
+    for (let k = 0; k < fresh.length; k++) fresh[k] = known + k
+    fresh.sort(byId)
+    this.tail = mergeSorted(this.tail, fresh, byId)
+    if (this.tail.length * TAIL_SHARE < this.ordered) return
+    let main = this.order
+    if (main === null) {
+      main = new Int32Array(this.ordered)
+      for (let k = 0; k < main.length; k++) main[k] = k
     }
-    while (a < old.length) merged[k++] = old[a++] as number
-    while (b < fresh.length) merged[k++] = fresh[b++] as number
-    this.sorted = merged
-    this.unsorted = []
-    return merged
+    this.order = mergeSorted(main, this.tail, byId)
+    this.ordered = ids.size
+    this.tail = new Int32Array(0)
   }
 
   /**
@@ -290,8 +328,8 @@ export class ProjectIndex {
    * values that change on every upload such as timestamps) only grows the index until it is rebuilt.
    */
   entries(): { readonly total: number; readonly dead: number } {
-    let total = this.ids.length
-    let dead = this.ids.length - this.liveCount
+    let total = this.ids.size
+    let dead = this.ids.size - this.liveCount
     for (const column of this.columnList) {
       const held = column.entries()
       total += held.total
@@ -300,11 +338,40 @@ export class ProjectIndex {
     return { total, dead }
   }
 
-  /** Approximate bytes held by the index, for the benchmark report. */
+  /**
+   * Bytes held by the index (typed arrays and buffers exactly, dictionary strings estimated): what
+   * the memory budget counts. O(columns + dictionary values), never O(users).
+   */
   memoryBytes(): number {
-    let bytes = this.live.byteLength + this.sorted.byteLength + this.ids.length * (60 + 8)
-    for (const id of this.ids) bytes += 2 * id.length
-    for (const column of this.columns.values()) bytes += column.memoryBytes()
+    let bytes = this.live.byteLength + (this.order?.byteLength ?? 0) + this.tail.byteLength + this.ids.memoryBytes()
+    for (const column of this.columnList) bytes += column.memoryBytes()
     return bytes
   }
+}
+
+/** First position in 0 … n-1 whose entry sorts after the cursor (`cmp(k)` > 0), by binary search. */
+function firstAfter(n: number, cmp: (k: number) => number): number {
+  let lo = 0
+  let hi = n
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (cmp(mid) <= 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/** The merge of two ordinal arrays each sorted by `byId`. */
+function mergeSorted(a: Int32Array, b: Int32Array, byId: (x: number, y: number) => number): Int32Array {
+  if (a.length === 0) return b
+  const out = new Int32Array(a.length + b.length)
+  let i = 0
+  let j = 0
+  let k = 0
+  while (i < a.length && j < b.length) {
+    out[k++] = byId(a[i] as number, b[j] as number) <= 0 ? (a[i++] as number) : (b[j++] as number)
+  }
+  while (i < a.length) out[k++] = a[i++] as number
+  while (j < b.length) out[k++] = b[j++] as number
+  return out
 }
