@@ -136,3 +136,61 @@ describe('sqlite specifics', () => {
     await store.close()
   })
 })
+
+describe('sqlite reader thread', () => {
+  const attrs = (a: Record<string, string>) => Object.assign(Object.create(null), a) as Record<string, string>
+  const fill = async (store: SqliteStore, projectId: number, users: number) => {
+    for (let start = 0; start < users; start += 1000) {
+      const patches = []
+      for (let i = start; i < Math.min(users, start + 1000); i++) {
+        patches.push({ userId: `u${String(i).padStart(6, '0')}`, attributes: attrs({ n: String(i % 10) }) })
+      }
+      await store.applyUpload(projectId, { rows: patches.length, patches })
+    }
+  }
+  /** Event-loop turns taken while `read` is pending: 0 when it ran synchronously on this thread. */
+  const turnsDuring = async (read: () => Promise<unknown>): Promise<number> => {
+    let turns = 0
+    let done = false
+    const spin = () => {
+      if (done) return
+      turns++
+      setImmediate(spin)
+    }
+    setImmediate(spin)
+    // Started after the spinner is queued but before it runs: a synchronous read finishes first.
+    await read()
+    done = true
+    return turns
+  }
+  const where = { kind: 'text', field: 'n', op: 'eq', value: '3' } as const
+
+  for (const reads of ['worker', 'inline'] as const) {
+    test(`filtered counts and scans run ${reads === 'worker' ? 'off' : 'on'} the event loop with reads: ${reads}`, async () => {
+      const store = new SqliteStore(join(dir, `reads-${reads}.db`), { reads })
+      await store.migrate()
+      const p = (await store.ensureProject('r')).id
+      await fill(store, p, 5000)
+      const turns = await turnsDuring(() => store.countProfiles(p, where))
+      if (reads === 'worker') assert.ok(turns > 0, 'the event loop turned while the reader counted')
+      else assert.equal(turns, 0)
+      assert.equal(await store.countProfiles(p, where), 500)
+      assert.equal((await store.scanProfiles(p, { where, limit: 3, afterUserId: 'u000100' }))[0]?.userId, 'u000103')
+      await store.close()
+    })
+  }
+
+  test('the reader sees every acknowledged upload and deletion at once', async () => {
+    const store = new SqliteStore(join(dir, 'reader-exact.db'))
+    await store.migrate()
+    const p = (await store.ensureProject('x')).id
+    for (let i = 0; i < 30; i++) {
+      await store.applyUpload(p, { rows: 1, patches: [{ userId: `v${i}`, attributes: attrs({ n: '3' }) }] })
+      assert.equal(await store.countProfiles(p, where), i + 1)
+      assert.equal(await store.countProfiles(p), i + 1)
+    }
+    await store.deleteProfile(p, 'v0')
+    assert.equal(await store.countProfiles(p, where), 29)
+    await store.close()
+  })
+})
