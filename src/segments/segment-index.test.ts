@@ -238,7 +238,7 @@ describe('SegmentIndex', () => {
     assert.equal(feed.reads, 2)
   })
 
-  test('a reset loads into a fresh index: concurrent readers never see half a project', async () => {
+  test('a reset loads into a fresh index: concurrent readers never see half a project (the database answers them)', async () => {
     const feed = new MemoryFeed()
     for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ k: 'v' }))
     const index = new SegmentIndex(feed)
@@ -249,11 +249,9 @@ describe('SegmentIndex', () => {
     ;(index as unknown as { projects: Map<number, { token: string | null }> }).projects.get(1)!.token = null
     const counts: number[] = []
     feed.betweenPages = async () => {
-      const p = await Promise.resolve(
-        (index as unknown as { projects: Map<number, { index: ProjectIndex }> }).projects.get(1)!.index,
-      )
-      counts.push(p.users)
+      counts.push((await index.query(1, eq('k', 'v'), 100)).userIds.length)
     }
+    assert.equal((await index.sync(1)).users, 10)
     assert.equal(await index.count(1, eq('k', 'v')), 10)
     assert.ok(counts.length > 0 && counts.every((n) => n === 10), String(counts))
   })
@@ -293,8 +291,18 @@ describe('SegmentIndex', () => {
     const gate = new Promise<void>((r) => (release = r))
     feed.betweenPages = () => gate
     assert.equal(index.isLoaded(1), false)
-    assert.deepEqual(await index.query(1, eq('k', 'v'), 3), { count: 4, userIds: ['u0', 'u1', 'u2'], nextAfter: 'u2' })
-    assert.deepEqual(await index.query(1, eq('k', 'v'), 3, 'u2'), { count: 4, userIds: ['u3'], nextAfter: null })
+    assert.deepEqual(await index.query(1, eq('k', 'v'), 3), {
+      count: 4,
+      userIds: ['u0', 'u1', 'u2'],
+      nextAfter: 'u2',
+      source: 'database',
+    })
+    assert.deepEqual(await index.query(1, eq('k', 'v'), 3, 'u2'), {
+      count: 4,
+      userIds: ['u3'],
+      nextAfter: null,
+      source: 'database',
+    })
     assert.deepEqual(await index.countMany(1, [eq('k', 'v'), eq('k', 'w')]), [4, 6])
     assert.equal(feed.reads, 1, 'one background load, started by the first query')
     assert.equal(index.isLoaded(1), false)
@@ -303,7 +311,12 @@ describe('SegmentIndex', () => {
     release()
     await index.sync(1)
     assert.equal(index.isLoaded(1), true)
-    assert.deepEqual(await index.query(1, eq('k', 'v'), 3), { count: 4, userIds: ['u0', 'u1', 'u2'], nextAfter: 'u2' })
+    assert.deepEqual(await index.query(1, eq('k', 'v'), 3), {
+      count: 4,
+      userIds: ['u0', 'u1', 'u2'],
+      nextAfter: 'u2',
+      source: 'index',
+    })
     assert.equal(feed.sqlCalls, sql)
   })
 
@@ -366,7 +379,12 @@ describe('SegmentIndex', () => {
     await new Promise((r) => setImmediate(r))
     assert.equal(index.isLoaded(1), false)
     const sql = feed.sqlCalls
-    assert.deepEqual(await index.query(1, eq('k', 'v'), 2), { count: 11, userIds: ['late', 'u0'], nextAfter: 'u0' })
+    assert.deepEqual(await index.query(1, eq('k', 'v'), 2), {
+      count: 11,
+      userIds: ['late', 'u0'],
+      nextAfter: 'u0',
+      source: 'database',
+    })
     assert.ok(feed.sqlCalls > sql, 'from SQL, without waiting for the reload')
     release()
     await index.sync(1)
@@ -430,5 +448,197 @@ describe('SegmentIndex', () => {
     for (let i = 0; i < 9; i++) feed.put(`u${i}`, attrs({ seen: `4.${i}` }))
     await halfDead.sync(1)
     assert.equal(halfDead.isLoaded(1), true, '9 dead of 29 entries is not worth a rebuild')
+  })
+})
+
+/** One {@link MemoryFeed} per project id, and every readChanges counted. */
+class ProjectFeeds implements SegmentStore {
+  readonly feeds = new Map<number, MemoryFeed>()
+  /** Full loads asked for (readChanges without a token), per project. */
+  readonly loads = new Map<number, number>()
+  /** When set, reading the feed fails with this message. */
+  failure: string | undefined
+
+  of(projectId: number): MemoryFeed {
+    let feed = this.feeds.get(projectId)
+    if (feed === undefined) {
+      feed = new MemoryFeed()
+      feed.pageSize = 100
+      this.feeds.set(projectId, feed)
+    }
+    return feed
+  }
+
+  countProfiles(projectId: number, where?: Condition): Promise<number> {
+    return this.of(projectId).countProfiles(projectId, where)
+  }
+
+  scanProfiles(projectId: number, options: ScanOptions): Promise<Profile[]> {
+    return this.of(projectId).scanProfiles(projectId, options)
+  }
+
+  readChanges(projectId: number, token: string | null): ChangeFeed {
+    if (token === null) this.loads.set(projectId, (this.loads.get(projectId) ?? 0) + 1)
+    const failure = this.failure
+    if (failure !== undefined) {
+      // Fails like a database that went away mid-read: after the reset page.
+      const pages = (async function* () {
+        yield { reset: true, upserts: [], deletedUserIds: [] }
+        throw new Error(failure)
+      })()
+      return { pages, token: () => '0' }
+    }
+    return this.of(projectId).readChanges(projectId, token)
+  }
+}
+
+describe('SegmentIndex memory budget, eviction and failed loads', () => {
+  const fill = (feed: MemoryFeed, users: number) => {
+    for (let i = 0; i < users; i++) {
+      feed.put(
+        `u${String(i).padStart(5, '0')}`,
+        attrs({ plan: ['free', 'pro', 'team'][i % 3] as string, n: String(i) }),
+      )
+    }
+  }
+  const conditions: Condition[] = [
+    eq('plan', 'pro'),
+    { kind: 'all', of: [eq('plan', 'free'), { kind: 'numeric', field: 'n', op: 'lt', value: 500 }] },
+    { kind: 'set', field: 'plan', op: 'in', values: ['team', 'pro'] },
+    { kind: 'presence', field: 'missing', op: 'not_exists' },
+  ]
+
+  test('a failed load is logged once, counted, not retried per query, and retried after the back-off', async () => {
+    const feeds = new ProjectFeeds()
+    fill(feeds.of(1), 50)
+    feeds.failure = 'database went away'
+    let clock = 1_000_000
+    const logged: string[] = []
+    const index = new SegmentIndex(feeds, {
+      followIntervalMs: 0,
+      retryAfterMs: 60_000,
+      now: () => clock,
+      log: (m) => logged.push(m),
+    })
+    for (let q = 0; q < 20; q++) {
+      const answer = await index.query(1, eq('plan', 'pro'), 5)
+      assert.equal(answer.count, 17)
+      assert.equal(answer.source, 'database')
+      await new Promise((r) => setImmediate(r))
+    }
+    assert.equal(feeds.loads.get(1), 1, 'one load for twenty queries')
+    assert.equal(logged.length, 1)
+    assert.match(logged[0] as string, /project 1 failed to load: database went away.*next try in 60 s/)
+    const stats = index.stats()
+    assert.equal(stats.loads, 1)
+    assert.equal(stats.loadFailures, 1)
+    assert.equal(stats.fallbacks, 20)
+    await assert.rejects(index.sync(1), (e: Error) => /could not be loaded \(database went away\)/.test(e.message))
+    assert.equal(feeds.loads.get(1), 1, 'the catalog path does not retry during the back-off either')
+    // Past the back-off: one new try, which fails again and doubles the wait.
+    clock += 60_001
+    await index.query(1, eq('plan', 'pro'), 5)
+    await new Promise((r) => setImmediate(r))
+    assert.equal(feeds.loads.get(1), 2)
+    assert.match(logged[1] as string, /next try in 120 s/)
+    clock += 60_001
+    await index.query(1, eq('plan', 'pro'), 5)
+    assert.equal(feeds.loads.get(1), 2, 'still backing off (120 s now)')
+    // The database is back: the next try loads, and answers come from memory.
+    feeds.failure = undefined
+    clock += 60_000
+    await index.query(1, eq('plan', 'pro'), 5)
+    await index.sync(1)
+    assert.equal(index.isLoaded(1), true)
+    assert.equal((await index.query(1, eq('plan', 'pro'), 5)).source, 'index')
+    assert.equal(index.stats().loadFailures, 2)
+  })
+
+  test('a budget too small for a project: exact answers from the database path, one load per back-off', async () => {
+    const feeds = new ProjectFeeds()
+    const feed = feeds.of(1)
+    fill(feed, 1000)
+    const logged: string[] = []
+    const index = new SegmentIndex(feeds, { followIntervalMs: 0, memoryBudgetBytes: 1, log: (m) => logged.push(m) })
+    for (let round = 0; round < 3; round++) {
+      for (const where of conditions) {
+        const expected = reference(feed.profiles, where)
+        const answer = await index.query(1, where, 1000)
+        assert.equal(answer.count, expected.length)
+        assert.deepEqual(answer.userIds, expected)
+        assert.equal(await index.count(1, where), expected.length)
+        await new Promise((r) => setImmediate(r))
+      }
+    }
+    assert.equal(index.isLoaded(1), false)
+    assert.equal(feeds.loads.get(1), 1)
+    const stats = index.stats()
+    assert.equal(stats.overBudget, 1)
+    assert.equal(stats.readyBytes + stats.loadingBytes, 0, 'the abandoned load was released')
+    assert.equal(logged.length, 1)
+    assert.match(logged[0] as string, /not loaded: its index needs more than the memory budget/)
+  })
+
+  test('the least recently queried project is evicted to make room', async () => {
+    const feeds = new ProjectFeeds()
+    for (const p of [1, 2, 3]) fill(feeds.of(p), 600)
+    const probe = new SegmentIndex(feeds, { followIntervalMs: 0 })
+    await probe.sync(1)
+    const one = probe.stats().readyBytes
+    assert.ok(one > 0)
+    let clock = 0
+    const index = new SegmentIndex(feeds, {
+      followIntervalMs: 0,
+      memoryBudgetBytes: Math.floor(2.5 * one),
+      now: () => ++clock,
+    })
+    await index.sync(1)
+    await index.sync(2)
+    assert.equal(index.stats().readyProjects, 2)
+    await index.count(1, eq('plan', 'pro')) // 1 is now more recent than 2
+    await index.sync(3)
+    assert.equal(index.isLoaded(1), true)
+    assert.equal(index.isLoaded(2), false, 'project 2 was the least recently queried')
+    assert.equal(index.isLoaded(3), true)
+    const stats = index.stats()
+    assert.equal(stats.evictions, 1)
+    assert.ok(stats.readyBytes <= Math.floor(2.5 * one))
+    // Project 2 is answered by the database path while it loads again, and exactly.
+    const answer = await index.query(2, eq('plan', 'pro'), 10)
+    assert.equal(answer.source, 'database')
+    assert.equal(answer.count, reference(feeds.of(2).profiles, eq('plan', 'pro')).length)
+  })
+
+  test('warm-up completes while many clients query back to back, and every answer is exact', async () => {
+    const feeds = new ProjectFeeds()
+    const feed = feeds.of(1)
+    fill(feed, 5000)
+    feed.pageSize = 50
+    // Every page of the load waits for a macrotask turn, like a real store's read.
+    feed.betweenPages = () => new Promise((r) => setImmediate(r))
+    const index = new SegmentIndex(feeds, { followIntervalMs: 0 })
+    const sources = { index: 0, database: 0 }
+    let uploads = 0
+    const client = async (c: number) => {
+      const where = conditions[c % conditions.length] as Condition
+      while (!index.isLoaded(1) || sources.index < 100) {
+        // Uploads only add matching users here: the answer lies between the counts before and after it.
+        const before = reference(feed.profiles, where).length
+        const answer = await index.query(1, where, 3)
+        assert.ok(answer.count >= before && answer.count <= reference(feed.profiles, where).length)
+        sources[answer.source]++
+        if (c === 0) {
+          // Uploads continue meanwhile: a new user per turn of this client.
+          feed.put(`w${uploads++}`, attrs({ plan: 'pro' }))
+        }
+        await new Promise((r) => setImmediate(r))
+      }
+    }
+    await Promise.all(Array.from({ length: 16 }, (_, c) => client(c)))
+    assert.equal(index.isLoaded(1), true, 'the index became ready under load')
+    assert.ok(sources.database > 0, 'queries were answered by the database while it loaded')
+    assert.ok(sources.index >= 100)
+    assert.equal(feeds.loads.get(1), 1)
+    assert.equal(await index.count(1, eq('plan', 'pro')), reference(feed.profiles, eq('plan', 'pro')).length)
   })
 })

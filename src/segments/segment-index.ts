@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks'
+import { TraitbaseError } from '../core/errors.js'
 import type { Condition } from '../core/segment.js'
 import type { Store } from '../storage/store.js'
 import { ProjectIndex, type AttributeSummary, type IndexPage } from './project-index.js'
@@ -10,6 +12,8 @@ export interface SegmentAnswer {
   readonly userIds: string[]
   /** The last user id of the page when more matches follow, else null. */
   readonly nextAfter: string | null
+  /** Who answered: the in-memory index, or the database path while the index is not there. */
+  readonly source: 'index' | 'database'
 }
 
 interface ProjectState {
@@ -21,6 +25,45 @@ interface ProjectState {
   queued: Promise<void> | undefined
   /** When a query last asked for this project (the background catch-up does not count). */
   lastUsed: number
+  /** Bytes of `index` after its last read of the feed (what the budget counts). */
+  bytes: number
+  /** Failed (or over-budget) loads in a row; the next load waits until `retryAt`. */
+  failures: number
+  retryAt: number
+  lastError: string
+}
+
+/** Counters and gauges of {@link SegmentIndex}, for /metrics. */
+export interface SegmentIndexStats {
+  /** Bytes of indexes being loaded, and of loaded ones. */
+  readonly loadingBytes: number
+  readonly readyBytes: number
+  readonly loadingProjects: number
+  readonly readyProjects: number
+  /** Full loads started (first loads, reloads after pruning, rebuilds). */
+  readonly loads: number
+  /** Loads that ended in an error. */
+  readonly loadFailures: number
+  /** Loads given up because the project did not fit the memory budget. */
+  readonly overBudget: number
+  /** Projects dropped to make room for another. */
+  readonly evictions: number
+  /** Queries and counts answered by the database path because the index was not there. */
+  readonly fallbacks: number
+  /** The budget, bytes. */
+  readonly budgetBytes: number
+}
+
+/** Thrown inside a load that the budget cannot hold. */
+class OverBudgetError extends Error {}
+
+/** What needs the index itself (the attribute catalog) gets when the project cannot be loaded. */
+function unavailable(state: ProjectState): TraitbaseError {
+  const retryS = Math.max(1, Math.ceil((state.retryAt - Date.now()) / 1000))
+  return new TraitbaseError(
+    'UNAVAILABLE',
+    `The segment index of this project could not be loaded (${state.lastError}); counts and pages still work, retry in ${retryS} s`,
+  )
 }
 
 export interface SegmentIndexOptions {
@@ -43,12 +86,28 @@ export interface SegmentIndexOptions {
   readonly compactMinEntries?: number
   /** Distinct values past which an attribute is packed instead of kept in a dictionary (tests lower it). */
   readonly dictionaryLimit?: number
+  /**
+   * Bytes all loaded (and loading) indexes may hold together. A project that needs room evicts the
+   * least recently queried others; one that does not fit alone is answered by the database path.
+   * Default: no limit (the server passes `SEGMENT_INDEX_MEMORY_MB`).
+   */
+  readonly memoryBudgetBytes?: number
+  /**
+   * After a failed or over-budget load, the next waits this long, doubling per failure in a row up
+   * to 32×. Default 30 s.
+   */
+  readonly retryAfterMs?: number
+  /** Where a failed load is reported (once per failure, with the reason). Default: nowhere. */
+  readonly log?: (message: string) => void
   /** Clock, for tests. */
   readonly now?: () => number
 }
 
 export const DEFAULT_FOLLOW_INTERVAL_MS = 30_000
 export const DEFAULT_INDEX_IDLE_MS = 30 * 60_000
+export const DEFAULT_RETRY_AFTER_MS = 30_000
+/** Work on the event loop between two turns given to other requests, when a call can split its work. */
+const YIELD_AFTER_MS = 20
 
 /** The store methods the index uses: the change feed, and the SQL path while a project loads. */
 export type SegmentStore = Pick<Store, 'readChanges' | 'countProfiles' | 'scanProfiles'>
@@ -65,8 +124,12 @@ export class SegmentIndex {
   private readonly idleMs: number
   private readonly compactMinEntries: number
   private readonly dictionaryLimit: number | undefined
+  private readonly budget: number
+  private readonly retryAfterMs: number
+  private readonly log: (message: string) => void
   private readonly now: () => number
   private readonly timer: NodeJS.Timeout | undefined
+  private counters = { loads: 0, loadFailures: 0, overBudget: 0, evictions: 0, fallbacks: 0 }
 
   constructor(
     private readonly store: SegmentStore,
@@ -75,6 +138,9 @@ export class SegmentIndex {
     this.idleMs = options.idleMs ?? DEFAULT_INDEX_IDLE_MS
     this.compactMinEntries = options.compactMinEntries ?? 50_000
     this.dictionaryLimit = options.dictionaryLimit
+    this.budget = options.memoryBudgetBytes ?? Number.POSITIVE_INFINITY
+    this.retryAfterMs = options.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS
+    this.log = options.log ?? (() => undefined)
     this.now = options.now ?? Date.now
     const interval = options.followIntervalMs ?? DEFAULT_FOLLOW_INTERVAL_MS
     if (interval > 0) {
@@ -93,6 +159,10 @@ export class SegmentIndex {
         running: undefined,
         queued: undefined,
         lastUsed: 0,
+        bytes: 0,
+        failures: 0,
+        retryAt: 0,
+        lastError: '',
       }
       this.projects.set(projectId, state)
     }
@@ -121,10 +191,37 @@ export class SegmentIndex {
     return this.projects.size
   }
 
-  /** Catches up with the feed (loading the project first if needed) and returns the project's index. */
+  /** What /metrics reports. */
+  stats(): SegmentIndexStats {
+    let loadingBytes = 0
+    let readyBytes = 0
+    let loadingProjects = 0
+    let readyProjects = 0
+    for (const state of this.projects.values()) {
+      if (state.loaded) {
+        readyBytes += state.bytes
+        readyProjects++
+      } else if (state.running !== undefined) {
+        loadingBytes += state.bytes
+        loadingProjects++
+      }
+    }
+    return { ...this.counters, loadingBytes, readyBytes, loadingProjects, readyProjects, budgetBytes: this.budget }
+  }
+
+  /**
+   * Catches up with the feed (loading the project first if needed) and returns the project's index.
+   * A 503 while a failed or over-budget load is backing off, or when this load fails.
+   */
   async sync(projectId: number): Promise<ProjectIndex> {
     const state = this.stateOf(projectId)
-    await this.catchUp(projectId, state)
+    if (!state.loaded && state.running === undefined && this.now() < state.retryAt) throw unavailable(state)
+    try {
+      await this.catchUp(projectId, state)
+    } catch (error) {
+      if (state.failures > 0 && !state.loaded) throw unavailable(state)
+      throw error
+    }
     return state.index
   }
 
@@ -133,10 +230,15 @@ export class SegmentIndex {
     return this.projects.get(projectId)?.loaded === true
   }
 
-  /** Starts loading the project in the background; a failure is retried by the next call. */
+  /**
+   * Starts loading the project in the background, unless a load is under way or the last one failed
+   * (or did not fit the budget) less than the back-off ago.
+   */
   warm(projectId: number): void {
     const state = this.stateOf(projectId)
-    if (state.running === undefined) this.catchUp(projectId, state).catch(() => undefined)
+    if (state.running === undefined && this.now() >= state.retryAt) {
+      this.catchUp(projectId, state).catch(() => undefined)
+    }
   }
 
   /**
@@ -168,20 +270,60 @@ export class SegmentIndex {
   }
 
   private async readFeed(projectId: number, state: ProjectState): Promise<void> {
+    const full = state.token === null || !state.loaded
+    if (full) this.counters.loads++
+    try {
+      await this.applyFeed(projectId, state, full)
+      state.failures = 0
+      state.retryAt = 0
+    } catch (error) {
+      if (!full) throw error
+      // A load that failed is dropped whole; the project is answered by the database path until
+      // the back-off has passed, instead of a new load starting at every query.
+      state.index = new ProjectIndex(this.dictionaryLimit)
+      state.bytes = 0
+      state.token = null
+      state.loaded = false
+      state.failures++
+      state.lastError = error instanceof Error ? error.message : String(error)
+      state.retryAt = this.now() + this.retryAfterMs * 2 ** Math.min(state.failures - 1, 5)
+      const retryS = Math.round((state.retryAt - this.now()) / 1000)
+      if (error instanceof OverBudgetError) {
+        this.counters.overBudget++
+        this.log(
+          `segment index of project ${projectId} not loaded: ${error.message}; the database answers, next try in ${retryS} s`,
+        )
+      } else {
+        this.counters.loadFailures++
+        const reason = error instanceof Error ? error.message : String(error)
+        this.log(
+          `segment index of project ${projectId} failed to load: ${reason}; the database answers, next try in ${retryS} s`,
+        )
+      }
+      throw error
+    }
+  }
+
+  private async applyFeed(projectId: number, state: ProjectState, counted: boolean): Promise<void> {
     const feed = this.store.readChanges(projectId, state.token)
-    // A reset is loaded into a fresh index and swapped in at the end, so concurrent readers never
-    // see a half-loaded project; incremental pages are applied in place (each is a newer state).
+    // A reset starts a fresh index at once (the old one is released, so a reload never holds two
+    // copies) and queries take the database path until the read completes. Incremental pages are
+    // applied in place (each is a newer state).
     let target = state.index
     for await (const page of feed.pages) {
       if (page.reset) {
+        // A loaded project whose feed was pruned past it: a reload.
+        if (!counted) this.counters.loads++
+        counted = true
         state.token = null
-        target = new ProjectIndex(this.dictionaryLimit)
-        // A loaded project whose feed was pruned past it reloads in full: meanwhile queries take the
-        // SQL path instead of waiting for the reload.
         state.loaded = false
+        target = new ProjectIndex(this.dictionaryLimit)
+        state.index = target
       }
       for (const userId of page.deletedUserIds) target.remove(userId)
       for (const profile of page.upserts) target.upsert(profile.userId, profile.attributes)
+      state.bytes = target.memoryBytes()
+      this.makeRoom(projectId)
     }
     state.index = target
     state.token = feed.token()
@@ -195,17 +337,47 @@ export class SegmentIndex {
     }
   }
 
+  /**
+   * Keeps every index together within the budget: evicts the least recently queried other projects
+   * (not those mid-read) until project `projectId` fits, and throws {@link OverBudgetError} when it cannot.
+   */
+  private makeRoom(projectId: number): void {
+    let total = 0
+    for (const other of this.projects.values()) total += other.bytes
+    if (total <= this.budget) return
+    const victims = [...this.projects]
+      .filter(([id, other]) => id !== projectId && other.running === undefined && other.bytes > 0)
+      .sort((a, b) => a[1].lastUsed - b[1].lastUsed)
+    for (const [id, other] of victims) {
+      this.projects.delete(id)
+      total -= other.bytes
+      this.counters.evictions++
+      if (total <= this.budget) return
+    }
+    if (total > this.budget) {
+      throw new OverBudgetError(
+        `its index needs more than the memory budget of ${Math.round(this.budget / 2 ** 20)} MiB (SEGMENT_INDEX_MEMORY_MB)`,
+      )
+    }
+  }
+
   /** Count plus one page of the users matching `where`, after `afterUserId` when given. */
   async query(projectId: number, where: Condition, limit: number, afterUserId?: string): Promise<SegmentAnswer> {
     if (!this.isLoaded(projectId)) {
       this.warm(projectId)
+      this.counters.fallbacks++
       return this.queryStore(projectId, where, limit, afterUserId)
     }
     const index = await this.sync(projectId)
     const set = index.evaluate(where)
     const page: IndexPage = index.page(set, afterUserId, limit)
     const last = page.userIds[page.userIds.length - 1]
-    return { count: index.count(set), userIds: page.userIds, nextAfter: page.more && last !== undefined ? last : null }
+    return {
+      count: index.count(set),
+      userIds: page.userIds,
+      nextAfter: page.more && last !== undefined ? last : null,
+      source: 'index',
+    }
   }
 
   private async queryStore(
@@ -222,7 +394,7 @@ export class SegmentIndex {
     })
     const userIds = rows.slice(0, limit).map((p) => p.userId)
     const last = userIds[userIds.length - 1]
-    return { count, userIds, nextAfter: rows.length > limit && last !== undefined ? last : null }
+    return { count, userIds, nextAfter: rows.length > limit && last !== undefined ? last : null, source: 'database' }
   }
 
   /** Exact number of users matching `where`. */
@@ -234,12 +406,24 @@ export class SegmentIndex {
   async countMany(projectId: number, wheres: readonly Condition[]): Promise<number[]> {
     if (!this.isLoaded(projectId)) {
       this.warm(projectId)
+      this.counters.fallbacks++
       const counts: number[] = []
       for (const where of wheres) counts.push(await this.store.countProfiles(projectId, where))
       return counts
     }
     const index = await this.sync(projectId)
-    return wheres.map((where) => index.count(index.evaluate(where)))
+    // Many saved segments: the event loop gets a turn every ~20 ms of counting. Each count is exact
+    // for a moment after the call began (a catch-up may land between two of them).
+    const counts: number[] = []
+    let slice = performance.now()
+    for (const where of wheres) {
+      if (performance.now() - slice > YIELD_AFTER_MS) {
+        await new Promise((resolve) => setImmediate(resolve))
+        slice = performance.now()
+      }
+      counts.push(index.count(index.evaluate(where)))
+    }
+    return counts
   }
 
   /** The attribute catalog: see {@link ProjectIndex.catalog}. */
