@@ -165,7 +165,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     await registerRateLimit(api, config.rateLimitPerMinute)
     registerProfileRoutes(api, { store, auth, metrics, now })
     if (config.segments) {
-      const segmentIndex = new SegmentIndex(store, { idleMs: config.segmentIndexIdleMinutes * 60_000 })
+      const segmentIndex = new SegmentIndex(store, {
+        idleMs: config.segmentIndexIdleMinutes * 60_000,
+        memoryBudgetBytes: config.segmentIndexMemoryMb * 1024 * 1024,
+        log: (message) => app.log.warn(message),
+      })
+      metrics.observeSegmentIndex(() => segmentIndex.stats())
       api.addHook('onClose', (_instance, done) => {
         segmentIndex.close()
         done()

@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os'
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { DEFAULT_CONFIG, loadConfig } from './config.js'
@@ -28,6 +29,14 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ SEGMENT_INDEX_IDLE_MINUTES: '-1' }), /SEGMENT_INDEX_IDLE_MINUTES/)
   })
 
+  test('SEGMENT_INDEX_MEMORY_MB: a quarter of the machine by default, a positive integer otherwise', () => {
+    assert.equal(loadConfig({}).segmentIndexMemoryMb, Math.max(64, Math.floor(totalmem() / 2 ** 20 / 4)))
+    assert.equal(loadConfig({ SEGMENT_INDEX_MEMORY_MB: '512' }).segmentIndexMemoryMb, 512)
+    for (const bad of ['0', '-5', '1.5', 'lots']) {
+      assert.throws(() => loadConfig({ SEGMENT_INDEX_MEMORY_MB: bad }), /SEGMENT_INDEX_MEMORY_MB must be an integer/)
+    }
+  })
+
   test('reads every variable', () => {
     const c = loadConfig({
       PORT: '0',
@@ -40,6 +49,7 @@ describe('loadConfig', () => {
       TRUST_PROXY: 'true',
       SEGMENTS: 'off',
       SEGMENT_INDEX_IDLE_MINUTES: '0',
+      SEGMENT_INDEX_MEMORY_MB: '2048',
       RATE_LIMIT: '600',
       REQUEST_TIMEOUT_MS: '5000',
       HEADERS_TIMEOUT_MS: '2000',
@@ -60,6 +70,7 @@ describe('loadConfig', () => {
         trustProxy: true,
         segments: false,
         segmentIndexIdleMinutes: 0,
+        segmentIndexMemoryMb: 2048,
         rateLimitPerMinute: 600,
         timeouts: {
           requestMs: 5000,

@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os'
 import { parseDatabaseUrl } from '../storage/open-store.js'
 
 /** Server configuration: read once from the environment, validated, frozen. Nothing else reads `process.env`. */
@@ -35,6 +36,12 @@ export interface Config {
    * (`SEGMENT_INDEX_IDLE_MINUTES`, default 30; 0 keeps every index for the life of the process).
    */
   readonly segmentIndexIdleMinutes: number
+  /**
+   * MiB all in-memory segment indexes of this process may hold together (`SEGMENT_INDEX_MEMORY_MB`,
+   * default a quarter of the machine's memory). Past it the least recently queried project is
+   * evicted; a project that does not fit alone is answered by the database path.
+   */
+  readonly segmentIndexMemoryMb: number
   /** Requests per minute per API key (`RATE_LIMIT`), answered 429 with `Retry-After` past it. Default 0: off. */
   readonly rateLimitPerMinute: number
   /** Timeouts in milliseconds; see {@link Timeouts}. */
@@ -75,6 +82,7 @@ export const DEFAULT_CONFIG: Config = Object.freeze({
   trustProxy: false,
   segments: true,
   segmentIndexIdleMinutes: 30,
+  segmentIndexMemoryMb: Math.max(64, Math.floor(totalmem() / MIB / 4)),
   rateLimitPerMinute: 0,
   timeouts: Object.freeze({
     requestMs: 30_000,
@@ -154,6 +162,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   }
   const segments = rawSegments !== 'off'
   const segmentIndexIdleMinutes = int('SEGMENT_INDEX_IDLE_MINUTES', d.segmentIndexIdleMinutes, 0, 7 * 24 * 60)
+  const segmentIndexMemoryMb = int('SEGMENT_INDEX_MEMORY_MB', d.segmentIndexMemoryMb, 1, 16 * MIB)
   const rateLimitPerMinute = int('RATE_LIMIT', d.rateLimitPerMinute, 0, 10_000_000)
 
   const hour = 3_600_000
@@ -188,6 +197,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     trustProxy,
     segments,
     segmentIndexIdleMinutes,
+    segmentIndexMemoryMb,
     rateLimitPerMinute,
     timeouts,
   })

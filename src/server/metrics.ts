@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { SegmentIndexStats } from '../segments/segment-index.js'
 import type { UploadOutcome } from '../storage/store.js'
 
 /** The server's Prometheus metrics, in a registry of its own so several apps in one process never clash. */
@@ -11,6 +12,8 @@ export interface Metrics {
   recordUnrouted(status: number): void
   readonly requests: Counter<'route' | 'method' | 'status'>
   readonly duration: Histogram<'route' | 'method'>
+  /** Reports the segment index's figures (read at each scrape). */
+  observeSegmentIndex(stats: () => SegmentIndexStats): void
 }
 
 /** Set on a socket by the client-error handler: the status it answered, so the response is counted as that, not 499. */
@@ -51,10 +54,79 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   })
+  let segmentStats: (() => SegmentIndexStats) | undefined
+  // Read from the index at each scrape: nothing is counted twice and the index keeps one set of counters.
+  const fromIndex = (name: string, help: string, read: (s: SegmentIndexStats) => number, counter: boolean) => {
+    const collect = function (this: Counter | Gauge) {
+      if (segmentStats === undefined) return
+      this.reset()
+      this.inc(read(segmentStats()))
+    }
+    if (counter) new Counter({ name, help, registers: [registry], collect })
+    else new Gauge({ name, help, registers: [registry], collect })
+  }
+  new Gauge({
+    name: 'traitbase_segment_index_bytes',
+    help: 'Bytes held by in-memory segment indexes, by state (loading: a load under way; ready: answering queries)',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      if (segmentStats === undefined) return
+      const s = segmentStats()
+      this.set({ state: 'loading' }, s.loadingBytes)
+      this.set({ state: 'ready' }, s.readyBytes)
+    },
+  })
+  new Gauge({
+    name: 'traitbase_segment_index_projects',
+    help: 'Projects with an in-memory segment index, by state',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      if (segmentStats === undefined) return
+      const s = segmentStats()
+      this.set({ state: 'loading' }, s.loadingProjects)
+      this.set({ state: 'ready' }, s.readyProjects)
+    },
+  })
+  fromIndex(
+    'traitbase_segment_index_budget_bytes',
+    'SEGMENT_INDEX_MEMORY_MB in bytes',
+    (s) => (Number.isFinite(s.budgetBytes) ? s.budgetBytes : 0),
+    false,
+  )
+  fromIndex('traitbase_segment_index_loads_total', 'Full loads of a project index started', (s) => s.loads, true)
+  fromIndex(
+    'traitbase_segment_index_load_failures_total',
+    'Index loads that failed (logged with the reason; retried after a back-off)',
+    (s) => s.loadFailures,
+    true,
+  )
+  fromIndex(
+    'traitbase_segment_index_over_budget_total',
+    'Index loads given up because the project did not fit SEGMENT_INDEX_MEMORY_MB',
+    (s) => s.overBudget,
+    true,
+  )
+  fromIndex(
+    'traitbase_segment_index_evictions_total',
+    'Project indexes evicted (least recently queried first) to make room for another',
+    (s) => s.evictions,
+    true,
+  )
+  fromIndex(
+    'traitbase_segment_index_fallbacks_total',
+    'Segment queries and counts answered by the database because the index was not loaded',
+    (s) => s.fallbacks,
+    true,
+  )
   return {
     registry,
     requests,
     duration,
+    observeSegmentIndex(stats) {
+      segmentStats = stats
+    },
     recordUnrouted(status) {
       requests.inc({ route: '(unmatched)', method: '(unparsed)', status })
     },

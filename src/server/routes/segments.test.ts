@@ -470,3 +470,64 @@ describe('SEGMENTS=off', () => {
     }
   })
 })
+
+describe('segment index over HTTP: source header, budget and /metrics', () => {
+  const metricValue = (text: string, line: string): number => {
+    const found = text.split('\n').find((l) => l.startsWith(`${line} `))
+    assert.ok(found !== undefined, `${line} in /metrics`)
+    return Number(found.slice(line.length + 1))
+  }
+
+  test('answers say which path gave them; /metrics reports the index bytes, loads and fallbacks', async (t) => {
+    const { app, k } = await setup(t)
+    const where = { field: 'plan', op: 'eq', value: 'free' }
+    const first = await query(app, k, { where })
+    assert.equal(first.headers['x-segment-source'], 'database')
+    assert.equal(first.json().data.count, 2)
+    let answer = first
+    for (let i = 0; i < 100 && answer.headers['x-segment-source'] !== 'index'; i++) {
+      await new Promise((r) => setTimeout(r, 10))
+      answer = await query(app, k, { where })
+    }
+    assert.equal(answer.headers['x-segment-source'], 'index')
+    assert.equal(answer.json().data.count, 2)
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    assert.ok(metricValue(text, 'traitbase_segment_index_bytes{state="ready"}') > 0)
+    assert.equal(metricValue(text, 'traitbase_segment_index_bytes{state="loading"}'), 0)
+    assert.equal(metricValue(text, 'traitbase_segment_index_loads_total'), 1)
+    assert.ok(metricValue(text, 'traitbase_segment_index_fallbacks_total') >= 1)
+    assert.equal(metricValue(text, 'traitbase_segment_index_load_failures_total'), 0)
+  })
+
+  test('SEGMENT_INDEX_MEMORY_MB too small for the project: exact answers from the database, counted', async (t) => {
+    const ctx = await buildTestApp(t, { SEGMENT_INDEX_MEMORY_MB: '1' })
+    const k = await ctx.key('big')
+    // 1 MiB is less than this project's index: ~4,000 users with a long unique value each.
+    for (let b = 0; b < 40; b++) {
+      const values = Array.from({ length: 100 }, (_, i) => [
+        `u${b * 100 + i}`,
+        i % 2 === 0 ? 'a' : 'b',
+        'x'.repeat(120) + (b * 100 + i),
+      ])
+      const r = await call(ctx.app, k, 'POST', '/v1/user/profiles', { field_name: ['user_id', 'k', 'pad'], values })
+      assert.equal(r.statusCode, 200, r.body)
+    }
+    for (let i = 0; i < 10; i++) {
+      const r = await query(ctx.app, k, { where: { field: 'k', op: 'eq', value: 'a' }, limit: 3 })
+      assert.equal(r.statusCode, 200)
+      assert.equal(r.headers['x-segment-source'], 'database')
+      assert.equal(r.json().data.count, 2000)
+      assert.deepEqual(r.json().data.user_ids, ['u0', 'u10', 'u100'])
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    const text = (await ctx.app.inject({ method: 'GET', url: '/metrics' })).body
+    assert.equal(metricValue(text, 'traitbase_segment_index_over_budget_total'), 1)
+    assert.equal(metricValue(text, 'traitbase_segment_index_loads_total'), 1, 'not retried per query')
+    assert.equal(metricValue(text, 'traitbase_segment_index_fallbacks_total'), 10)
+    assert.equal(metricValue(text, 'traitbase_segment_index_budget_bytes'), 1024 * 1024)
+    // The catalog needs the index itself: a 503 (the reason is in the server log), not a 500 or a hang.
+    const catalog = await call(ctx.app, k, 'GET', '/v1/user/attributes')
+    assert.equal(catalog.statusCode, 503)
+    assert.equal(catalog.json().msg, 'Service unavailable, try again later')
+  })
+})

@@ -193,9 +193,17 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
   const canRead = auth.requireScope('profiles:read')
   const canWrite = auth.requireScope('profiles:write')
 
-  const page = async (projectId: number, where: Condition, limit: number, cursor: string | undefined) => {
+  const page = async (
+    reply: FastifyReply,
+    projectId: number,
+    where: Condition,
+    limit: number,
+    cursor: string | undefined,
+  ) => {
     const scope = cursorScope(projectId, where)
     const answer = await index.query(projectId, where, limit, readCursor(cursor, scope))
+    // Which path answered: `database` while the project's index loads (or does not fit the budget).
+    reply.header('x-segment-source', answer.source)
     return {
       count: answer.count,
       user_ids: answer.userIds,
@@ -252,7 +260,7 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
     const parsed = parseSegmentQuery(request.body)
     if (!parsed.ok) throw validationError(parsed.error)
     const { where, limit, cursor } = parsed.value
-    return reply.send(success(now, await page(projectId, where, limit, cursor)))
+    return reply.send(success(now, await page(reply, projectId, where, limit, cursor)))
   })
   addMethodNotAllowed(app, now, '/v1/user/segments/query', ['POST'])
 
@@ -325,7 +333,7 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
       }
       if (issues.length > 0) throw validationError(issues)
       const segment = await findSegment(projectId, request.params.id)
-      return reply.send(success(now, await page(projectId, whereOf(segment), limit, cursor)))
+      return reply.send(success(now, await page(reply, projectId, whereOf(segment), limit, cursor)))
     },
   )
   addMethodNotAllowed(app, now, '/v1/user/segments/:id/users', ['GET'])
