@@ -58,7 +58,15 @@ describe('keys commands (in-process, SQLite in memory)', () => {
       ],
     )
     for (const k of listing) {
-      assert.deepEqual(Object.keys(k), ['id', 'label', 'scopes', 'created_at', 'last_used_at', 'revoked_at', 'expires_at'])
+      assert.deepEqual(Object.keys(k), [
+        'id',
+        'label',
+        'scopes',
+        'created_at',
+        'last_used_at',
+        'revoked_at',
+        'expires_at',
+      ])
     }
   })
 
@@ -80,6 +88,9 @@ describe('keys commands (in-process, SQLite in memory)', () => {
     const table = createMemoryOutput()
     await listKeys({ store, out: table, project: 'p' })
     assert.equal(table.stdout.length, 2)
-    assert.match(table.stdout[1] ?? '', /^key_[0-9a-f]{16}\s+-\s+profiles:write,profiles:read\s+\S+Z\s+never\s+\S+Z\s+-$/)
+    assert.match(
+      table.stdout[1] ?? '',
+      /^key_[0-9a-f]{16}\s+-\s+profiles:write,profiles:read\s+\S+Z\s+never\s+\S+Z\s+-$/,
+    )
   })
 })

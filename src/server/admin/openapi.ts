@@ -201,7 +201,7 @@ function describeRoute(route: RouteOptions, url: string, schema: FastifySchema |
   if (methods.includes('TRACE')) return { ...schema, hide: true } as FastifySchema
   if (schema !== undefined && Object.keys(schema).length > 0) return schema
   const isAdmin = url.startsWith(ADMIN_PROJECT)
-  const rest = isAdmin ? url.slice(ADMIN_PROJECT.length) : url.replace(/^\/v1/, '')
+  const rest = isAdmin ? '/user' + url.slice(ADMIN_PROJECT.length) : url.replace(/^\/v1/, '')
   const doc = ROUTE_DOCS[`${methods[0]} ${rest}`]
   if (doc === undefined) return { tags: ['other'] } as FastifySchema
   if (!isAdmin) return { ...v1, ...doc } as FastifySchema

@@ -4,7 +4,7 @@ import { TraitbaseError, validationError } from '../../core/errors.js'
 import { generateApiKey } from '../../storage/api-keys.js'
 import type { KeyRecord, Project, Store } from '../../storage/store.js'
 import type { Clock } from '../envelope.js'
-import { presentKey, presentKeyEvent, presentProject } from './present.js'
+import { keyState, presentKey, presentKeyEvent, presentProject } from './present.js'
 import { ADMIN_SCHEMAS } from './schemas.js'
 
 export interface ProjectRoutesDeps {
@@ -113,6 +113,10 @@ export function registerProjectRoutes(app: FastifyInstance, { store, now }: Proj
       const parsed = parseRotateBody(request.body)
       if (!parsed.ok) throw validationError(parsed.error)
       const old = await findKey(project, request.params.key_id)
+      const state = keyState(old, now())
+      if (state === 'revoked' || state === 'expired') {
+        throw new TraitbaseError('CONFLICT', `This key is ${state}: create a new key instead`)
+      }
       const { secret, hash } = generateApiKey()
       const expiresAt = new Date(now() + parsed.value.graceSeconds * 1000)
       const rotated = await store.rotateKey(
