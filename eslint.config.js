@@ -12,7 +12,7 @@ const layer = (files, patterns) => ({
 })
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'console/**', '.bench/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'data/**', '.bench/**', 'test/browser/screenshots/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -4,6 +4,13 @@ import { existsSync } from 'node:fs'
 import { DEFAULT_DATABASE_URL, openStore, parseDatabaseUrl } from '../storage/open-store.js'
 import type { Store } from '../storage/store.js'
 import { createKey, listKeys, revokeKey } from './commands/keys.js'
+import {
+  createAdminToken,
+  listAdminTokens,
+  readPassword,
+  revokeAdminToken,
+  setAdminPassword,
+} from './commands/admin.js'
 import { abortOnInterrupt, EXIT_USAGE, uploadFile, type UploadCommandOptions } from './commands/upload.js'
 import { countSegment, exportSegment } from './commands/segment.js'
 import { createConsoleOutput } from './output.js'
@@ -86,6 +93,44 @@ keys
   .description('revoke a key; the server refuses it from the next request on')
   .argument('<KEY_ID>', 'key id as shown by "keys list"')
   .action(run((keyId: string) => withStore((store) => revokeKey({ store, out, keyId }), { mustExist: true })))
+
+const admin = program
+  .command('admin')
+  .description('the console and admin API: password and admin tokens (uses DATABASE_URL, like the server)')
+
+admin
+  .command('set-password')
+  .description('set the console password (asked twice on a terminal, else read from stdin); signs every session out')
+  .action(
+    run(async () => {
+      const password = await readPassword(process.stdin, process.stderr)
+      await withStore((store) => setAdminPassword({ store, out, password }))
+    }),
+  )
+
+const token = admin.command('token').description('admin tokens (tba_…) for scripts that call /admin/api')
+
+token
+  .command('create')
+  .description('create an admin token; the secret is the last line of stdout, shown only once')
+  .option('--label <text>', 'label shown by "admin token list"')
+  .action(run((opts: { label?: string }) => withStore((store) => createAdminToken({ store, out, ...opts }))))
+
+token
+  .command('list')
+  .description('list admin tokens (never their secrets)')
+  .option('--json', 'print a JSON array')
+  .action(
+    run((opts: { json?: boolean }) =>
+      withStore((store) => listAdminTokens({ store, out, ...opts }), { mustExist: true }),
+    ),
+  )
+
+token
+  .command('revoke')
+  .description('revoke an admin token')
+  .argument('<TOKEN_ID>', 'id as shown by "admin token list"')
+  .action(run((id: string) => withStore((store) => revokeAdminToken({ store, out, id }), { mustExist: true })))
 
 const segment = program
   .command('segment')

@@ -23,6 +23,11 @@ import { registerRateLimit } from './rate-limit.js'
 import { registerAttributeRoutes } from './routes/attributes.js'
 import { registerSegmentRoutes } from './routes/segments.js'
 import { SegmentIndex } from '../segments/segment-index.js'
+import fastifyPlugin from 'fastify-plugin'
+import { registerAdminApi } from './admin/index.js'
+import { registerOpenApi } from './admin/openapi.js'
+import { RequestLogWriter, registerRequestLogHooks } from './admin/request-log.js'
+import type { LoginLimits } from './admin/session-routes.js'
 
 export interface AppDeps {
   readonly store: Store
@@ -35,6 +40,15 @@ export interface AppDeps {
   readonly metrics?: Metrics
   /** Where log lines go; default stdout. Tests capture them here. */
   readonly logStream?: { write(line: string): unknown }
+  /** Sign-in throttling of the console; default 5 failures per address and 50 overall per 15 minutes. */
+  readonly loginLimits?: LoginLimits
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Writes the buffered request log now (tests; shutdown does it by itself). */
+    flushRequestLog(): Promise<void>
+  }
 }
 
 /**
@@ -120,6 +134,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const auth = createAuth(store, now)
 
   app.decorateRequest('auth', null)
+  app.decorateRequest('uploadOutcome', null)
+  app.decorateRequest('dryRun', false)
+  app.decorateRequest('failureMsg', null)
+  // Route schemas document (OpenAPI); they never validate nor shape answers. The checks in src/core
+  // decide what is accepted, and bodies are serialized as they are.
+  app.setValidatorCompiler(() => (value: unknown) => ({ value }))
+  app.setSerializerCompiler(() => (data: unknown) => JSON.stringify(data))
   registerErrorHandlers(app, now, config.bodyLimit)
   registerJsonBodyParser(app, config.bodyLimit)
 
@@ -158,29 +179,59 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   })
 
   answerExpectations(app, config.bodyLimit, now, metrics)
-  registerMetrics(app, metrics)
-  registerHealthRoutes(app, store, now)
-  // The /v1 API in one child context, so the rate limiter is loaded before its routes are declared.
-  void app.register(async (api) => {
-    await registerRateLimit(api, config.rateLimitPerMinute)
-    registerProfileRoutes(api, { store, auth, metrics, now })
-    if (config.segments) {
-      const segmentIndex = new SegmentIndex(store, {
+
+  const segmentIndex = config.segments
+    ? new SegmentIndex(store, {
         idleMs: config.segmentIndexIdleMinutes * 60_000,
         memoryBudgetBytes: config.segmentIndexMemoryMb * 1024 * 1024,
         log: (message) => app.log.warn(message),
       })
-      metrics.observeSegmentIndex(() => segmentIndex.stats())
-      api.addHook('onClose', (_instance, done) => {
-        segmentIndex.close()
-        done()
+    : undefined
+  if (segmentIndex !== undefined) metrics.observeSegmentIndex(() => segmentIndex.stats())
+  const requestLog = config.admin.requestLog
+    ? new RequestLogWriter({
+        store,
+        now,
+        log: app.log,
+        maxPerProject: config.admin.requestLogMaxPerProject,
+        days: config.admin.requestLogDays,
       })
-      registerSegmentRoutes(api, { store, auth, now, index: segmentIndex })
-      registerAttributeRoutes(api, { auth, now, index: segmentIndex })
-    } else {
-      registerSegmentsOff(api, now)
-    }
+    : undefined
+  app.decorate('flushRequestLog', async () => requestLog?.flush())
+  app.addHook('onClose', async () => {
+    segmentIndex?.close()
+    // Before the store closes (main.ts and the tests close the app first).
+    await requestLog?.close()
   })
+
+  // The OpenAPI document must see every route: it is registered first, and the routes inside one
+  // unencapsulated plugin after it, so its onRoute hook is in place when they are declared.
+  registerOpenApi(app)
+  void app.register(
+    fastifyPlugin(async (root: FastifyInstance) => {
+      registerMetrics(root, metrics)
+      registerHealthRoutes(root, store, now)
+      // The /v1 API in one child context, so the rate limiter is loaded before its routes are declared.
+      void root.register(async (api) => {
+        if (requestLog !== undefined) registerRequestLogHooks(api, requestLog, now)
+        await registerRateLimit(api, config.rateLimitPerMinute)
+        registerProfileRoutes(api, { store, auth, metrics, now })
+        if (segmentIndex !== undefined) {
+          registerSegmentRoutes(api, { store, auth, now, index: segmentIndex })
+          registerAttributeRoutes(api, { auth, now, index: segmentIndex })
+        } else {
+          registerSegmentsOff(api, now)
+        }
+      })
+      registerAdminApi(root, {
+        store,
+        config,
+        now,
+        index: segmentIndex,
+        ...(deps.loginLimits === undefined ? {} : { loginLimits: deps.loginLimits }),
+      })
+    }),
+  )
 
   return app
 }

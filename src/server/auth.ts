@@ -9,6 +9,8 @@ import type { Clock } from './envelope.js'
 export interface AuthContext {
   readonly projectId: number
   readonly keyId: string
+  /** The key's label, for the request log. */
+  readonly keyLabel: string
   readonly scopes: readonly Scope[]
 }
 
@@ -69,8 +71,15 @@ export function createAuth(store: Store, now: Clock): Auth {
       throw new TraitbaseError('UNAUTHORIZED', UNKNOWN_KEY)
     }
     if (record.revokedAt !== null) throw new TraitbaseError('UNAUTHORIZED', 'This API key has been revoked')
+    // A rotated key works until the end of its grace period, then stops by itself.
+    if (record.expiresAt !== null && Date.parse(record.expiresAt) <= now()) {
+      throw new TraitbaseError(
+        'UNAUTHORIZED',
+        `This API key expired at ${record.expiresAt} (it was rotated): use its replacement`,
+      )
+    }
     touch(request, record.id)
-    return { projectId: record.projectId, keyId: record.id, scopes: record.scopes }
+    return { projectId: record.projectId, keyId: record.id, keyLabel: record.label, scopes: record.scopes }
   }
 
   return {

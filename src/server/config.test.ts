@@ -56,9 +56,14 @@ describe('loadConfig', () => {
       CONNECTION_TIMEOUT_MS: '5000',
       KEEP_ALIVE_TIMEOUT_MS: '4000',
       SHUTDOWN_TIMEOUT_MS: '0',
+      TRAITBASE_ADMIN_PASSWORD: ' spaced secret ',
+      ADMIN_SESSION_HOURS: '2',
+      REQUEST_LOG: 'off',
+      REQUEST_LOG_MAX_PER_PROJECT: '500',
+      REQUEST_LOG_DAYS: '3',
     })
     assert.deepEqual(
-      { ...c, timeouts: { ...c.timeouts } },
+      { ...c, timeouts: { ...c.timeouts }, admin: { ...c.admin } },
       {
         port: 0,
         host: '0.0.0.0',
@@ -80,8 +85,17 @@ describe('loadConfig', () => {
           checkIntervalMs: 1000,
           shutdownMs: 0,
         },
+        admin: {
+          password: ' spaced secret ',
+          sessionHours: 2,
+          requestLog: false,
+          requestLogMaxPerProject: 500,
+          requestLogDays: 3,
+        },
       },
     )
+    assert.throws(() => loadConfig({ REQUEST_LOG: 'maybe' }), /REQUEST_LOG must be on or off/)
+    assert.throws(() => loadConfig({ REQUEST_LOG_MAX_PER_PROJECT: '0' }), /REQUEST_LOG_MAX_PER_PROJECT/)
     assert.equal(loadConfig({ BODY_LIMIT: '1048576' }).bodyLimit, 1048576)
     assert.equal(loadConfig({ BODY_LIMIT: '2 KiB' }).bodyLimit, 2048)
     assert.equal(loadConfig({ PORT: '  ' }).port, 8080, 'blank means default')

@@ -46,6 +46,24 @@ export interface Config {
   readonly rateLimitPerMinute: number
   /** Timeouts in milliseconds; see {@link Timeouts}. */
   readonly timeouts: Timeouts
+  /** The administration (issue 8); see {@link AdminConfig}. */
+  readonly admin: AdminConfig
+}
+
+export interface AdminConfig {
+  /**
+   * `TRAITBASE_ADMIN_PASSWORD`: a console password besides (not instead of) the one stored by
+   * `traitbase admin set-password`. Default none.
+   */
+  readonly password: string | undefined
+  /** Console sessions expire after this many hours without use (`ADMIN_SESSION_HOURS`, default 12, sliding). */
+  readonly sessionHours: number
+  /** `REQUEST_LOG=on|off` (default on): the request log of every /v1 call. Off is the benchmark baseline. */
+  readonly requestLog: boolean
+  /** Newest entries kept per project (`REQUEST_LOG_MAX_PER_PROJECT`, default 10,000). */
+  readonly requestLogMaxPerProject: number
+  /** Entries older than this many days are dropped (`REQUEST_LOG_DAYS`, default 7). */
+  readonly requestLogDays: number
 }
 
 export interface Timeouts {
@@ -91,6 +109,13 @@ export const DEFAULT_CONFIG: Config = Object.freeze({
     keepAliveMs: 72_000,
     checkIntervalMs: 1_000,
     shutdownMs: 10_000,
+  }),
+  admin: Object.freeze({
+    password: undefined,
+    sessionHours: 12,
+    requestLog: true,
+    requestLogMaxPerProject: 10_000,
+    requestLogDays: 7,
   }),
 })
 
@@ -185,6 +210,20 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     shutdownMs: int('SHUTDOWN_TIMEOUT_MS', d.timeouts.shutdownMs, 0, hour),
   })
 
+  const rawLog = get('REQUEST_LOG')?.toLowerCase()
+  if (rawLog !== undefined && !['on', 'off'].includes(rawLog)) {
+    problems.push(`REQUEST_LOG must be on or off, got "${rawLog}"`)
+  }
+  // The password is taken as given (not trimmed): spaces may be part of it.
+  const password = env['TRAITBASE_ADMIN_PASSWORD']
+  const admin: AdminConfig = Object.freeze({
+    password: password === undefined || password === '' ? undefined : password,
+    sessionHours: int('ADMIN_SESSION_HOURS', d.admin.sessionHours, 1, 24 * 30),
+    requestLog: rawLog !== 'off',
+    requestLogMaxPerProject: int('REQUEST_LOG_MAX_PER_PROJECT', d.admin.requestLogMaxPerProject, 1, 10_000_000),
+    requestLogDays: int('REQUEST_LOG_DAYS', d.admin.requestLogDays, 1, 3650),
+  })
+
   if (problems.length > 0) throw new Error(`Invalid configuration:\n  ${problems.join('\n  ')}`)
   return Object.freeze({
     port,
@@ -200,5 +239,6 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     segmentIndexMemoryMb,
     rateLimitPerMinute,
     timeouts,
+    admin,
   })
 }

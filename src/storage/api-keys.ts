@@ -51,3 +51,22 @@ export function timingSafeEqual(a: string, b: string): boolean {
   if (!KEY_HASH_PATTERN.test(a) || !KEY_HASH_PATTERN.test(b)) return false
   return cryptoTimingSafeEqual(Buffer.from(a, 'hex'), Buffer.from(b, 'hex'))
 }
+
+/** Recognisable prefix of admin API tokens: never accepted by /v1, and API keys never by /admin/api. */
+export const ADMIN_TOKEN_PREFIX = 'tba_'
+const ADMIN_TOKEN_PATTERN = /^tba_[A-Za-z0-9_-]{43}$/
+
+/** An admin token `tba_` + 43 base64url characters (256 random bits) and its SHA-256 hash. */
+export function generateAdminToken(): GeneratedApiKey {
+  const secret = ADMIN_TOKEN_PREFIX + randomBytes(SECRET_BYTES).toString('base64url')
+  return { secret, hash: hashApiKey(secret) }
+}
+
+export function looksLikeAdminToken(s: string): boolean {
+  return ADMIN_TOKEN_PATTERN.test(s)
+}
+
+/** A public admin token id, `tok_` + 16 hex characters. */
+export function newAdminTokenId(): string {
+  return 'tok_' + randomBytes(8).toString('hex')
+}

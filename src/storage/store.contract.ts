@@ -5,7 +5,7 @@ import { evaluateCondition, type Condition } from '../core/segment.js'
 import { compareCodePoints } from '../core/text.js'
 import type { AttributePatch, ProfilePatch, UploadBatch } from '../core/upload.js'
 import { generateApiKey } from './api-keys.js'
-import type { Profile, ProfileState, Store } from './store.js'
+import type { Profile, ProfileState, RequestLogEntry, Store } from './store.js'
 
 /** What a backend's test file hands the contract. */
 export interface StoreFixture {
@@ -35,6 +35,26 @@ function batch(...patches: [string, Record<string, string | null>][]): UploadBat
   const list: ProfilePatch[] = patches.map(([userId, a]) => ({ userId, attributes: attrs(a) }))
   list.sort((a, b) => compareCodePoints(a.userId, b.userId))
   return { patches: list, rows: list.length }
+}
+
+function logEntry(projectId: number, o: Partial<RequestLogEntry> = {}): RequestLogEntry {
+  return {
+    projectId,
+    time: Date.now(),
+    method: 'POST',
+    path: '/v1/user/profiles',
+    keyId: 'key_even',
+    keyLabel: 'ci',
+    requestId: 'req-1',
+    status: 200,
+    durationMs: 1.5,
+    usersCreated: 1,
+    usersUpdated: 2,
+    error: null,
+    dryRun: false,
+    upload: false,
+    ...o,
+  }
 }
 
 function plain(p: ProfileState | undefined): Record<string, string> | undefined {
@@ -573,5 +593,257 @@ export function describeStoreContract(
           }
         })
       })
+
+    // ---- Administration (issue 8) ----
+
+    test('admin projects: create refuses a taken name, rename keeps the id, list counts users and last upload', async () => {
+      const name = `adm-${randomBytes(4).toString('hex')}`
+      const p = await store.createProject(name)
+      await assert.rejects(store.createProject(name), (e: unknown) => (e as { code?: string }).code === 'CONFLICT')
+      assert.deepEqual(await store.getProject(p.id), p)
+      assert.equal(await store.getProject(999_999_999), undefined)
+      const other = await store.createProject(`${name}-b`)
+      await assert.rejects(
+        store.renameProject(other.id, name),
+        (e: unknown) => (e as { code?: string }).code === 'CONFLICT',
+      )
+      const renamed = await store.renameProject(p.id, `${name}-renamed`)
+      assert.deepEqual(renamed, { ...p, name: `${name}-renamed` })
+      assert.equal(await store.renameProject(999_999_999, `${name}-x`), undefined)
+      await store.applyUpload(p.id, batch(['u1', { a: '1' }], ['u2', { a: '2' }]))
+      let listed = (await store.listProjects()).find((x) => x.id === p.id)
+      assert.deepEqual({ users: listed?.users, last: listed?.lastUploadAt }, { users: 2, last: null })
+      const at = Date.parse('2026-01-02T03:04:05.678Z')
+      await store.appendRequestLog([logEntry(p.id, { time: at, upload: true })])
+      await store.appendRequestLog([logEntry(p.id, { time: at - 1000, upload: true })])
+      listed = (await store.listProjects()).find((x) => x.id === p.id)
+      assert.equal(listed?.lastUploadAt, '2026-01-02T03:04:05.678Z', 'the latest upload wins, whatever the order')
+    })
+
+    test('key rotation: a new key, the old one expires at the grace end; revoked or foreign keys are refused', async () => {
+      const p = await newProject()
+      const q = await newProject()
+      const old = await store.createKey({
+        projectId: p,
+        label: 'ci',
+        scopes: ['profiles:write'],
+        hash: generateApiKey().hash,
+      })
+      assert.equal(old.expiresAt, null)
+      const until = new Date(Date.now() + 3600_000)
+      const fresh = generateApiKey()
+      assert.equal(
+        await store.rotateKey(
+          q,
+          old.id,
+          { projectId: q, label: 'x', scopes: ['profiles:read'], hash: fresh.hash },
+          until,
+        ),
+        undefined,
+      )
+      const r = await store.rotateKey(
+        p,
+        old.id,
+        { projectId: p, label: 'ci', scopes: ['profiles:write'], hash: fresh.hash },
+        until,
+      )
+      assert.ok(r !== undefined)
+      assert.equal(r.previous.id, old.id)
+      assert.equal(r.previous.expiresAt, until.toISOString())
+      assert.equal(r.key.expiresAt, null)
+      assert.deepEqual([r.key.label, r.key.scopes], ['ci', ['profiles:write']])
+      assert.equal((await store.findKeyByHash(fresh.hash))?.id, r.key.id)
+      // Rotating again with a longer grace never extends the old key's life.
+      const later = new Date(Date.now() + 7200_000)
+      const again = await store.rotateKey(
+        p,
+        old.id,
+        { projectId: p, label: 'ci', scopes: ['profiles:write'], hash: generateApiKey().hash },
+        later,
+      )
+      assert.equal(again?.previous.expiresAt, until.toISOString())
+      await store.revokeKey(r.key.id)
+      await assert.rejects(
+        store.rotateKey(
+          p,
+          r.key.id,
+          { projectId: p, label: 'ci', scopes: ['profiles:write'], hash: generateApiKey().hash },
+          until,
+        ),
+        (e: unknown) => (e as { code?: string }).code === 'CONFLICT',
+      )
+      assert.equal((await store.getKey(old.id))?.expiresAt, until.toISOString())
+      assert.equal(await store.getKey('key_0000000000000000'), undefined)
+    })
+
+    test('key events are kept per project, newest first', async () => {
+      const p = await newProject()
+      await store.addKeyEvent({ projectId: p, keyId: 'key_a', event: 'created', actor: 'cli' })
+      await store.addKeyEvent({ projectId: p, keyId: 'key_a', event: 'rotated', actor: 'session', detail: 'replaced' })
+      const events = await store.listKeyEvents(p, 10)
+      assert.deepEqual(
+        events.map((e) => [e.keyId, e.event, e.actor, e.detail]),
+        [
+          ['key_a', 'rotated', 'session', 'replaced'],
+          ['key_a', 'created', 'cli', ''],
+        ],
+      )
+      assert.deepEqual(await store.listKeyEvents(await newProject(), 10), [])
+    })
+
+    test('admin settings, tokens and sessions', async () => {
+      const name = `s-${randomBytes(4).toString('hex')}`
+      assert.equal(await store.getSetting(name), undefined)
+      await store.setSetting(name, 'one')
+      await store.setSetting(name, 'two')
+      assert.equal(await store.getSetting(name), 'two')
+
+      const { hash } = generateApiKey()
+      const token = await store.createAdminToken({ label: 'ci', hash })
+      assert.match(token.id, /^tok_[0-9a-f]{16}$/)
+      assert.deepEqual(await store.findAdminTokenByHash(hash), token)
+      assert.ok((await store.listAdminTokens()).some((t) => t.id === token.id))
+      await store.touchAdminToken(token.id, new Date('2030-01-01T00:00:00.000Z'))
+      assert.equal((await store.findAdminTokenByHash(hash))?.lastUsedAt, '2030-01-01T00:00:00.000Z')
+      assert.equal(await store.revokeAdminToken(token.id), true)
+      assert.equal(await store.revokeAdminToken(token.id), false)
+      assert.notEqual((await store.findAdminTokenByHash(hash))?.revokedAt, null)
+
+      const idHash = generateApiKey().hash
+      const expires = new Date(Date.now() + 60_000)
+      await store.createSession({ idHash, csrfToken: 'csrf', expiresAt: expires })
+      assert.equal((await store.findSession(idHash))?.expiresAt, expires.toISOString())
+      const later = new Date(expires.getTime() + 60_000)
+      await store.extendSession(idHash, later)
+      await store.extendSession(idHash, expires)
+      assert.equal((await store.findSession(idHash))?.expiresAt, later.toISOString(), 'extending never shortens')
+      await store.deleteSession(idHash)
+      assert.equal(await store.findSession(idHash), undefined)
+    })
+
+    test('login failures count per address and overall, within a window', async () => {
+      const ip = `10.${randomBytes(3).join('.')}`
+      const t0 = new Date('2031-05-05T00:00:00.000Z')
+      await store.recordLoginFailure(ip, t0)
+      await store.recordLoginFailure(ip, new Date(t0.getTime() + 1000))
+      await store.recordLoginFailure(`${ip}9`, new Date(t0.getTime() + 2000))
+      assert.deepEqual(await store.countLoginFailures(ip, t0), { count: 2, oldest: t0.toISOString() })
+      assert.deepEqual((await store.countLoginFailures(ip, new Date(t0.getTime() + 500))).count, 1)
+      assert.ok((await store.countLoginFailures(null, t0)).count >= 3)
+      await store.clearLoginFailures(ip)
+      assert.equal((await store.countLoginFailures(ip, t0)).count, 0)
+      assert.equal((await store.countLoginFailures(`${ip}9`, t0)).count, 1)
+    })
+
+    test('request log: newest first, filters, keyset paging, bounded by count and age', async () => {
+      const p = await newProject()
+      const base = Date.now()
+      const entries = Array.from({ length: 30 }, (_, i) =>
+        logEntry(p, {
+          time: base + i,
+          status: i % 3 === 0 ? 400 : 200,
+          keyId: i % 2 === 0 ? 'key_even' : 'key_odd',
+          error: i % 3 === 0 ? `values[${i}][1]: bad` : null,
+        }),
+      )
+      await store.appendRequestLog(entries)
+      const all = await store.listRequestLog(p, { limit: 100 })
+      assert.equal(all.length, 30)
+      assert.deepEqual(
+        all.map((r) => Date.parse(r.time)),
+        entries.map((e) => e.time).reverse(),
+      )
+      assert.ok(all.every((r, i) => i === 0 || r.id < (all[i - 1] as { id: number }).id))
+      const first = all[29] as (typeof all)[number]
+      assert.deepEqual(
+        { ...first, id: 0 },
+        {
+          id: 0,
+          projectId: p,
+          time: new Date(base).toISOString(),
+          method: 'POST',
+          path: '/v1/user/profiles',
+          keyId: 'key_even',
+          keyLabel: 'ci',
+          requestId: 'req-1',
+          status: 400,
+          durationMs: 1.5,
+          usersCreated: 1,
+          usersUpdated: 2,
+          error: 'values[0][1]: bad',
+          dryRun: false,
+        },
+      )
+      const failed = await store.listRequestLog(p, { limit: 100, statusClass: 4 })
+      assert.equal(failed.length, 10)
+      assert.ok(failed.every((r) => r.status === 400 && r.error !== null))
+      assert.equal((await store.listRequestLog(p, { limit: 100, statusClass: 5 })).length, 0)
+      assert.equal((await store.listRequestLog(p, { limit: 100, keyId: 'key_odd' })).length, 15)
+      const page = await store.listRequestLog(p, { limit: 10, before: (all[9] as { id: number }).id })
+      assert.deepEqual(
+        page.map((r) => r.id),
+        all.slice(10, 20).map((r) => r.id),
+      )
+      const newer = await store.listRequestLog(p, { limit: 100, after: (all[3] as { id: number }).id })
+      assert.deepEqual(
+        newer.map((r) => r.id),
+        all.slice(0, 3).map((r) => r.id),
+      )
+      assert.deepEqual(await store.listRequestLog(await newProject(), { limit: 10 }), [])
+
+      await store.pruneAdminData({ maxPerProject: 12, olderThan: new Date(base + 5), now: new Date() })
+      const kept = await store.listRequestLog(p, { limit: 100 })
+      assert.deepEqual(
+        kept.map((r) => r.id),
+        all.slice(0, 12).map((r) => r.id),
+        'the 12 newest stay',
+      )
+      await store.pruneAdminData({ maxPerProject: 100, olderThan: new Date(base + 25), now: new Date() })
+      assert.equal((await store.listRequestLog(p, { limit: 100 })).length, 5, 'and none older than the cut')
+    })
+
+    test('pruning drops expired sessions', async () => {
+      const idHash = generateApiKey().hash
+      await store.createSession({ idHash, csrfToken: 'c', expiresAt: new Date(Date.now() - 1000) })
+      await store.pruneAdminData({ maxPerProject: 10_000, olderThan: new Date(0), now: new Date() })
+      assert.equal(await store.findSession(idHash), undefined)
+    })
+
+    test('listUsers: code point order, prefix as a range, keyset paging', async () => {
+      const p = await newProject()
+      const ids = ['a', 'ab', 'abc', 'abd', 'ac', 'b', 'a\u{10FFFF}', 'a\u{10FFFF}z', 'é', 'éa']
+      await store.applyUpload(p, batch(...ids.map((id): [string, Record<string, string>] => [id, { x: '1' }])))
+      const list = async (options: { prefix?: string; afterUserId?: string; limit: number }) =>
+        (await store.listUsers(p, options)).map((u) => u.userId)
+      assert.deepEqual(await list({ limit: 100 }), [...ids].sort(compareCodePoints))
+      assert.deepEqual(await list({ prefix: 'ab', limit: 100 }), ['ab', 'abc', 'abd'])
+      assert.deepEqual(await list({ prefix: 'a\u{10FFFF}', limit: 100 }), ['a\u{10FFFF}', 'a\u{10FFFF}z'])
+      assert.deepEqual(await list({ prefix: 'é', limit: 100 }), ['é', 'éa'])
+      assert.deepEqual(await list({ prefix: 'a', limit: 2 }), ['a', 'ab'])
+      assert.deepEqual(await list({ prefix: 'a', afterUserId: 'ab', limit: 2 }), ['abc', 'abd'])
+      assert.deepEqual(await list({ prefix: 'zz', limit: 5 }), [])
+      const one = (await store.listUsers(p, { prefix: 'b', limit: 1 }))[0]
+      assert.match(one?.createdAt ?? '', /Z$/)
+    })
+
+    if (shareable) {
+      test('sessions and the request log are shared by every process on the database', async () => {
+        if (fx.openSecond === undefined) return
+        const second = await fx.openSecond()
+        try {
+          const p = await newProject()
+          const idHash = generateApiKey().hash
+          await store.createSession({ idHash, csrfToken: 'shared', expiresAt: new Date(Date.now() + 60_000) })
+          assert.equal((await second.findSession(idHash))?.csrfToken, 'shared')
+          await second.appendRequestLog([logEntry(p, { requestId: 'from-second' })])
+          assert.deepEqual(
+            (await store.listRequestLog(p, { limit: 5 })).map((r) => r.requestId),
+            ['from-second'],
+          )
+        } finally {
+          await second.close()
+        }
+      })
+    }
   })
 }

@@ -29,6 +29,8 @@ export interface KeyRecord {
   readonly createdAt: string
   readonly lastUsedAt: string | null
   readonly revokedAt: string | null
+  /** Set by rotation: the key stops working at this time (ISO-8601); null = no expiry. */
+  readonly expiresAt: string | null
 }
 
 export interface Profile {
@@ -118,7 +120,7 @@ export interface ScanOptions {
 }
 
 /** The only storage type server/ and cli/ import. Every method is atomic on its own. */
-export interface Store {
+export interface Store extends AdminStore {
   /** `sqlite` or `postgres`, for logs and /healthz. */
   readonly kind: 'sqlite' | 'postgres'
   /** Creates or upgrades the schema. Safe when several processes call it at once. */
@@ -163,4 +165,160 @@ export interface Store {
    * the number of entries deleted.
    */
   pruneChanges(olderThan: Date): Promise<number>
+}
+
+// ---- Administration (issue 8): projects, key life cycle, admin credentials, request log ----
+
+/** A project as the admin API lists it. */
+export interface ProjectSummary extends Project {
+  /** Profiles stored now. */
+  readonly users: number
+  /** Last successful (non-dry-run) upload, ISO-8601; written with the request log, so null while it is off. */
+  readonly lastUploadAt: string | null
+}
+
+/** What happened to a key, kept for audit. */
+export type KeyEventKind = 'created' | 'rotated' | 'revoked'
+
+export interface NewKeyEvent {
+  readonly projectId: number
+  readonly keyId: string
+  readonly event: KeyEventKind
+  /** Who did it: `session`, `token:<id>` or `cli`. */
+  readonly actor: string
+  /** Free text, e.g. `replaced by key_…; old key expires 2026-…`. */
+  readonly detail?: string
+}
+
+export interface KeyEvent extends NewKeyEvent {
+  readonly id: number
+  readonly at: string
+  readonly detail: string
+}
+
+/** An admin API token (`tba_…`); like API keys only the hash is stored. */
+export interface AdminToken {
+  readonly id: string
+  readonly label: string
+  readonly hash: string
+  readonly createdAt: string
+  readonly lastUsedAt: string | null
+  readonly revokedAt: string | null
+}
+
+/** A console session; the cookie holds the secret, the database its SHA-256 (`idHash`). */
+export interface AdminSession {
+  readonly idHash: string
+  readonly csrfToken: string
+  readonly createdAt: string
+  readonly expiresAt: string
+}
+
+/** One `/v1` call, as the request log stores it. `time` in ms since the epoch when written. */
+export interface RequestLogEntry {
+  readonly projectId: number
+  readonly time: number
+  readonly method: string
+  readonly path: string
+  readonly keyId: string | null
+  readonly keyLabel: string | null
+  readonly requestId: string
+  readonly status: number
+  readonly durationMs: number
+  readonly usersCreated: number | null
+  readonly usersUpdated: number | null
+  /** The exact `msg` of a failure; null on success. */
+  readonly error: string | null
+  readonly dryRun: boolean
+  /** A successful real upload: moves the project's `last_upload_at`. */
+  readonly upload: boolean
+}
+
+export interface RequestLogRecord extends Omit<RequestLogEntry, 'time' | 'upload'> {
+  readonly id: number
+  /** ISO-8601. */
+  readonly time: string
+}
+
+export interface RequestLogQuery {
+  /** 2, 4 or 5: only statuses of that class. */
+  readonly statusClass?: number
+  readonly keyId?: string
+  /** Only entries with a smaller id (paging back). */
+  readonly before?: number
+  /** Only entries with a larger id (polling for new ones). */
+  readonly after?: number
+  readonly limit: number
+}
+
+export interface UserSummary {
+  readonly userId: string
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+export interface ListUsersOptions {
+  /** Only user ids starting with this (code points). */
+  readonly prefix?: string
+  /** Keyset: only user ids strictly after this one. */
+  readonly afterUserId?: string
+  readonly limit: number
+}
+
+/** The administration part of the store: what the admin API, its auth and the CLI need. */
+export interface AdminStore {
+  listProjects(): Promise<ProjectSummary[]>
+  getProject(id: number): Promise<Project | undefined>
+  /** CONFLICT when the name exists. */
+  createProject(name: string): Promise<Project>
+  /** Undefined when no such project; CONFLICT when another project has the name. */
+  renameProject(id: number, name: string): Promise<Project | undefined>
+
+  getKey(keyId: string): Promise<KeyRecord | undefined>
+  /**
+   * Atomically: creates `replacement` and sets the old key's `expires_at` (kept if it is earlier).
+   * Undefined when the old key does not exist in this project; CONFLICT when it is revoked or expired.
+   */
+  rotateKey(
+    projectId: number,
+    keyId: string,
+    replacement: NewKey,
+    expiresAt: Date,
+  ): Promise<{ key: KeyRecord; previous: KeyRecord } | undefined>
+  addKeyEvent(event: NewKeyEvent): Promise<void>
+  /** Newest first. */
+  listKeyEvents(projectId: number, limit: number): Promise<KeyEvent[]>
+
+  getSetting(name: string): Promise<string | undefined>
+  setSetting(name: string, value: string): Promise<void>
+
+  createAdminToken(input: { label: string; hash: string }): Promise<AdminToken>
+  findAdminTokenByHash(hash: string): Promise<AdminToken | undefined>
+  listAdminTokens(): Promise<AdminToken[]>
+  revokeAdminToken(id: string): Promise<boolean>
+  touchAdminToken(id: string, at: Date): Promise<void>
+
+  createSession(session: { idHash: string; csrfToken: string; expiresAt: Date }): Promise<void>
+  findSession(idHash: string): Promise<AdminSession | undefined>
+  extendSession(idHash: string, expiresAt: Date): Promise<void>
+  deleteSession(idHash: string): Promise<void>
+  /** Signs everybody out (after a password change). */
+  deleteAllSessions(): Promise<void>
+
+  recordLoginFailure(ip: string, at: Date): Promise<void>
+  /** Failures since `since`: from `ip`, or from everywhere when `ip` is null; with the oldest's time. */
+  countLoginFailures(ip: string | null, since: Date): Promise<{ count: number; oldest: string | null }>
+  clearLoginFailures(ip: string): Promise<void>
+
+  /** One insert for many entries; also moves `last_upload_at` of projects with successful uploads. */
+  appendRequestLog(entries: readonly RequestLogEntry[]): Promise<void>
+  /** Newest first. */
+  listRequestLog(projectId: number, query: RequestLogQuery): Promise<RequestLogRecord[]>
+  /**
+   * Keeps at most `maxPerProject` newest entries per project and none older than `olderThan`; also
+   * drops expired sessions and old login failures. Returns the number of log entries deleted.
+   */
+  pruneAdminData(options: { maxPerProject: number; olderThan: Date; now: Date }): Promise<number>
+
+  listUsers(projectId: number, options: ListUsersOptions): Promise<UserSummary[]>
 }

@@ -42,7 +42,7 @@ describe('keys commands (in-process, SQLite in memory)', () => {
     assert.match(out.stdout.at(-1) ?? '', /^tbk_/)
   })
 
-  test('list --json: exactly the six documented fields, in creation order', async () => {
+  test('list --json: exactly the seven documented fields, in creation order', async () => {
     await createKey({ store, out, project: 'p', label: 'a' })
     // Keys list oldest first by creation time (millisecond resolution; ties fall back to the key id).
     await new Promise((resolve) => setTimeout(resolve, 5))
@@ -58,7 +58,15 @@ describe('keys commands (in-process, SQLite in memory)', () => {
       ],
     )
     for (const k of listing) {
-      assert.deepEqual(Object.keys(k), ['id', 'label', 'scopes', 'created_at', 'last_used_at', 'revoked_at'])
+      assert.deepEqual(Object.keys(k), [
+        'id',
+        'label',
+        'scopes',
+        'created_at',
+        'last_used_at',
+        'revoked_at',
+        'expires_at',
+      ])
     }
   })
 
@@ -80,6 +88,9 @@ describe('keys commands (in-process, SQLite in memory)', () => {
     const table = createMemoryOutput()
     await listKeys({ store, out: table, project: 'p' })
     assert.equal(table.stdout.length, 2)
-    assert.match(table.stdout[1] ?? '', /^key_[0-9a-f]{16}\s+-\s+profiles:write,profiles:read\s+\S+Z\s+never\s+\S+Z$/)
+    assert.match(
+      table.stdout[1] ?? '',
+      /^key_[0-9a-f]{16}\s+-\s+profiles:write,profiles:read\s+\S+Z\s+never\s+\S+Z\s+-$/,
+    )
   })
 })

@@ -35,6 +35,7 @@ export async function createKey(options: CreateKeyOptions): Promise<KeyRecord> {
   const project = await store.ensureProject(projectName)
   const { secret, hash } = generateApiKey()
   const key = await store.createKey({ projectId: project.id, label, scopes: scopes.value, hash })
+  await store.addKeyEvent({ projectId: project.id, keyId: key.id, event: 'created', actor: 'cli' })
   out.out(`Created key ${key.id} for project "${project.name}" with scopes ${key.scopes.join(',')}.`)
   out.out('This is the only time the secret is shown; store it now:')
   out.out(secret)
@@ -55,6 +56,8 @@ export interface KeyListing {
   readonly created_at: string
   readonly last_used_at: string | null
   readonly revoked_at: string | null
+  /** Set by rotation (console or admin API): the key stops working then. */
+  readonly expires_at: string | null
 }
 
 /** Lists the project's keys, revoked ones included. Fails when the project does not exist. */
@@ -74,7 +77,7 @@ export async function listKeys(options: ListKeysOptions): Promise<KeyListing[]> 
     out.out(`Project "${project.name}" has no keys.`)
     return listing
   }
-  const header = ['ID', 'LABEL', 'SCOPES', 'CREATED', 'LAST USED', 'REVOKED']
+  const header = ['ID', 'LABEL', 'SCOPES', 'CREATED', 'LAST USED', 'REVOKED', 'EXPIRES']
   const rows = listing.map((k) => [
     k.id,
     k.label === '' ? '-' : k.label,
@@ -82,6 +85,7 @@ export async function listKeys(options: ListKeysOptions): Promise<KeyListing[]> 
     k.created_at,
     k.last_used_at ?? 'never',
     k.revoked_at ?? '-',
+    k.expires_at === null ? '-' : `${k.expires_at}${Date.parse(k.expires_at) <= Date.now() ? ' (expired)' : ''}`,
   ])
   for (const line of formatTable([header, ...rows])) out.out(line)
   return listing
@@ -96,7 +100,11 @@ export async function revokeKey(options: RevokeKeyOptions): Promise<void> {
   const { store, out } = options
   const keyId = options.keyId.trim()
   if (keyId === '') throw new TraitbaseError('BAD_REQUEST', 'KEY_ID must not be empty')
+  const key = await store.getKey(keyId)
   const revoked = await store.revokeKey(keyId)
+  if (revoked && key !== undefined) {
+    await store.addKeyEvent({ projectId: key.projectId, keyId, event: 'revoked', actor: 'cli' })
+  }
   if (!revoked) throw new TraitbaseError('NOT_FOUND', `no active key with id "${keyId}" (unknown or already revoked)`)
   out.out(`Revoked key ${keyId}.`)
 }
@@ -109,6 +117,7 @@ function toListing(key: KeyRecord): KeyListing {
     created_at: key.createdAt,
     last_used_at: key.lastUsedAt,
     revoked_at: key.revokedAt,
+    expires_at: key.expiresAt,
   }
 }
 

@@ -8,14 +8,19 @@ export interface AttributeRoutesDeps {
   readonly auth: Auth
   readonly now: Clock
   readonly index: SegmentIndex
+  /** Path prefix. Default `/v1/user`; the admin API mounts the route per project. */
+  readonly base?: string
 }
 
 /**
  * `GET /v1/user/attributes`: the project's attribute catalog for segment builders — each attribute
  * with its user count and, for attributes with at most 1000 distinct values, the 20 most common.
  */
-export function registerAttributeRoutes(app: FastifyInstance, { auth, now, index }: AttributeRoutesDeps): void {
-  app.get('/v1/user/attributes', { onRequest: auth.requireScope('profiles:read') }, async (request, reply) => {
+export function registerAttributeRoutes(
+  app: FastifyInstance,
+  { auth, now, index, base = '/v1/user' }: AttributeRoutesDeps,
+): void {
+  app.get(`${base}/attributes`, { onRequest: auth.requireScope('profiles:read') }, async (request, reply) => {
     const { projectId } = authOf(request)
     const project = await index.sync(projectId)
     const attributes = project.catalog().map((a) => ({
@@ -26,5 +31,5 @@ export function registerAttributeRoutes(app: FastifyInstance, { auth, now, index
     }))
     return reply.send(success(now, { users: project.users, attributes }))
   })
-  addMethodNotAllowed(app, now, '/v1/user/attributes', ['GET'])
+  addMethodNotAllowed(app, now, `${base}/attributes`, ['GET'])
 }

@@ -26,12 +26,18 @@ export function registerProfileRoutes(app: FastifyInstance, { store, auth, metri
 
   app.post('/v1/user/profiles', { onRequest: canWrite }, async (request, reply) => {
     const { projectId } = authOf(request)
+    // Read first: a bad dry_run is refused before anything else is looked at.
+    const dryRun = dryRunOf(request.query)
+    request.dryRun = dryRun
     if (request.body === undefined) {
       throw new TraitbaseError('BAD_REQUEST', 'Request body is required: a JSON object with "field_name" and "values"')
     }
     const parsed = parseUploadBody(request.body)
     if (!parsed.ok) throw validationError(parsed.error)
+    // A dry run answers what the upload would answer, every check included, and writes nothing.
+    if (dryRun) return reply.type('application/json; charset=utf-8').send(successText(now))
     const outcome = await store.applyUpload(projectId, parsed.value)
+    request.uploadOutcome = outcome
     metrics.recordUpload(outcome)
     return reply.type('application/json; charset=utf-8').send(successText(now))
   })
@@ -68,6 +74,15 @@ export function registerProfileRoutes(app: FastifyInstance, { store, auth, metri
   )
   addMethodNotAllowed(app, now, '/v1/user/profiles', ['POST', 'GET', 'DELETE'])
   addMethodNotAllowed(app, now, '/v1/user/profiles/:user_id', ['GET', 'DELETE'])
+}
+
+/** `?dry_run=true|1` (or false|0, or absent: a real upload). */
+function dryRunOf(query: unknown): boolean {
+  const value = (query as ParsedQuery)['dry_run']
+  if (value === undefined) return false
+  if (value === 'true' || value === '1') return true
+  if (value === 'false' || value === '0') return false
+  throw new TraitbaseError('BAD_REQUEST', 'dry_run: must be true or false (given once)')
 }
 
 /** The id from the path; naming a user in the query string too would be ambiguous. */

@@ -20,6 +20,8 @@ export interface SegmentRoutesDeps {
   readonly now: Clock
   /** The process's segment index (shared with the attribute catalog route). */
   readonly index: SegmentIndex
+  /** Path prefix of the routes. Default `/v1/user`; the admin API mounts them per project. */
+  readonly base?: string
 }
 
 /** Longest saved-segment name, in code points. */
@@ -189,7 +191,10 @@ async function* exportLines(
  * Segment routes: ad-hoc query and export, saved segments (CRUD, members, export). Counts and pages
  * come from the in-memory index; exports stream from the store.
  */
-export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, index }: SegmentRoutesDeps): void {
+export function registerSegmentRoutes(
+  app: FastifyInstance,
+  { store, auth, now, index, base = '/v1/user' }: SegmentRoutesDeps,
+): void {
   const canRead = auth.requireScope('profiles:read')
   const canWrite = auth.requireScope('profiles:write')
 
@@ -255,16 +260,16 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
     return reply.send(Readable.from(exportLines(store, projectId, where, format, columns), { objectMode: false }))
   }
 
-  app.post('/v1/user/segments/query', { onRequest: canRead }, async (request, reply) => {
+  app.post(`${base}/segments/query`, { onRequest: canRead }, async (request, reply) => {
     const { projectId } = authOf(request)
     const parsed = parseSegmentQuery(request.body)
     if (!parsed.ok) throw validationError(parsed.error)
     const { where, limit, cursor } = parsed.value
     return reply.send(success(now, await page(reply, projectId, where, limit, cursor)))
   })
-  addMethodNotAllowed(app, now, '/v1/user/segments/query', ['POST'])
+  addMethodNotAllowed(app, now, `${base}/segments/query`, ['POST'])
 
-  app.post('/v1/user/segments/export', { onRequest: canRead }, async (request, reply) => {
+  app.post(`${base}/segments/export`, { onRequest: canRead }, async (request, reply) => {
     const issues: Issue[] = []
     const body = objectBody(request.body, ['where', 'fields'], issues)
     if (body === undefined) throw validationError(issues)
@@ -276,15 +281,15 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
     if (issues.length > 0 || !parsed.ok) throw validationError(issues)
     return sendExport(request, reply, parsed.value, body['fields'], 'segment')
   })
-  addMethodNotAllowed(app, now, '/v1/user/segments/export', ['POST'])
+  addMethodNotAllowed(app, now, `${base}/segments/export`, ['POST'])
 
-  app.post('/v1/user/segments', { onRequest: canWrite }, async (request, reply) => {
+  app.post(`${base}/segments`, { onRequest: canWrite }, async (request, reply) => {
     const { projectId } = authOf(request)
     const { name, where } = parseSavedSegmentBody(request.body)
     const segment = await store.createSegment(projectId, name, where)
     return reply.code(201).send(success(now, present(segment, await countOf(projectId, segment))))
   })
-  app.get('/v1/user/segments', { onRequest: canRead }, async (request, reply) => {
+  app.get(`${base}/segments`, { onRequest: canRead }, async (request, reply) => {
     const { projectId } = authOf(request)
     const segments = await store.listSegments(projectId)
     // One catch-up with the change feed for the whole list, then every count from memory.
@@ -297,31 +302,31 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
     const out = segments.map((s, i) => present(s, wheres[i]?.ok === true ? (counts[next++] as number) : null))
     return reply.send(success(now, { segments: out }))
   })
-  addMethodNotAllowed(app, now, '/v1/user/segments', ['GET', 'POST'])
+  addMethodNotAllowed(app, now, `${base}/segments`, ['GET', 'POST'])
 
-  app.get<{ Params: { id: string } }>('/v1/user/segments/:id', { onRequest: canRead }, async (request, reply) => {
+  app.get<{ Params: { id: string } }>(`${base}/segments/:id`, { onRequest: canRead }, async (request, reply) => {
     const { projectId } = authOf(request)
     const segment = await findSegment(projectId, request.params.id)
     return reply.send(success(now, present(segment, await countOf(projectId, segment))))
   })
-  app.put<{ Params: { id: string } }>('/v1/user/segments/:id', { onRequest: canWrite }, async (request, reply) => {
+  app.put<{ Params: { id: string } }>(`${base}/segments/:id`, { onRequest: canWrite }, async (request, reply) => {
     const { projectId } = authOf(request)
     const { name, where } = parseSavedSegmentBody(request.body)
     const segment = await store.updateSegment(projectId, request.params.id, name, where)
     if (segment === undefined) throw new TraitbaseError('NOT_FOUND', 'No saved segment with this id in this project')
     return reply.send(success(now, present(segment, await countOf(projectId, segment))))
   })
-  app.delete<{ Params: { id: string } }>('/v1/user/segments/:id', { onRequest: canWrite }, async (request, reply) => {
+  app.delete<{ Params: { id: string } }>(`${base}/segments/:id`, { onRequest: canWrite }, async (request, reply) => {
     const { projectId } = authOf(request)
     if (!(await store.deleteSegment(projectId, request.params.id))) {
       throw new TraitbaseError('NOT_FOUND', 'No saved segment with this id in this project')
     }
     return reply.send(success(now))
   })
-  addMethodNotAllowed(app, now, '/v1/user/segments/:id', ['GET', 'PUT', 'DELETE'])
+  addMethodNotAllowed(app, now, `${base}/segments/:id`, ['GET', 'PUT', 'DELETE'])
 
   app.get<{ Params: { id: string }; Querystring: { limit?: string; cursor?: string } }>(
-    '/v1/user/segments/:id/users',
+    `${base}/segments/:id/users`,
     { onRequest: canRead },
     async (request, reply) => {
       const { projectId } = authOf(request)
@@ -336,16 +341,12 @@ export function registerSegmentRoutes(app: FastifyInstance, { store, auth, now, 
       return reply.send(success(now, await page(reply, projectId, whereOf(segment), limit, cursor)))
     },
   )
-  addMethodNotAllowed(app, now, '/v1/user/segments/:id/users', ['GET'])
+  addMethodNotAllowed(app, now, `${base}/segments/:id/users`, ['GET'])
 
-  app.get<{ Params: { id: string } }>(
-    '/v1/user/segments/:id/export',
-    { onRequest: canRead },
-    async (request, reply) => {
-      const { projectId } = authOf(request)
-      const segment = await findSegment(projectId, request.params.id)
-      return sendExport(request, reply, whereOf(segment), undefined, segment.id)
-    },
-  )
-  addMethodNotAllowed(app, now, '/v1/user/segments/:id/export', ['GET'])
+  app.get<{ Params: { id: string } }>(`${base}/segments/:id/export`, { onRequest: canRead }, async (request, reply) => {
+    const { projectId } = authOf(request)
+    const segment = await findSegment(projectId, request.params.id)
+    return sendExport(request, reply, whereOf(segment), undefined, segment.id)
+  })
+  addMethodNotAllowed(app, now, `${base}/segments/:id/export`, ['GET'])
 }

@@ -65,4 +65,57 @@ CREATE TABLE change_horizon (
 );
 `,
   },
+  {
+    // Issue 8: the admin API and console. request_log leads its key with project_id (distributable).
+    id: '0002_admin',
+    sql: `
+ALTER TABLE api_keys ADD COLUMN expires_at timestamptz;
+ALTER TABLE projects ADD COLUMN last_upload_at timestamptz;
+CREATE TABLE key_events (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  project_id integer NOT NULL,
+  key_id text NOT NULL,
+  event text NOT NULL,
+  at timestamptz NOT NULL DEFAULT now(),
+  actor text NOT NULL,
+  detail text NOT NULL
+);
+CREATE INDEX key_events_project ON key_events (project_id, id);
+CREATE TABLE admin_settings (name text PRIMARY KEY, value text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE admin_tokens (
+  id text PRIMARY KEY,
+  hash text NOT NULL UNIQUE,
+  label text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  last_used_at timestamptz,
+  revoked_at timestamptz
+);
+CREATE TABLE admin_sessions (
+  id_hash text PRIMARY KEY,
+  csrf_token text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL
+);
+CREATE TABLE admin_login_failures (ip text NOT NULL, at timestamptz NOT NULL);
+CREATE INDEX admin_login_failures_ip ON admin_login_failures (ip, at);
+CREATE INDEX admin_login_failures_at ON admin_login_failures (at);
+CREATE TABLE request_log (
+  project_id integer NOT NULL,
+  id bigint GENERATED ALWAYS AS IDENTITY,
+  time timestamptz NOT NULL,
+  method text NOT NULL,
+  path text NOT NULL,
+  key_id text,
+  key_label text,
+  request_id text NOT NULL,
+  status integer NOT NULL,
+  duration_ms double precision NOT NULL,
+  users_created integer,
+  users_updated integer,
+  error text,
+  dry_run boolean NOT NULL,
+  PRIMARY KEY (project_id, id)
+);
+`,
+  },
 ]

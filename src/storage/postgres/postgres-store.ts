@@ -3,9 +3,20 @@ import { TraitbaseError } from '../../core/errors.js'
 import type { Scope } from '../../core/scopes.js'
 import type { Condition } from '../../core/segment.js'
 import type { ProfilePatch, UploadBatch } from '../../core/upload.js'
-import { newKeyId, newSegmentId } from '../api-keys.js'
+import { newAdminTokenId, newKeyId, newSegmentId } from '../api-keys.js'
+import { prefixUpperBound } from '../prefix.js'
 import { compileCondition, postgresDialect } from '../sql-dialect.js'
 import type {
+  AdminSession,
+  AdminToken,
+  KeyEvent,
+  ListUsersOptions,
+  NewKeyEvent,
+  ProjectSummary,
+  RequestLogEntry,
+  RequestLogQuery,
+  RequestLogRecord,
+  UserSummary,
   ChangeFeed,
   ChangePage,
   KeyRecord,
@@ -81,6 +92,7 @@ interface KeyRow {
   created_at: Date
   last_used_at: Date | null
   revoked_at: Date | null
+  expires_at: Date | null
 }
 
 interface SegmentRow {
@@ -92,7 +104,7 @@ interface SegmentRow {
 }
 
 const KEY_SELECT = `SELECT k.id, k.project_id, p.name AS project_name, k.label, k.scopes, k.hash, k.created_at,
-  k.last_used_at, k.revoked_at FROM api_keys k JOIN projects p ON p.id = k.project_id`
+  k.last_used_at, k.revoked_at, k.expires_at FROM api_keys k JOIN projects p ON p.id = k.project_id`
 const SEGMENT_COLUMNS = 'id, name, where_json, created_at, updated_at'
 
 /**
@@ -409,6 +421,396 @@ export class PostgresStore implements Store {
     return rowCount === 1
   }
 
+  // ---- Administration ----
+
+  async listProjects(): Promise<ProjectSummary[]> {
+    const { rows } = await this.pool.query<{
+      id: number
+      name: string
+      created_at: Date
+      last_upload_at: Date | null
+      users: string
+    }>(
+      `SELECT p.id, p.name, p.created_at, p.last_upload_at,
+         (SELECT count(*) FROM profiles f WHERE f.project_id = p.id) AS users
+       FROM projects p ORDER BY p.name`,
+    )
+    return rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      createdAt: r.created_at.toISOString(),
+      users: Number(r.users),
+      lastUploadAt: r.last_upload_at === null ? null : r.last_upload_at.toISOString(),
+    }))
+  }
+
+  async getProject(id: number): Promise<Project | undefined> {
+    const { rows } = await this.pool.query<{ id: number; name: string; created_at: Date }>(
+      'SELECT id, name, created_at FROM projects WHERE id = $1',
+      [id],
+    )
+    const row = rows[0]
+    return row && { id: row.id, name: row.name, createdAt: row.created_at.toISOString() }
+  }
+
+  async createProject(name: string): Promise<Project> {
+    checkProjectName(name)
+    const { rows } = await this.pool.query<{ id: number; name: string; created_at: Date }>(
+      'INSERT INTO projects (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id, name, created_at',
+      [name],
+    )
+    const row = rows[0]
+    if (row === undefined) throw new TraitbaseError('CONFLICT', `A project named "${name}" exists already`)
+    return { id: row.id, name: row.name, createdAt: row.created_at.toISOString() }
+  }
+
+  async renameProject(id: number, name: string): Promise<Project | undefined> {
+    checkProjectName(name)
+    try {
+      await this.pool.query('UPDATE projects SET name = $2 WHERE id = $1', [id, name])
+    } catch (error) {
+      if ((error as { code?: string }).code === '23505') {
+        throw new TraitbaseError('CONFLICT', `A project named "${name}" exists already`)
+      }
+      throw error
+    }
+    return this.getProject(id)
+  }
+
+  async getKey(keyId: string): Promise<KeyRecord | undefined> {
+    const { rows } = await this.pool.query<KeyRow>(`${KEY_SELECT} WHERE k.id = $1`, [keyId])
+    return rows[0] && toKey(rows[0])
+  }
+
+  async rotateKey(
+    projectId: number,
+    keyId: string,
+    replacement: NewKey,
+    expiresAt: Date,
+  ): Promise<{ key: KeyRecord; previous: KeyRecord } | undefined> {
+    const client = await this.pool.connect()
+    try {
+      await client.query('BEGIN')
+      try {
+        const { rows } = await client.query<{ revoked: boolean; expired: boolean }>(
+          `SELECT revoked_at IS NOT NULL AS revoked, coalesce(expires_at <= now(), false) AS expired
+           FROM api_keys WHERE project_id = $1 AND id = $2 FOR UPDATE`,
+          [projectId, keyId],
+        )
+        const old = rows[0]
+        if (old === undefined) {
+          await client.query('ROLLBACK')
+          return undefined
+        }
+        if (old.revoked) throw new TraitbaseError('CONFLICT', `Key ${keyId} is revoked; create a new key`)
+        if (old.expired) throw new TraitbaseError('CONFLICT', `Key ${keyId} has expired; create a new key`)
+        const id = newKeyId()
+        await client.query('INSERT INTO api_keys (project_id, id, hash, label, scopes) VALUES ($1, $2, $3, $4, $5)', [
+          projectId,
+          id,
+          replacement.hash,
+          replacement.label,
+          replacement.scopes,
+        ])
+        await client.query(
+          `UPDATE api_keys SET expires_at = least(coalesce(expires_at, 'infinity'), greatest(now(), $2::timestamptz))
+           WHERE project_id = $1 AND id = $3`,
+          [projectId, expiresAt, keyId],
+        )
+        const both = await client.query<KeyRow>(`${KEY_SELECT} WHERE k.id = ANY($1::text[])`, [[id, keyId]])
+        await client.query('COMMIT')
+        const find = (k: string) => toKey(both.rows.find((r) => r.id === k) as KeyRow)
+        return { key: find(id), previous: find(keyId) }
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined)
+        throw error
+      }
+    } finally {
+      client.release()
+    }
+  }
+
+  async addKeyEvent(e: NewKeyEvent): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO key_events (project_id, key_id, event, actor, detail) VALUES ($1, $2, $3, $4, $5)',
+      [e.projectId, e.keyId, e.event, e.actor, e.detail ?? ''],
+    )
+  }
+
+  async listKeyEvents(projectId: number, limit: number): Promise<KeyEvent[]> {
+    const { rows } = await this.pool.query<{
+      id: string
+      project_id: number
+      key_id: string
+      event: KeyEvent['event']
+      at: Date
+      actor: string
+      detail: string
+    }>(
+      'SELECT id, project_id, key_id, event, at, actor, detail FROM key_events WHERE project_id = $1 ORDER BY id DESC LIMIT $2',
+      [projectId, limit],
+    )
+    return rows.map((r) => ({
+      id: Number(r.id),
+      projectId: r.project_id,
+      keyId: r.key_id,
+      event: r.event,
+      at: r.at.toISOString(),
+      actor: r.actor,
+      detail: r.detail,
+    }))
+  }
+
+  async getSetting(name: string): Promise<string | undefined> {
+    const { rows } = await this.pool.query<{ value: string }>('SELECT value FROM admin_settings WHERE name = $1', [
+      name,
+    ])
+    return rows[0]?.value
+  }
+
+  async setSetting(name: string, value: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO admin_settings (name, value) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = now()`,
+      [name, value],
+    )
+  }
+
+  async createAdminToken(input: { label: string; hash: string }): Promise<AdminToken> {
+    const { rows } = await this.pool.query<AdminTokenRow>(
+      `INSERT INTO admin_tokens (id, hash, label) VALUES ($1, $2, $3) RETURNING ${TOKEN_COLUMNS}`,
+      [newAdminTokenId(), input.hash, input.label],
+    )
+    return toAdminToken(rows[0] as AdminTokenRow)
+  }
+
+  async findAdminTokenByHash(hash: string): Promise<AdminToken | undefined> {
+    const { rows } = await this.pool.query<AdminTokenRow>(`SELECT ${TOKEN_COLUMNS} FROM admin_tokens WHERE hash = $1`, [
+      hash,
+    ])
+    return rows[0] && toAdminToken(rows[0])
+  }
+
+  async listAdminTokens(): Promise<AdminToken[]> {
+    const { rows } = await this.pool.query<AdminTokenRow>(
+      `SELECT ${TOKEN_COLUMNS} FROM admin_tokens ORDER BY created_at, id`,
+    )
+    return rows.map(toAdminToken)
+  }
+
+  async revokeAdminToken(id: string): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      'UPDATE admin_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL',
+      [id],
+    )
+    return rowCount === 1
+  }
+
+  async touchAdminToken(id: string, at: Date): Promise<void> {
+    await this.pool.query(
+      'UPDATE admin_tokens SET last_used_at = greatest(last_used_at, $2::timestamptz) WHERE id = $1',
+      [id, at],
+    )
+  }
+
+  async createSession(session: { idHash: string; csrfToken: string; expiresAt: Date }): Promise<void> {
+    await this.pool.query('INSERT INTO admin_sessions (id_hash, csrf_token, expires_at) VALUES ($1, $2, $3)', [
+      session.idHash,
+      session.csrfToken,
+      session.expiresAt,
+    ])
+  }
+
+  async findSession(idHash: string): Promise<AdminSession | undefined> {
+    const { rows } = await this.pool.query<{ id_hash: string; csrf_token: string; created_at: Date; expires_at: Date }>(
+      'SELECT id_hash, csrf_token, created_at, expires_at FROM admin_sessions WHERE id_hash = $1',
+      [idHash],
+    )
+    const row = rows[0]
+    return (
+      row && {
+        idHash: row.id_hash,
+        csrfToken: row.csrf_token,
+        createdAt: row.created_at.toISOString(),
+        expiresAt: row.expires_at.toISOString(),
+      }
+    )
+  }
+
+  async extendSession(idHash: string, expiresAt: Date): Promise<void> {
+    await this.pool.query(
+      'UPDATE admin_sessions SET expires_at = greatest(expires_at, $2::timestamptz) WHERE id_hash = $1',
+      [idHash, expiresAt],
+    )
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    await this.pool.query('DELETE FROM admin_sessions WHERE id_hash = $1', [idHash])
+  }
+
+  async deleteAllSessions(): Promise<void> {
+    await this.pool.query('DELETE FROM admin_sessions')
+  }
+
+  async recordLoginFailure(ip: string, at: Date): Promise<void> {
+    await this.pool.query('INSERT INTO admin_login_failures (ip, at) VALUES ($1, $2)', [ip, at])
+  }
+
+  async countLoginFailures(ip: string | null, since: Date): Promise<{ count: number; oldest: string | null }> {
+    const { rows } = await this.pool.query<{ n: number; oldest: Date | null }>(
+      ip === null
+        ? 'SELECT count(*)::int AS n, min(at) AS oldest FROM admin_login_failures WHERE at >= $1'
+        : 'SELECT count(*)::int AS n, min(at) AS oldest FROM admin_login_failures WHERE at >= $1 AND ip = $2',
+      ip === null ? [since] : [since, ip],
+    )
+    const row = rows[0] as { n: number; oldest: Date | null }
+    return { count: row.n, oldest: row.oldest === null ? null : row.oldest.toISOString() }
+  }
+
+  async clearLoginFailures(ip: string): Promise<void> {
+    await this.pool.query('DELETE FROM admin_login_failures WHERE ip = $1', [ip])
+  }
+
+  /** One multi-row INSERT through unnest: a flush of hundreds of entries is one round trip. */
+  async appendRequestLog(entries: readonly RequestLogEntry[]): Promise<void> {
+    if (entries.length === 0 || this.closed) return
+    const col = <T>(f: (e: RequestLogEntry) => T): T[] => entries.map(f)
+    await this.pool.query(
+      `WITH logged AS (
+         INSERT INTO request_log (project_id, time, method, path, key_id, key_label, request_id, status, duration_ms,
+           users_created, users_updated, error, dry_run)
+         SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+           $8::int[], $9::float8[], $10::int[], $11::int[], $12::text[], $13::boolean[])
+         RETURNING 1
+       )
+       UPDATE projects p SET last_upload_at = greatest(p.last_upload_at, u.at)
+       FROM (SELECT project_id, max(at) AS at FROM unnest($14::int[], $15::timestamptz[]) AS t(project_id, at) GROUP BY project_id) u
+       WHERE p.id = u.project_id`,
+      [
+        col((e) => e.projectId),
+        col((e) => new Date(e.time)),
+        col((e) => e.method),
+        col((e) => e.path),
+        col((e) => e.keyId),
+        col((e) => e.keyLabel),
+        col((e) => e.requestId),
+        col((e) => e.status),
+        col((e) => e.durationMs),
+        col((e) => e.usersCreated),
+        col((e) => e.usersUpdated),
+        col((e) => e.error),
+        col((e) => e.dryRun),
+        entries.filter((e) => e.upload).map((e) => e.projectId),
+        entries.filter((e) => e.upload).map((e) => new Date(e.time)),
+      ],
+    )
+  }
+
+  async listRequestLog(projectId: number, q: RequestLogQuery): Promise<RequestLogRecord[]> {
+    const params: unknown[] = [projectId]
+    let sql = 'SELECT * FROM request_log WHERE project_id = $1'
+    if (q.statusClass !== undefined) {
+      params.push(q.statusClass * 100, q.statusClass * 100 + 100)
+      sql += ` AND status >= $${params.length - 1} AND status < $${params.length}`
+    }
+    if (q.keyId !== undefined) {
+      params.push(q.keyId)
+      sql += ` AND key_id = $${params.length}`
+    }
+    if (q.before !== undefined) {
+      params.push(q.before)
+      sql += ` AND id < $${params.length}`
+    }
+    if (q.after !== undefined) {
+      params.push(q.after)
+      sql += ` AND id > $${params.length}`
+    }
+    params.push(q.limit)
+    sql += ` ORDER BY id DESC LIMIT $${params.length}`
+    const { rows } = await this.pool.query<{
+      id: string
+      project_id: number
+      time: Date
+      method: string
+      path: string
+      key_id: string | null
+      key_label: string | null
+      request_id: string
+      status: number
+      duration_ms: number
+      users_created: number | null
+      users_updated: number | null
+      error: string | null
+      dry_run: boolean
+    }>(sql, params)
+    return rows.map((r) => ({
+      id: Number(r.id),
+      projectId: r.project_id,
+      time: r.time.toISOString(),
+      method: r.method,
+      path: r.path,
+      keyId: r.key_id,
+      keyLabel: r.key_label,
+      requestId: r.request_id,
+      status: r.status,
+      durationMs: r.duration_ms,
+      usersCreated: r.users_created,
+      usersUpdated: r.users_updated,
+      error: r.error,
+      dryRun: r.dry_run,
+    }))
+  }
+
+  async pruneAdminData(options: { maxPerProject: number; olderThan: Date; now: Date }): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(
+      `WITH ranked AS (
+         SELECT project_id, id, row_number() OVER (PARTITION BY project_id ORDER BY id DESC) AS r FROM request_log
+       ), deleted AS (
+         DELETE FROM request_log l USING ranked
+         WHERE l.project_id = ranked.project_id AND l.id = ranked.id AND (ranked.r > $1 OR l.time < $2)
+         RETURNING 1
+       )
+       SELECT count(*)::int AS n FROM deleted`,
+      [options.maxPerProject, options.olderThan],
+    )
+    await this.pool.query('DELETE FROM admin_sessions WHERE expires_at <= $1', [options.now])
+    await this.pool.query('DELETE FROM admin_login_failures WHERE at < $1', [
+      new Date(options.now.getTime() - 24 * 3600_000),
+    ])
+    return rows[0]?.n ?? 0
+  }
+
+  async listUsers(projectId: number, options: ListUsersOptions): Promise<UserSummary[]> {
+    const params: unknown[] = [projectId]
+    let sql = 'SELECT user_id, created_at, updated_at FROM profiles WHERE project_id = $1'
+    if (options.prefix !== undefined && options.prefix !== '') {
+      if (options.prefix.includes('\0')) return []
+      params.push(options.prefix)
+      sql += ` AND user_id >= $${params.length}`
+      const upper = prefixUpperBound(options.prefix)
+      if (upper !== undefined) {
+        params.push(upper)
+        sql += ` AND user_id < $${params.length}`
+      } else {
+        params.push([...options.prefix].length, options.prefix)
+        sql += ` AND left(user_id, $${params.length - 1}) = $${params.length}`
+      }
+    }
+    if (options.afterUserId !== undefined) {
+      if (options.afterUserId.includes('\0')) return []
+      params.push(options.afterUserId)
+      sql += ` AND user_id > $${params.length}`
+    }
+    params.push(options.limit)
+    sql += ` ORDER BY user_id LIMIT $${params.length}`
+    const { rows } = await this.pool.query<{ user_id: string; created_at: Date; updated_at: Date }>(sql, params)
+    return rows.map((r) => ({
+      userId: r.user_id,
+      createdAt: r.created_at.toISOString(),
+      updatedAt: r.updated_at.toISOString(),
+    }))
+  }
+
   /**
    * Reads in one REPEATABLE READ snapshot, and the token is that snapshot (`pg_snapshot` text).
    * The next read takes exactly the entries its snapshot shows but the token's did not
@@ -577,6 +979,29 @@ function toKey(row: KeyRow): KeyRecord {
     projectName: row.project_name,
     label: row.label,
     scopes: row.scopes as Scope[],
+    hash: row.hash,
+    createdAt: row.created_at.toISOString(),
+    lastUsedAt: row.last_used_at === null ? null : row.last_used_at.toISOString(),
+    revokedAt: row.revoked_at === null ? null : row.revoked_at.toISOString(),
+    expiresAt: row.expires_at === null ? null : row.expires_at.toISOString(),
+  }
+}
+
+interface AdminTokenRow {
+  id: string
+  label: string
+  hash: string
+  created_at: Date
+  last_used_at: Date | null
+  revoked_at: Date | null
+}
+
+const TOKEN_COLUMNS = 'id, label, hash, created_at, last_used_at, revoked_at'
+
+function toAdminToken(row: AdminTokenRow): AdminToken {
+  return {
+    id: row.id,
+    label: row.label,
     hash: row.hash,
     createdAt: row.created_at.toISOString(),
     lastUsedAt: row.last_used_at === null ? null : row.last_used_at.toISOString(),

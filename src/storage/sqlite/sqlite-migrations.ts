@@ -58,4 +58,58 @@ CREATE TABLE change_log (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    // Issue 8: the admin API and console. Request-log ids are global (rowid) so a poll's `after` works
+    // across projects; rows are looked up by (project_id, id).
+    id: '0002_admin',
+    sql: `
+ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
+ALTER TABLE projects ADD COLUMN last_upload_at INTEGER;
+CREATE TABLE key_events (
+  id INTEGER PRIMARY KEY,
+  project_id INTEGER NOT NULL,
+  key_id TEXT NOT NULL,
+  event TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX key_events_project ON key_events (project_id, id);
+CREATE TABLE admin_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE admin_tokens (
+  id TEXT PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  label TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_used_at INTEGER,
+  revoked_at INTEGER
+);
+CREATE TABLE admin_sessions (
+  id_hash TEXT PRIMARY KEY,
+  csrf_token TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE admin_login_failures (ip TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX admin_login_failures_ip ON admin_login_failures (ip, at);
+CREATE INDEX admin_login_failures_at ON admin_login_failures (at);
+CREATE TABLE request_log (
+  id INTEGER PRIMARY KEY,
+  project_id INTEGER NOT NULL,
+  time INTEGER NOT NULL,
+  method TEXT NOT NULL,
+  path TEXT NOT NULL,
+  key_id TEXT,
+  key_label TEXT,
+  request_id TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  duration_ms REAL NOT NULL,
+  users_created INTEGER,
+  users_updated INTEGER,
+  error TEXT,
+  dry_run INTEGER NOT NULL
+);
+CREATE INDEX request_log_project ON request_log (project_id, id);
+`,
+  },
 ]

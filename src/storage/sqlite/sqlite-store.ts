@@ -4,9 +4,20 @@ import { TraitbaseError } from '../../core/errors.js'
 import type { Scope } from '../../core/scopes.js'
 import type { Condition } from '../../core/segment.js'
 import type { UploadBatch } from '../../core/upload.js'
-import { newKeyId, newSegmentId } from '../api-keys.js'
+import { newAdminTokenId, newKeyId, newSegmentId } from '../api-keys.js'
+import { prefixUpperBound } from '../prefix.js'
 import { compileCondition, registerSqliteFunctions, sqliteDialect, type CompiledSql } from '../sql-dialect.js'
 import type {
+  AdminSession,
+  AdminToken,
+  KeyEvent,
+  ListUsersOptions,
+  NewKeyEvent,
+  ProjectSummary,
+  RequestLogEntry,
+  RequestLogQuery,
+  RequestLogRecord,
+  UserSummary,
   ChangeFeed,
   ChangePage,
   KeyRecord,
@@ -74,6 +85,7 @@ interface KeyRow {
   created_at: number
   last_used_at: number | null
   revoked_at: number | null
+  expires_at: number | null
 }
 
 interface SegmentRow {
@@ -432,6 +444,327 @@ export class SqliteStore implements Store {
     return this.s.deleteSegment.run(projectId, id).changes === 1
   }
 
+  // ---- Administration ----
+
+  async listProjects(): Promise<ProjectSummary[]> {
+    const rows = this.database
+      .prepare(
+        `SELECT p.id, p.name, p.created_at, p.last_upload_at,
+           (SELECT count(*) FROM profiles f WHERE f.project_id = p.id) AS users
+         FROM projects p ORDER BY p.name`,
+      )
+      .all() as { id: number; name: string; created_at: number; last_upload_at: number | null; users: number }[]
+    return rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      createdAt: iso(r.created_at),
+      users: r.users,
+      lastUploadAt: r.last_upload_at === null ? null : iso(r.last_upload_at),
+    }))
+  }
+
+  async getProject(id: number): Promise<Project | undefined> {
+    const row = this.database.prepare('SELECT id, name, created_at FROM projects WHERE id = ?').get(id) as
+      { id: number; name: string; created_at: number } | undefined
+    return row && { id: row.id, name: row.name, createdAt: iso(row.created_at) }
+  }
+
+  async createProject(name: string): Promise<Project> {
+    checkProjectName(name)
+    const r = this.s.insertProject.run(name, Date.now())
+    if (r.changes === 0) throw new TraitbaseError('CONFLICT', `A project named "${name}" exists already`)
+    return (await this.findProject(name)) as Project
+  }
+
+  async renameProject(id: number, name: string): Promise<Project | undefined> {
+    checkProjectName(name)
+    const other = await this.findProject(name)
+    if (other !== undefined && other.id !== id) {
+      throw new TraitbaseError('CONFLICT', `A project named "${name}" exists already`)
+    }
+    this.database.prepare('UPDATE projects SET name = ? WHERE id = ?').run(name, id)
+    return this.getProject(id)
+  }
+
+  async getKey(keyId: string): Promise<KeyRecord | undefined> {
+    const row = this.s.keyById.get(keyId) as KeyRow | undefined
+    return row && toKey(row)
+  }
+
+  async rotateKey(
+    projectId: number,
+    keyId: string,
+    replacement: NewKey,
+    expiresAt: Date,
+  ): Promise<{ key: KeyRecord; previous: KeyRecord } | undefined> {
+    const s = this.s
+    return this.database
+      .transaction(() => {
+        const old = s.keyById.get(keyId) as KeyRow | undefined
+        if (old === undefined || old.project_id !== projectId) return undefined
+        const now = Date.now()
+        if (old.revoked_at !== null) throw new TraitbaseError('CONFLICT', `Key ${keyId} is revoked; create a new key`)
+        if (old.expires_at !== null && old.expires_at <= now) {
+          throw new TraitbaseError('CONFLICT', `Key ${keyId} has expired; create a new key`)
+        }
+        const id = newKeyId()
+        s.insertKey.run(projectId, id, replacement.hash, replacement.label, replacement.scopes.join(','), now)
+        const at = Math.max(now, expiresAt.getTime())
+        this.database
+          .prepare('UPDATE api_keys SET expires_at = min(coalesce(expires_at, ?), ?) WHERE id = ?')
+          .run(at, at, keyId)
+        return { key: toKey(s.keyById.get(id) as KeyRow), previous: toKey(s.keyById.get(keyId) as KeyRow) }
+      })
+      .immediate()
+  }
+
+  async addKeyEvent(e: NewKeyEvent): Promise<void> {
+    this.database
+      .prepare('INSERT INTO key_events (project_id, key_id, event, at, actor, detail) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(e.projectId, e.keyId, e.event, Date.now(), e.actor, e.detail ?? '')
+  }
+
+  async listKeyEvents(projectId: number, limit: number): Promise<KeyEvent[]> {
+    const rows = this.database
+      .prepare(
+        'SELECT id, project_id, key_id, event, at, actor, detail FROM key_events WHERE project_id = ? ORDER BY id DESC LIMIT ?',
+      )
+      .all(projectId, limit) as {
+      id: number
+      project_id: number
+      key_id: string
+      event: KeyEvent['event']
+      at: number
+      actor: string
+      detail: string
+    }[]
+    return rows.map((r) => ({
+      id: r.id,
+      projectId: r.project_id,
+      keyId: r.key_id,
+      event: r.event,
+      at: iso(r.at),
+      actor: r.actor,
+      detail: r.detail,
+    }))
+  }
+
+  async getSetting(name: string): Promise<string | undefined> {
+    return this.database.prepare('SELECT value FROM admin_settings WHERE name = ?').pluck().get(name) as
+      string | undefined
+  }
+
+  async setSetting(name: string, value: string): Promise<void> {
+    this.database
+      .prepare(
+        'INSERT INTO admin_settings (name, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+      )
+      .run(name, value, Date.now())
+  }
+
+  async createAdminToken(input: { label: string; hash: string }): Promise<AdminToken> {
+    const id = newAdminTokenId()
+    this.database
+      .prepare('INSERT INTO admin_tokens (id, hash, label, created_at) VALUES (?, ?, ?, ?)')
+      .run(id, input.hash, input.label, Date.now())
+    return toAdminToken(this.database.prepare(`${TOKEN_SELECT} WHERE id = ?`).get(id) as AdminTokenRow)
+  }
+
+  async findAdminTokenByHash(hash: string): Promise<AdminToken | undefined> {
+    const row = this.database.prepare(`${TOKEN_SELECT} WHERE hash = ?`).get(hash) as AdminTokenRow | undefined
+    return row && toAdminToken(row)
+  }
+
+  async listAdminTokens(): Promise<AdminToken[]> {
+    return (this.database.prepare(`${TOKEN_SELECT} ORDER BY created_at, id`).all() as AdminTokenRow[]).map(toAdminToken)
+  }
+
+  async revokeAdminToken(id: string): Promise<boolean> {
+    return (
+      this.database
+        .prepare('UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL')
+        .run(Date.now(), id).changes === 1
+    )
+  }
+
+  async touchAdminToken(id: string, at: Date): Promise<void> {
+    this.database
+      .prepare('UPDATE admin_tokens SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?')
+      .run(at.getTime(), id)
+  }
+
+  async createSession(session: { idHash: string; csrfToken: string; expiresAt: Date }): Promise<void> {
+    this.database
+      .prepare('INSERT INTO admin_sessions (id_hash, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?)')
+      .run(session.idHash, session.csrfToken, Date.now(), session.expiresAt.getTime())
+  }
+
+  async findSession(idHash: string): Promise<AdminSession | undefined> {
+    const row = this.database
+      .prepare('SELECT id_hash, csrf_token, created_at, expires_at FROM admin_sessions WHERE id_hash = ?')
+      .get(idHash) as { id_hash: string; csrf_token: string; created_at: number; expires_at: number } | undefined
+    return (
+      row && {
+        idHash: row.id_hash,
+        csrfToken: row.csrf_token,
+        createdAt: iso(row.created_at),
+        expiresAt: iso(row.expires_at),
+      }
+    )
+  }
+
+  async extendSession(idHash: string, expiresAt: Date): Promise<void> {
+    this.database
+      .prepare('UPDATE admin_sessions SET expires_at = max(expires_at, ?) WHERE id_hash = ?')
+      .run(expiresAt.getTime(), idHash)
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    this.database.prepare('DELETE FROM admin_sessions WHERE id_hash = ?').run(idHash)
+  }
+
+  async deleteAllSessions(): Promise<void> {
+    this.database.prepare('DELETE FROM admin_sessions').run()
+  }
+
+  async recordLoginFailure(ip: string, at: Date): Promise<void> {
+    this.database.prepare('INSERT INTO admin_login_failures (ip, at) VALUES (?, ?)').run(ip, at.getTime())
+  }
+
+  async countLoginFailures(ip: string | null, since: Date): Promise<{ count: number; oldest: string | null }> {
+    const row = (
+      ip === null
+        ? this.database
+            .prepare('SELECT count(*) AS n, min(at) AS oldest FROM admin_login_failures WHERE at >= ?')
+            .get(since.getTime())
+        : this.database
+            .prepare('SELECT count(*) AS n, min(at) AS oldest FROM admin_login_failures WHERE ip = ? AND at >= ?')
+            .get(ip, since.getTime())
+    ) as { n: number; oldest: number | null }
+    return { count: row.n, oldest: row.oldest === null ? null : iso(row.oldest) }
+  }
+
+  async clearLoginFailures(ip: string): Promise<void> {
+    this.database.prepare('DELETE FROM admin_login_failures WHERE ip = ?').run(ip)
+  }
+
+  async appendRequestLog(entries: readonly RequestLogEntry[]): Promise<void> {
+    if (entries.length === 0 || this.closed) return
+    const insert = this.s.insertRequestLog
+    const lastUpload = new Map<number, number>()
+    this.database.transaction(() => {
+      for (const e of entries) {
+        insert.run(
+          e.projectId,
+          e.time,
+          e.method,
+          e.path,
+          e.keyId,
+          e.keyLabel,
+          e.requestId,
+          e.status,
+          e.durationMs,
+          e.usersCreated,
+          e.usersUpdated,
+          e.error,
+          e.dryRun ? 1 : 0,
+        )
+        if (e.upload) lastUpload.set(e.projectId, Math.max(lastUpload.get(e.projectId) ?? 0, e.time))
+      }
+      for (const [projectId, at] of lastUpload) {
+        this.database
+          .prepare('UPDATE projects SET last_upload_at = max(coalesce(last_upload_at, 0), ?) WHERE id = ?')
+          .run(at, projectId)
+      }
+    })()
+  }
+
+  async listRequestLog(projectId: number, q: RequestLogQuery): Promise<RequestLogRecord[]> {
+    const params: unknown[] = [projectId]
+    let sql = `SELECT * FROM request_log WHERE project_id = ?`
+    if (q.statusClass !== undefined) {
+      sql += ' AND status >= ? AND status < ?'
+      params.push(q.statusClass * 100, q.statusClass * 100 + 100)
+    }
+    if (q.keyId !== undefined) {
+      sql += ' AND key_id = ?'
+      params.push(q.keyId)
+    }
+    if (q.before !== undefined) {
+      sql += ' AND id < ?'
+      params.push(q.before)
+    }
+    if (q.after !== undefined) {
+      sql += ' AND id > ?'
+      params.push(q.after)
+    }
+    sql += ' ORDER BY id DESC LIMIT ?'
+    params.push(q.limit)
+    return (this.database.prepare(sql).all(...params) as RequestLogRow[]).map((r) => ({
+      id: r.id,
+      projectId: r.project_id,
+      time: iso(r.time),
+      method: r.method,
+      path: r.path,
+      keyId: r.key_id,
+      keyLabel: r.key_label,
+      requestId: r.request_id,
+      status: r.status,
+      durationMs: r.duration_ms,
+      usersCreated: r.users_created,
+      usersUpdated: r.users_updated,
+      error: r.error,
+      dryRun: r.dry_run === 1,
+    }))
+  }
+
+  async pruneAdminData(options: { maxPerProject: number; olderThan: Date; now: Date }): Promise<number> {
+    const db = this.database
+    let deleted = db.prepare('DELETE FROM request_log WHERE time < ?').run(options.olderThan.getTime()).changes
+    for (const projectId of this.s.projectIds.all() as number[]) {
+      const edge = db
+        .prepare('SELECT id FROM request_log WHERE project_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?')
+        .pluck()
+        .get(projectId, options.maxPerProject - 1) as number | undefined
+      if (edge !== undefined) {
+        deleted += db.prepare('DELETE FROM request_log WHERE project_id = ? AND id < ?').run(projectId, edge).changes
+      }
+    }
+    const now = options.now.getTime()
+    db.prepare('DELETE FROM admin_sessions WHERE expires_at <= ?').run(now)
+    db.prepare('DELETE FROM admin_login_failures WHERE at < ?').run(now - 24 * 3600_000)
+    return deleted
+  }
+
+  async listUsers(projectId: number, options: ListUsersOptions): Promise<UserSummary[]> {
+    const params: unknown[] = [projectId]
+    let sql = 'SELECT user_id, created_at, updated_at FROM profiles WHERE project_id = ?'
+    if (options.prefix !== undefined && options.prefix !== '') {
+      sql += ' AND user_id >= ?'
+      params.push(options.prefix)
+      const upper = prefixUpperBound(options.prefix)
+      if (upper !== undefined) {
+        sql += ' AND user_id < ?'
+        params.push(upper)
+      } else {
+        sql += ' AND substr(user_id, 1, ?) = ?'
+        params.push([...options.prefix].length, options.prefix)
+      }
+    }
+    if (options.afterUserId !== undefined) {
+      sql += ' AND user_id > ?'
+      params.push(options.afterUserId)
+    }
+    sql += ' ORDER BY user_id LIMIT ?'
+    params.push(options.limit)
+    const rows = this.database.prepare(sql).all(...params) as {
+      user_id: string
+      created_at: number
+      updated_at: number
+    }[]
+    return rows.map((r) => ({ userId: r.user_id, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at) }))
+  }
+
   readChanges(projectId: number, token: string | null): ChangeFeed {
     const since = token === null ? null : parseToken(token)
     let next: string | undefined
@@ -533,7 +866,7 @@ function prepareStatements(db: Database.Database) {
   const p = (sql: string): Statement => db.prepare(sql)
   const profileColumns = PROFILE_SELECT
   const keyColumns =
-    'k.id, k.project_id, p.name AS project_name, k.label, k.scopes, k.hash, k.created_at, k.last_used_at, k.revoked_at'
+    'k.id, k.project_id, p.name AS project_name, k.label, k.scopes, k.hash, k.created_at, k.last_used_at, k.revoked_at, k.expires_at'
   return {
     begin: p('BEGIN IMMEDIATE'),
     savepoint: p('SAVEPOINT batch'),
@@ -582,6 +915,10 @@ function prepareStatements(db: Database.Database) {
     oldestChanges: p('SELECT seq, changed_at FROM change_log WHERE project_id = ? ORDER BY seq LIMIT ?'),
     deleteChanges: p('DELETE FROM change_log WHERE project_id = ? AND seq <= ?'),
     setPruned: p('UPDATE projects SET pruned_seq = max(pruned_seq, ?) WHERE id = ?'),
+    insertRequestLog: p(
+      `INSERT INTO request_log (project_id, time, method, path, key_id, key_label, request_id, status, duration_ms,
+         users_created, users_updated, error, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
   }
 }
 
@@ -634,6 +971,46 @@ function toKey(row: KeyRow): KeyRecord {
     projectName: row.project_name,
     label: row.label,
     scopes: row.scopes.split(',') as Scope[],
+    hash: row.hash,
+    createdAt: iso(row.created_at),
+    lastUsedAt: row.last_used_at === null ? null : iso(row.last_used_at),
+    revokedAt: row.revoked_at === null ? null : iso(row.revoked_at),
+    expiresAt: row.expires_at === null ? null : iso(row.expires_at),
+  }
+}
+
+interface AdminTokenRow {
+  id: string
+  label: string
+  hash: string
+  created_at: number
+  last_used_at: number | null
+  revoked_at: number | null
+}
+
+interface RequestLogRow {
+  id: number
+  project_id: number
+  time: number
+  method: string
+  path: string
+  key_id: string | null
+  key_label: string | null
+  request_id: string
+  status: number
+  duration_ms: number
+  users_created: number | null
+  users_updated: number | null
+  error: string | null
+  dry_run: number
+}
+
+const TOKEN_SELECT = 'SELECT id, label, hash, created_at, last_used_at, revoked_at FROM admin_tokens'
+
+function toAdminToken(row: AdminTokenRow): AdminToken {
+  return {
+    id: row.id,
+    label: row.label,
     hash: row.hash,
     createdAt: iso(row.created_at),
     lastUsedAt: row.last_used_at === null ? null : iso(row.last_used_at),
