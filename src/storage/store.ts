@@ -29,6 +29,8 @@ export interface KeyRecord {
   readonly createdAt: string
   readonly lastUsedAt: string | null
   readonly revokedAt: string | null
+  /** The project's own requests-per-minute limit per key (`projects set-rate-limit`); null: the server's `RATE_LIMIT`. */
+  readonly projectRateLimit: number | null
 }
 
 export interface Profile {
@@ -89,6 +91,34 @@ export interface SavedSegment {
   readonly updatedAt: string
 }
 
+/**
+ * A claim on an `Idempotency-Key` (IETF httpapi idempotency-key draft), scoped to a project.
+ * Times come from the caller's clock so one rule decides expiry on every backend.
+ */
+export interface IdempotencyClaim {
+  readonly projectId: number
+  /** The client's key, 1-255 printable ASCII characters. */
+  readonly key: string
+  /** Digest of the request body: the same key with another body is refused. */
+  readonly fingerprint: string
+  readonly now: Date
+  /** An entry created before this has expired: the key is free again (24 h after its first use). */
+  readonly expiredBefore: Date
+  /** An entry still in flight since before this was abandoned by a process that died: it may be taken over. */
+  readonly abandonedBefore: Date
+}
+
+/** What `claimIdempotencyKey` found. */
+export type IdempotencyState =
+  /** The key was free (or expired, or abandoned): the caller owns it until it completes or releases it. */
+  | { readonly kind: 'claimed' }
+  /** The first request with this key is still running. */
+  | { readonly kind: 'in_flight' }
+  /** The key was used with another body. */
+  | { readonly kind: 'mismatch' }
+  /** The first request completed: replay its answer. */
+  | { readonly kind: 'completed'; readonly status: number; readonly body: string }
+
 /** Options of `openStore` and the backend constructors. */
 export interface StoreOptions {
   /**
@@ -130,6 +160,14 @@ export interface Store {
   /** Returns the project with this name, creating it if new. */
   ensureProject(name: string): Promise<Project>
   findProject(name: string): Promise<Project | undefined>
+  /**
+   * Sets the project's requests-per-minute limit per key (null: back to the server's `RATE_LIMIT`,
+   * 0: unlimited). Undefined when there is no such project.
+   */
+  setProjectRateLimit(
+    name: string,
+    perMinute: number | null,
+  ): Promise<{ project: Project; rateLimit: number | null } | undefined>
   createKey(input: NewKey): Promise<KeyRecord>
   listKeys(projectId: number): Promise<KeyRecord[]>
   /** Sets `revoked_at`; false when no such key or already revoked. */
@@ -154,6 +192,18 @@ export interface Store {
   /** Undefined when there is no such segment in this project. */
   updateSegment(projectId: number, id: string, name: string, where: unknown): Promise<SavedSegment | undefined>
   deleteSegment(projectId: number, id: string): Promise<boolean>
+
+  /**
+   * Claims an idempotency key atomically, so of two requests racing with one key (on any process)
+   * exactly one gets `claimed`.
+   */
+  claimIdempotencyKey(claim: IdempotencyClaim): Promise<IdempotencyState>
+  /** Records the answer of a claimed key, for replays. */
+  completeIdempotencyKey(projectId: number, key: string, status: number, body: string): Promise<void>
+  /** Frees a claimed key that did not complete (the request failed), so a retry runs again. */
+  releaseIdempotencyKey(projectId: number, key: string): Promise<void>
+  /** Deletes entries created before `olderThan` (every project). Returns how many. */
+  pruneIdempotencyKeys(olderThan: Date): Promise<number>
 
   /** Changes since `token` (null: everything), streamed in pages. See ChangePage. */
   readChanges(projectId: number, token: string | null): ChangeFeed

@@ -65,4 +65,26 @@ CREATE TABLE change_horizon (
 );
 `,
   },
+  {
+    // Idempotency-Key records (POST /v1/user/profiles), seen by every server process. `project_id`
+    // leads the primary key like every per-project table, so with Citus it distributes with them.
+    id: '0002_idempotency',
+    sql: `
+CREATE TABLE idempotency_keys (
+  project_id integer NOT NULL,
+  key text COLLATE "C" NOT NULL,
+  fingerprint text NOT NULL,
+  status smallint,
+  response text,
+  created_at timestamptz NOT NULL,
+  PRIMARY KEY (project_id, key)
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+`,
+  },
+  {
+    // A project's own rate limit per key (requests per minute); NULL: the server's RATE_LIMIT.
+    id: '0002_project_rate_limit',
+    sql: `ALTER TABLE projects ADD COLUMN rate_limit integer CHECK (rate_limit >= 0);`,
+  },
 ]

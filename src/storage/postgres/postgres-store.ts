@@ -5,9 +5,12 @@ import type { Condition } from '../../core/segment.js'
 import type { ProfilePatch, UploadBatch } from '../../core/upload.js'
 import { newKeyId, newSegmentId } from '../api-keys.js'
 import { compileCondition, postgresDialect } from '../sql-dialect.js'
+import { idempotencyState } from '../idempotency.js'
 import type {
   ChangeFeed,
   ChangePage,
+  IdempotencyClaim,
+  IdempotencyState,
   KeyRecord,
   NewKey,
   Profile,
@@ -81,6 +84,7 @@ interface KeyRow {
   created_at: Date
   last_used_at: Date | null
   revoked_at: Date | null
+  project_rate_limit: number | null
 }
 
 interface SegmentRow {
@@ -92,7 +96,7 @@ interface SegmentRow {
 }
 
 const KEY_SELECT = `SELECT k.id, k.project_id, p.name AS project_name, k.label, k.scopes, k.hash, k.created_at,
-  k.last_used_at, k.revoked_at FROM api_keys k JOIN projects p ON p.id = k.project_id`
+  k.last_used_at, k.revoked_at, p.rate_limit AS project_rate_limit FROM api_keys k JOIN projects p ON p.id = k.project_id`
 const SEGMENT_COLUMNS = 'id, name, where_json, created_at, updated_at'
 
 /**
@@ -184,6 +188,23 @@ export class PostgresStore implements Store {
     )
     const row = rows[0]
     return row && { id: row.id, name: row.name, createdAt: row.created_at.toISOString() }
+  }
+
+  async setProjectRateLimit(
+    name: string,
+    perMinute: number | null,
+  ): Promise<{ project: Project; rateLimit: number | null } | undefined> {
+    const { rows } = await this.pool.query<{ id: number; name: string; created_at: Date; rate_limit: number | null }>(
+      'UPDATE projects SET rate_limit = $2 WHERE name = $1 RETURNING id, name, created_at, rate_limit',
+      [name, perMinute],
+    )
+    const row = rows[0]
+    return (
+      row && {
+        project: { id: row.id, name: row.name, createdAt: row.created_at.toISOString() },
+        rateLimit: row.rate_limit,
+      }
+    )
   }
 
   async createKey(input: NewKey): Promise<KeyRecord> {
@@ -410,6 +431,52 @@ export class PostgresStore implements Store {
   }
 
   /**
+   * Two single-row statements, each routed to one shard on Citus: take the key when it is free,
+   * expired or abandoned (one atomic upsert: of racing claims exactly one gets the row back), else
+   * read who holds it. A holder that vanished between the two (released) means try again.
+   */
+  async claimIdempotencyKey(claim: IdempotencyClaim): Promise<IdempotencyState> {
+    for (;;) {
+      const taken = await this.pool.query(
+        `INSERT INTO idempotency_keys AS i (project_id, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (project_id, key) DO UPDATE
+         SET fingerprint = excluded.fingerprint, status = NULL, response = NULL, created_at = excluded.created_at
+         WHERE i.created_at < $5 OR (i.status IS NULL AND i.created_at < $6 AND i.fingerprint = excluded.fingerprint)
+         RETURNING 1`,
+        [claim.projectId, claim.key, claim.fingerprint, claim.now, claim.expiredBefore, claim.abandonedBefore],
+      )
+      if (taken.rowCount === 1) return { kind: 'claimed' }
+      const { rows } = await this.pool.query<{ fingerprint: string; status: number | null; response: string | null }>(
+        'SELECT fingerprint, status, response FROM idempotency_keys WHERE project_id = $1 AND key = $2',
+        [claim.projectId, claim.key],
+      )
+      const row = rows[0]
+      if (row !== undefined) return idempotencyState(row, claim.fingerprint)
+    }
+  }
+
+  async completeIdempotencyKey(projectId: number, key: string, status: number, body: string): Promise<void> {
+    await this.pool.query('UPDATE idempotency_keys SET status = $3, response = $4 WHERE project_id = $1 AND key = $2', [
+      projectId,
+      key,
+      status,
+      body,
+    ])
+  }
+
+  async releaseIdempotencyKey(projectId: number, key: string): Promise<void> {
+    await this.pool.query('DELETE FROM idempotency_keys WHERE project_id = $1 AND key = $2 AND status IS NULL', [
+      projectId,
+      key,
+    ])
+  }
+
+  async pruneIdempotencyKeys(olderThan: Date): Promise<number> {
+    const { rowCount } = await this.pool.query('DELETE FROM idempotency_keys WHERE created_at < $1', [olderThan])
+    return rowCount ?? 0
+  }
+
+  /**
    * Reads in one REPEATABLE READ snapshot, and the token is that snapshot (`pg_snapshot` text).
    * The next read takes exactly the entries its snapshot shows but the token's did not
    * (`pg_visible_in_snapshot`), so transactions that commit out of xid order are neither missed
@@ -581,6 +648,7 @@ function toKey(row: KeyRow): KeyRecord {
     createdAt: row.created_at.toISOString(),
     lastUsedAt: row.last_used_at === null ? null : row.last_used_at.toISOString(),
     revokedAt: row.revoked_at === null ? null : row.revoked_at.toISOString(),
+    projectRateLimit: row.project_rate_limit,
   }
 }
 
