@@ -162,7 +162,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerHealthRoutes(app, store, now)
   // The /v1 API in one child context, so the rate limiter is loaded before its routes are declared.
   void app.register(async (api) => {
-    await registerRateLimit(api, config.rateLimitPerMinute)
+    await registerRateLimit(api, { perMinute: config.rateLimitPerMinute, redisUrl: config.redisUrl })
     registerProfileRoutes(api, { store, auth, metrics, now })
     if (config.segments) {
       const segmentIndex = new SegmentIndex(store, { idleMs: config.segmentIndexIdleMinutes * 60_000 })

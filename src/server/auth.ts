@@ -10,6 +10,8 @@ export interface AuthContext {
   readonly projectId: number
   readonly keyId: string
   readonly scopes: readonly Scope[]
+  /** The project's own requests per minute per key; null: the server's `RATE_LIMIT`. */
+  readonly rateLimit: number | null
 }
 
 declare module 'fastify' {
@@ -70,7 +72,7 @@ export function createAuth(store: Store, now: Clock): Auth {
     }
     if (record.revokedAt !== null) throw new TraitbaseError('UNAUTHORIZED', 'This API key has been revoked')
     touch(request, record.id)
-    return { projectId: record.projectId, keyId: record.id, scopes: record.scopes }
+    return { projectId: record.projectId, keyId: record.id, scopes: record.scopes, rateLimit: record.projectRateLimit }
   }
 
   return {

@@ -28,6 +28,20 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ SEGMENT_INDEX_IDLE_MINUTES: '-1' }), /SEGMENT_INDEX_IDLE_MINUTES/)
   })
 
+  test('REDIS_URL, DATABASE_* limits and WEB_CONCURRENCY: defaults and bad values', () => {
+    const d = loadConfig({})
+    assert.equal(d.redisUrl, undefined)
+    assert.deepEqual(
+      { ...d.database },
+      { poolSize: 12, connectTimeoutMs: 5000, statementTimeoutMs: 15000, pgbouncer: false },
+    )
+    assert.equal(d.workers, 1)
+    assert.throws(() => loadConfig({ REDIS_URL: 'http://x' }), /REDIS_URL must be redis:/)
+    assert.throws(() => loadConfig({ DATABASE_POOL_SIZE: '0' }), /DATABASE_POOL_SIZE must be an integer from 1/)
+    assert.throws(() => loadConfig({ WEB_CONCURRENCY: 'two' }), /WEB_CONCURRENCY must be an integer/)
+    assert.throws(() => loadConfig({ DATABASE_PGBOUNCER: 'yes' }), /DATABASE_PGBOUNCER must be/)
+  })
+
   test('reads every variable', () => {
     const c = loadConfig({
       PORT: '0',
@@ -46,9 +60,15 @@ describe('loadConfig', () => {
       CONNECTION_TIMEOUT_MS: '5000',
       KEEP_ALIVE_TIMEOUT_MS: '4000',
       SHUTDOWN_TIMEOUT_MS: '0',
+      REDIS_URL: 'redis://127.0.0.1:6379/2',
+      DATABASE_POOL_SIZE: '4',
+      DATABASE_CONNECT_TIMEOUT_MS: '1500',
+      DATABASE_STATEMENT_TIMEOUT_MS: '0',
+      DATABASE_PGBOUNCER: '1',
+      WEB_CONCURRENCY: '3',
     })
     assert.deepEqual(
-      { ...c, timeouts: { ...c.timeouts } },
+      { ...c, timeouts: { ...c.timeouts }, database: { ...c.database } },
       {
         port: 0,
         host: '0.0.0.0',
@@ -69,6 +89,9 @@ describe('loadConfig', () => {
           checkIntervalMs: 1000,
           shutdownMs: 0,
         },
+        redisUrl: 'redis://127.0.0.1:6379/2',
+        database: { poolSize: 4, connectTimeoutMs: 1500, statementTimeoutMs: 0, pgbouncer: true },
+        workers: 3,
       },
     )
     assert.equal(loadConfig({ BODY_LIMIT: '1048576' }).bodyLimit, 1048576)

@@ -134,6 +134,17 @@ export interface StoreOptions {
   readonly changeRetentionMs?: number
   /** Pause between automatic prunes. Default 60,000 ms. */
   readonly pruneIntervalMs?: number
+  /** PostgreSQL: connections in this process's pool (default 12). Total = pool size × processes. */
+  readonly poolSize?: number
+  /** PostgreSQL: longest wait to connect or for a free pooled connection, then an error (a 503). Default 0: no limit. */
+  readonly connectTimeoutMs?: number
+  /** PostgreSQL: longest a statement may run, then an error (a 503). Default 0: no limit. */
+  readonly statementTimeoutMs?: number
+  /**
+   * PostgreSQL behind PgBouncer: PgBouncer refuses a `statement_timeout` startup parameter, so only the
+   * client-side timeout applies (set the server-side one on the role: `ALTER ROLE … SET statement_timeout`).
+   */
+  readonly pgbouncer?: boolean
 }
 
 /** Default of {@link StoreOptions.changeRetentionMs}. */

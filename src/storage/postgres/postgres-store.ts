@@ -33,6 +33,8 @@ export interface PostgresStoreOptions extends StoreOptions {
   readonly poolSize?: number
 }
 
+/** How much later than the server's statement timeout the client gives up on a query itself. */
+const QUERY_TIMEOUT_MARGIN_MS = 2000
 /** Rows per FETCH of the change feed: bounded memory whatever the size of the project. */
 const CHANGE_PAGE = 1000
 const TOKEN_PREFIX = 'p3:'
@@ -89,7 +91,7 @@ export class PostgresStore implements Store {
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
     this.changeLog = options.changeLog !== false
-    this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 12 })
+    this.pool = new pg.Pool({ connectionString: url, ...poolLimits(options) })
     // An idle client losing its connection must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined)
     if (this.changeLog && options.changeRetentionMs !== 0) {
@@ -654,5 +656,25 @@ function toSegment(row: SegmentRow): SavedSegment {
     where: JSON.parse(row.where_json) as unknown,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
+  }
+}
+
+/**
+ * Connection limits (see {@link StoreOptions}): a bounded pool, a bounded wait for a connection, and
+ * a statement timeout sent as a startup parameter (the server cancels the statement and frees its
+ * locks) unless a pooler that refuses it sits in between; the client-side `query_timeout` a little
+ * later is the backstop in every case, so a request never waits on the database for ever.
+ */
+function poolLimits(options: StoreOptions): pg.PoolConfig {
+  const statementMs = options.statementTimeoutMs ?? 0
+  return {
+    max: options.poolSize ?? 12,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 0,
+    ...(statementMs > 0
+      ? {
+          query_timeout: statementMs + QUERY_TIMEOUT_MARGIN_MS,
+          ...(options.pgbouncer === true ? {} : { statement_timeout: statementMs }),
+        }
+      : {}),
   }
 }
