@@ -1,4 +1,5 @@
 import { parseDatabaseUrl } from '../storage/open-store.js'
+import type { StoreOptions } from '../storage/store.js'
 
 /** Server configuration: read once from the environment, validated, frozen. Nothing else reads `process.env`. */
 
@@ -246,4 +247,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     database,
     workers,
   })
+}
+
+/** The store options every server process opens its database with. */
+export function storeOptionsOf(config: Config): StoreOptions {
+  return {
+    changeLog: config.segments,
+    poolSize: config.database.poolSize,
+    connectTimeoutMs: config.database.connectTimeoutMs,
+    statementTimeoutMs: config.database.statementTimeoutMs,
+    pgbouncer: config.database.pgbouncer,
+  }
 }

@@ -2,10 +2,10 @@ import cluster from 'node:cluster'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { openStore, parseDatabaseUrl } from '../storage/open-store.js'
-import type { Store, StoreOptions } from '../storage/store.js'
+import type { Store } from '../storage/store.js'
 import { buildApp } from './app.js'
 import { divideMemoryBudget, runPrimary, type PrimaryLog } from './cluster.js'
-import { loadConfig, type Config } from './config.js'
+import { loadConfig, storeOptionsOf, type Config } from './config.js'
 
 const USAGE = `Usage: traitbase serve [--workers N]
 
@@ -29,17 +29,6 @@ function parseArgs(argv: readonly string[]): { workers?: number; help?: true } {
     } else throw new Error(`Unknown argument "${arg}"`)
   }
   return out
-}
-
-/** The store options every process of this server uses. */
-function storeOptions(config: Config): StoreOptions {
-  return {
-    changeLog: config.segments,
-    poolSize: config.database.poolSize,
-    connectTimeoutMs: config.database.connectTimeoutMs,
-    statementTimeoutMs: config.database.statementTimeoutMs,
-    pgbouncer: config.database.pgbouncer,
-  }
 }
 
 const primaryLog: PrimaryLog = (level, msg, fields = {}) => {
@@ -123,7 +112,7 @@ async function serve(config: Config): Promise<void> {
   }
 
   // openStore runs the migrations (safe when several servers start at once; a no-op once done).
-  const store: Store = await openStore(config.databaseUrl, storeOptions(config))
+  const store: Store = await openStore(config.databaseUrl, storeOptionsOf(config))
   const app = buildApp({ store, config, ...(tls === undefined ? {} : { tls }) })
 
   let stopping = false
