@@ -11,6 +11,7 @@ import {
   revokeAdminToken,
   setAdminPassword,
 } from './commands/admin.js'
+import { setRateLimit } from './commands/projects.js'
 import { abortOnInterrupt, EXIT_USAGE, uploadFile, type UploadCommandOptions } from './commands/upload.js'
 import { countSegment, exportSegment } from './commands/segment.js'
 import { createConsoleOutput } from './output.js'
@@ -131,6 +132,28 @@ token
   .description('revoke an admin token')
   .argument('<TOKEN_ID>', 'id as shown by "admin token list"')
   .action(run((id: string) => withStore((store) => revokeAdminToken({ store, out, id }), { mustExist: true })))
+const projects = program.command('projects').description('project settings (uses DATABASE_URL, like the server)')
+
+projects
+  .command('set-rate-limit')
+  .description("set a project's requests per minute per key (0 = unlimited, default = the server's RATE_LIMIT)")
+  .argument('<NAME>', 'project name')
+  .argument('<LIMIT>', 'requests per minute per key, 0, or "default"')
+  .action(
+    run((project: string, limit: string) =>
+      withStore((store) => setRateLimit({ store, out, project, limit }), { mustExist: true }),
+    ),
+  )
+
+// Listed for --help only: bin/traitbase.js hands `serve` to the server before this parser runs.
+program
+  .command('serve')
+  .description('run the server (configuration from the environment); --workers N runs N processes (PostgreSQL)')
+  .option('--workers <n>', 'server processes on this machine (default $WEB_CONCURRENCY or 1)')
+  .action(() => {
+    out.err('error: run "traitbase serve" through the traitbase binary (bin/traitbase.js)')
+    process.exitCode = EXIT_USAGE
+  })
 
 const segment = program
   .command('segment')

@@ -109,10 +109,14 @@ export function createClient(options: ClientOptions): TraitbaseClient {
     body: unknown,
     acceptStatus: number | undefined,
     onRetry?: () => void,
+    idempotencyKey?: string,
   ): Promise<{ status: number; json: unknown }> {
+    const sent: Record<string, string> =
+      body === undefined ? headers : { ...headers, 'content-type': 'application/json' }
     const init: RequestInit = {
       method,
-      headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+      // One key for every attempt of this request (an sf-string, as the IETF draft writes it).
+      headers: idempotencyKey === undefined ? sent : { ...sent, 'idempotency-key': `"${idempotencyKey}"` },
       body: body === undefined ? undefined : JSON.stringify(body),
     }
     for (let attempt = 1; ; attempt++) {
@@ -127,7 +131,8 @@ export function createClient(options: ClientOptions): TraitbaseClient {
           path,
           status: res.status,
           msg: readMsg(text) ?? (res.statusText || 'no message'),
-          retryable: isRetryableStatus(res.status),
+          // 409 to a keyed request: our own earlier attempt is still running on the server; wait for it.
+          retryable: isRetryableStatus(res.status) || (idempotencyKey !== undefined && res.status === 409),
         })
         retryAfterMs = parseRetryAfter(res.headers.get('retry-after'))
       } catch (cause) {
@@ -153,8 +158,17 @@ export function createClient(options: ClientOptions): TraitbaseClient {
     values: readonly (readonly AttributeValue[])[],
     onRetry?: () => void,
   ): Promise<void> {
-    // Retrying a POST is safe here: an upload is idempotent, the same batch always leaves the same state.
-    await call('POST', PROFILES_PATH, { field_name: fieldNames, values }, undefined, onRetry)
+    // Retrying this POST is safe: every attempt carries the same Idempotency-Key, so a server that
+    // supports it applies the batch once and replays its answer; one that does not still ends in the
+    // same state (an upload is idempotent in effect). A new request (e.g. half a refused batch) gets a new key.
+    await call(
+      'POST',
+      PROFILES_PATH,
+      { field_name: fieldNames, values },
+      undefined,
+      onRetry,
+      globalThis.crypto.randomUUID(),
+    )
   }
 
   return {

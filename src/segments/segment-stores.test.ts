@@ -138,6 +138,7 @@ interface Backend {
 }
 
 let pgDatabase: TestDatabase | undefined
+let citusDatabase: TestDatabase | undefined
 const BACKENDS: Backend[] = [
   {
     name: 'sqlite',
@@ -155,6 +156,19 @@ const BACKENDS: Backend[] = [
     openSecond: () => openStore((pgDatabase as TestDatabase).url),
     async cleanup() {
       await pgDatabase?.drop()
+    },
+  },
+  {
+    name: 'citus',
+    async open() {
+      const db = await createTestDatabase('citus')
+      if ('skip' in db) return db
+      citusDatabase = db
+      return openStore(db.url)
+    },
+    openSecond: () => openStore((citusDatabase as TestDatabase).url),
+    async cleanup() {
+      await citusDatabase?.drop()
     },
   },
 ]

@@ -214,7 +214,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       // The /v1 API in one child context, so the rate limiter is loaded before its routes are declared.
       void root.register(async (api) => {
         if (requestLog !== undefined) registerRequestLogHooks(api, requestLog, now)
-        await registerRateLimit(api, config.rateLimitPerMinute)
+        await registerRateLimit(api, { perMinute: config.rateLimitPerMinute, redisUrl: config.redisUrl })
         registerProfileRoutes(api, { store, auth, metrics, now })
         if (segmentIndex !== undefined) {
           registerSegmentRoutes(api, { store, auth, now, index: segmentIndex })

@@ -12,6 +12,8 @@ export interface AuthContext {
   /** The key's label, for the request log. */
   readonly keyLabel: string
   readonly scopes: readonly Scope[]
+  /** The project's own requests per minute per key; null: the server's `RATE_LIMIT`. */
+  readonly rateLimit: number | null
 }
 
 declare module 'fastify' {
@@ -79,7 +81,13 @@ export function createAuth(store: Store, now: Clock): Auth {
       )
     }
     touch(request, record.id)
-    return { projectId: record.projectId, keyId: record.id, keyLabel: record.label, scopes: record.scopes }
+    return {
+      projectId: record.projectId,
+      keyId: record.id,
+      keyLabel: record.label,
+      scopes: record.scopes,
+      rateLimit: record.projectRateLimit,
+    }
   }
 
   return {

@@ -37,6 +37,20 @@ describe('loadConfig', () => {
     }
   })
 
+  test('REDIS_URL, DATABASE_* limits and WEB_CONCURRENCY: defaults and bad values', () => {
+    const d = loadConfig({})
+    assert.equal(d.redisUrl, undefined)
+    assert.deepEqual(
+      { ...d.database },
+      { poolSize: 12, connectTimeoutMs: 5000, statementTimeoutMs: 15000, pgbouncer: false },
+    )
+    assert.equal(d.workers, 1)
+    assert.throws(() => loadConfig({ REDIS_URL: 'http://x' }), /REDIS_URL must be redis:/)
+    assert.throws(() => loadConfig({ DATABASE_POOL_SIZE: '0' }), /DATABASE_POOL_SIZE must be an integer from 1/)
+    assert.throws(() => loadConfig({ WEB_CONCURRENCY: 'two' }), /WEB_CONCURRENCY must be an integer/)
+    assert.throws(() => loadConfig({ DATABASE_PGBOUNCER: 'yes' }), /DATABASE_PGBOUNCER must be/)
+  })
+
   test('reads every variable', () => {
     const c = loadConfig({
       PORT: '0',
@@ -61,9 +75,15 @@ describe('loadConfig', () => {
       REQUEST_LOG: 'off',
       REQUEST_LOG_MAX_PER_PROJECT: '500',
       REQUEST_LOG_DAYS: '3',
+      REDIS_URL: 'redis://127.0.0.1:6379/2',
+      DATABASE_POOL_SIZE: '4',
+      DATABASE_CONNECT_TIMEOUT_MS: '1500',
+      DATABASE_STATEMENT_TIMEOUT_MS: '0',
+      DATABASE_PGBOUNCER: '1',
+      WEB_CONCURRENCY: '3',
     })
     assert.deepEqual(
-      { ...c, timeouts: { ...c.timeouts }, admin: { ...c.admin } },
+      { ...c, timeouts: { ...c.timeouts }, admin: { ...c.admin }, database: { ...c.database } },
       {
         port: 0,
         host: '0.0.0.0',
@@ -92,6 +112,9 @@ describe('loadConfig', () => {
           requestLogMaxPerProject: 500,
           requestLogDays: 3,
         },
+        redisUrl: 'redis://127.0.0.1:6379/2',
+        database: { poolSize: 4, connectTimeoutMs: 1500, statementTimeoutMs: 0, pgbouncer: true },
+        workers: 3,
       },
     )
     assert.throws(() => loadConfig({ REQUEST_LOG: 'maybe' }), /REQUEST_LOG must be on or off/)

@@ -1,5 +1,6 @@
 import { totalmem } from 'node:os'
 import { parseDatabaseUrl } from '../storage/open-store.js'
+import type { StoreOptions } from '../storage/store.js'
 
 /** Server configuration: read once from the environment, validated, frozen. Nothing else reads `process.env`. */
 
@@ -44,10 +45,22 @@ export interface Config {
   readonly segmentIndexMemoryMb: number
   /** Requests per minute per API key (`RATE_LIMIT`), answered 429 with `Retry-After` past it. Default 0: off. */
   readonly rateLimitPerMinute: number
+  /**
+   * `REDIS_URL` (`redis://…` or `rediss://…`): rate-limit counters shared by every process using it.
+   * Unset (the default): each process counts on its own.
+   */
+  readonly redisUrl: string | undefined
   /** Timeouts in milliseconds; see {@link Timeouts}. */
   readonly timeouts: Timeouts
   /** The administration (issue 8); see {@link AdminConfig}. */
   readonly admin: AdminConfig
+  /** PostgreSQL connection limits; see {@link DatabaseLimits}. */
+  readonly database: DatabaseLimits
+  /**
+   * Server processes on this machine (`WEB_CONCURRENCY`, or `traitbase serve --workers N`), default 1.
+   * More than one needs PostgreSQL: an SQLite database has one writer and lives in one process.
+   */
+  readonly workers: number
 }
 
 export interface AdminConfig {
@@ -64,6 +77,25 @@ export interface AdminConfig {
   readonly requestLogMaxPerProject: number
   /** Entries older than this many days are dropped (`REQUEST_LOG_DAYS`, default 7). */
   readonly requestLogDays: number
+}
+
+/** How one process uses PostgreSQL. N processes open up to N × `poolSize` connections. */
+export interface DatabaseLimits {
+  /** Connections in each process's pool. `DATABASE_POOL_SIZE`, default 12. */
+  readonly poolSize: number
+  /**
+   * Longest wait for a connection (a new one, or a free one from a busy pool) before the request is
+   * answered 503 with `Retry-After`. `DATABASE_CONNECT_TIMEOUT_MS`, default 5000.
+   */
+  readonly connectTimeoutMs: number
+  /**
+   * Longest a statement may run before it is cancelled and the request answered 503 with `Retry-After`
+   * (a slow or locked database never hangs a request). `DATABASE_STATEMENT_TIMEOUT_MS`, default 15000;
+   * 0 = none. Migrations are not subject to it.
+   */
+  readonly statementTimeoutMs: number
+  /** `DATABASE_PGBOUNCER=1`: connections go through PgBouncer (transaction pooling); see the README. */
+  readonly pgbouncer: boolean
 }
 
 export interface Timeouts {
@@ -102,6 +134,7 @@ export const DEFAULT_CONFIG: Config = Object.freeze({
   segmentIndexIdleMinutes: 30,
   segmentIndexMemoryMb: Math.max(64, Math.floor(totalmem() / MIB / 4)),
   rateLimitPerMinute: 0,
+  redisUrl: undefined,
   timeouts: Object.freeze({
     requestMs: 30_000,
     headersMs: 10_000,
@@ -117,6 +150,8 @@ export const DEFAULT_CONFIG: Config = Object.freeze({
     requestLogMaxPerProject: 10_000,
     requestLogDays: 7,
   }),
+  database: Object.freeze({ poolSize: 12, connectTimeoutMs: 5_000, statementTimeoutMs: 15_000, pgbouncer: false }),
+  workers: 1,
 })
 
 /**
@@ -189,6 +224,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   const segmentIndexIdleMinutes = int('SEGMENT_INDEX_IDLE_MINUTES', d.segmentIndexIdleMinutes, 0, 7 * 24 * 60)
   const segmentIndexMemoryMb = int('SEGMENT_INDEX_MEMORY_MB', d.segmentIndexMemoryMb, 1, 16 * MIB)
   const rateLimitPerMinute = int('RATE_LIMIT', d.rateLimitPerMinute, 0, 10_000_000)
+  const redisUrl = get('REDIS_URL')
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
+    problems.push(
+      `REDIS_URL must be redis://HOST[:PORT][/DB] or rediss://…, got "${redisUrl.replace(/\/\/[^@/]*@/, '//***@')}"`,
+    )
+  }
 
   const hour = 3_600_000
   const requestMs = int('REQUEST_TIMEOUT_MS', d.timeouts.requestMs, 100, hour)
@@ -223,6 +264,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     requestLogMaxPerProject: int('REQUEST_LOG_MAX_PER_PROJECT', d.admin.requestLogMaxPerProject, 1, 10_000_000),
     requestLogDays: int('REQUEST_LOG_DAYS', d.admin.requestLogDays, 1, 3650),
   })
+  const rawBouncer = get('DATABASE_PGBOUNCER')?.toLowerCase()
+  if (rawBouncer !== undefined && !['0', '1', 'true', 'false'].includes(rawBouncer)) {
+    problems.push(`DATABASE_PGBOUNCER must be 1/true or 0/false, got "${rawBouncer}"`)
+  }
+  const database: DatabaseLimits = Object.freeze({
+    poolSize: int('DATABASE_POOL_SIZE', d.database.poolSize, 1, 1000),
+    connectTimeoutMs: int('DATABASE_CONNECT_TIMEOUT_MS', d.database.connectTimeoutMs, 100, hour),
+    statementTimeoutMs: int('DATABASE_STATEMENT_TIMEOUT_MS', d.database.statementTimeoutMs, 0, hour),
+    pgbouncer: rawBouncer === '1' || rawBouncer === 'true',
+  })
+  const workers = int('WEB_CONCURRENCY', d.workers, 1, 256)
 
   if (problems.length > 0) throw new Error(`Invalid configuration:\n  ${problems.join('\n  ')}`)
   return Object.freeze({
@@ -238,7 +290,21 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     segmentIndexIdleMinutes,
     segmentIndexMemoryMb,
     rateLimitPerMinute,
+    redisUrl,
     timeouts,
     admin,
+    database,
+    workers,
   })
+}
+
+/** The store options every server process opens its database with. */
+export function storeOptionsOf(config: Config): StoreOptions {
+  return {
+    changeLog: config.segments,
+    poolSize: config.database.poolSize,
+    connectTimeoutMs: config.database.connectTimeoutMs,
+    statementTimeoutMs: config.database.statementTimeoutMs,
+    pgbouncer: config.database.pgbouncer,
+  }
 }

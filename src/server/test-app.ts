@@ -5,7 +5,7 @@ import { generateApiKey } from '../storage/api-keys.js'
 import { openStore } from '../storage/open-store.js'
 import type { Store } from '../storage/store.js'
 import { buildApp } from './app.js'
-import { loadConfig, type Config } from './config.js'
+import { loadConfig, storeOptionsOf, type Config } from './config.js'
 import { createMetrics } from './metrics.js'
 
 export interface TestApp {
@@ -24,7 +24,7 @@ export async function buildTestApp(
   databaseUrl = 'sqlite::memory:',
 ): Promise<TestApp> {
   const config = loadConfig({ LOG_LEVEL: 'silent', ...env })
-  const store = await openStore(databaseUrl, { changeLog: config.segments })
+  const store = await openStore(databaseUrl, storeOptionsOf(config))
   const app = buildApp({ store, config, metrics: createMetrics({ defaultMetrics: false }), ...(now ? { now } : {}) })
   t.after(async () => {
     await app.close()

@@ -568,6 +568,81 @@ export function describeStoreContract(
       }
     })
 
+    describe('idempotency keys', () => {
+      const T0 = Date.parse('2026-01-01T00:00:00.000Z')
+      const claimAt = (projectId: number, key: string, fingerprint: string, at: number) =>
+        store.claimIdempotencyKey({
+          projectId,
+          key,
+          fingerprint,
+          now: new Date(at),
+          expiredBefore: new Date(at - 24 * 3_600_000),
+          abandonedBefore: new Date(at - 60_000),
+        })
+
+      test('first claim wins; in flight, mismatch, completed replay; scoped per project', async () => {
+        const [p, q] = [await newProject(), await newProject()]
+        assert.deepEqual(await claimAt(p, 'k1', 'f1', T0), { kind: 'claimed' })
+        assert.deepEqual(await claimAt(p, 'k1', 'f1', T0 + 1), { kind: 'in_flight' })
+        assert.deepEqual(await claimAt(p, 'k1', 'f2', T0 + 1), { kind: 'mismatch' }, 'another body: mismatch first')
+        assert.deepEqual(await claimAt(q, 'k1', 'f2', T0 + 1), { kind: 'claimed' }, 'another project: its own key')
+        await store.completeIdempotencyKey(p, 'k1', 200, '{"msg":"ok","timestamp":1}')
+        assert.deepEqual(await claimAt(p, 'k1', 'f1', T0 + 2), {
+          kind: 'completed',
+          status: 200,
+          body: '{"msg":"ok","timestamp":1}',
+        })
+        assert.deepEqual(await claimAt(p, 'k1', 'f2', T0 + 2), { kind: 'mismatch' })
+      })
+
+      test('released keys are free again; completed ones are not released', async () => {
+        const p = await newProject()
+        assert.equal((await claimAt(p, 'k', 'f', T0)).kind, 'claimed')
+        await store.releaseIdempotencyKey(p, 'k')
+        assert.equal((await claimAt(p, 'k', 'other', T0 + 1)).kind, 'claimed', 'a failed first request binds nothing')
+        await store.completeIdempotencyKey(p, 'k', 200, 'x')
+        await store.releaseIdempotencyKey(p, 'k')
+        assert.equal((await claimAt(p, 'k', 'other', T0 + 2)).kind, 'completed')
+      })
+
+      test('expiry after 24 h, abandoned in-flight claims taken over (same body only), pruning', async () => {
+        const p = await newProject()
+        assert.equal((await claimAt(p, 'done', 'f', T0)).kind, 'claimed')
+        await store.completeIdempotencyKey(p, 'done', 200, 'x')
+        assert.equal((await claimAt(p, 'stuck', 'f', T0)).kind, 'claimed')
+        const later = T0 + 61_000
+        assert.equal((await claimAt(p, 'stuck', 'g', later)).kind, 'mismatch', 'a stranger body never takes over')
+        assert.equal((await claimAt(p, 'stuck', 'f', later)).kind, 'claimed', 'the same body retried takes over')
+        assert.equal((await claimAt(p, 'done', 'g', T0 + 24 * 3_600_000 - 1)).kind, 'mismatch')
+        assert.equal((await claimAt(p, 'done', 'g', T0 + 24 * 3_600_000 + 1)).kind, 'claimed', 'expired: free')
+        await store.completeIdempotencyKey(p, 'done', 200, 'y')
+        const pruned = await store.pruneIdempotencyKeys(new Date(T0 + 3_600_000))
+        assert.ok(pruned >= 1, `pruned ${pruned}`)
+        assert.equal((await claimAt(p, 'stuck', 'h', T0 + 2)).kind, 'claimed', 'pruned: free')
+        assert.equal((await claimAt(p, 'done', 'h', T0 + 2)).kind, 'mismatch', 'newer than the cutoff: kept')
+      })
+
+      test('racing claims of one key: exactly one wins', async () => {
+        const p = await newProject()
+        const results = await Promise.all(Array.from({ length: 8 }, (_, i) => claimAt(p, 'race', 'f', T0 + i)))
+        assert.equal(results.filter((r) => r.kind === 'claimed').length, 1)
+        assert.equal(results.filter((r) => r.kind === 'in_flight').length, 7)
+      })
+    })
+
+    test('per-project rate limit: set, read through the key, back to the default', async () => {
+      const name = `rl-${randomBytes(4).toString('hex')}`
+      const project = await store.ensureProject(name)
+      const key = generateApiKey()
+      await store.createKey({ projectId: project.id, label: 'k', scopes: ['profiles:write'], hash: key.hash })
+      assert.equal((await store.findKeyByHash(key.hash))?.projectRateLimit, null)
+      assert.deepEqual(await store.setProjectRateLimit(name, 42), { project, rateLimit: 42 })
+      assert.equal((await store.findKeyByHash(key.hash))?.projectRateLimit, 42)
+      assert.equal((await store.setProjectRateLimit(name, null))?.rateLimit, null)
+      assert.equal((await store.findKeyByHash(key.hash))?.projectRateLimit, null)
+      assert.equal(await store.setProjectRateLimit(`${name}-none`, 5), undefined)
+    })
+
     if (shareable)
       describe('several processes on one database', () => {
         test('a second store sees committed writes, and the change feed misses nothing from either', async () => {

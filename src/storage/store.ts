@@ -31,6 +31,8 @@ export interface KeyRecord {
   readonly revokedAt: string | null
   /** Set by rotation: the key stops working at this time (ISO-8601); null = no expiry. */
   readonly expiresAt: string | null
+  /** The project's own requests-per-minute limit per key (`projects set-rate-limit`); null: the server's `RATE_LIMIT`. */
+  readonly projectRateLimit: number | null
 }
 
 export interface Profile {
@@ -91,6 +93,34 @@ export interface SavedSegment {
   readonly updatedAt: string
 }
 
+/**
+ * A claim on an `Idempotency-Key` (IETF httpapi idempotency-key draft), scoped to a project.
+ * Times come from the caller's clock so one rule decides expiry on every backend.
+ */
+export interface IdempotencyClaim {
+  readonly projectId: number
+  /** The client's key, 1-255 printable ASCII characters. */
+  readonly key: string
+  /** Digest of the request body: the same key with another body is refused. */
+  readonly fingerprint: string
+  readonly now: Date
+  /** An entry created before this has expired: the key is free again (24 h after its first use). */
+  readonly expiredBefore: Date
+  /** An entry still in flight since before this was abandoned by a process that died: it may be taken over. */
+  readonly abandonedBefore: Date
+}
+
+/** What `claimIdempotencyKey` found. */
+export type IdempotencyState =
+  /** The key was free (or expired, or abandoned): the caller owns it until it completes or releases it. */
+  | { readonly kind: 'claimed' }
+  /** The first request with this key is still running. */
+  | { readonly kind: 'in_flight' }
+  /** The key was used with another body. */
+  | { readonly kind: 'mismatch' }
+  /** The first request completed: replay its answer. */
+  | { readonly kind: 'completed'; readonly status: number; readonly body: string }
+
 /** Options of `openStore` and the backend constructors. */
 export interface StoreOptions {
   /**
@@ -106,6 +136,17 @@ export interface StoreOptions {
   readonly changeRetentionMs?: number
   /** Pause between automatic prunes. Default 60,000 ms. */
   readonly pruneIntervalMs?: number
+  /** PostgreSQL: connections in this process's pool (default 12). Total = pool size × processes. */
+  readonly poolSize?: number
+  /** PostgreSQL: longest wait to connect or for a free pooled connection, then an error (a 503). Default 0: no limit. */
+  readonly connectTimeoutMs?: number
+  /** PostgreSQL: longest a statement may run, then an error (a 503). Default 0: no limit. */
+  readonly statementTimeoutMs?: number
+  /**
+   * PostgreSQL behind PgBouncer: PgBouncer refuses a `statement_timeout` startup parameter, so only the
+   * client-side timeout applies (set the server-side one on the role: `ALTER ROLE … SET statement_timeout`).
+   */
+  readonly pgbouncer?: boolean
 }
 
 /** Default of {@link StoreOptions.changeRetentionMs}. */
@@ -132,6 +173,14 @@ export interface Store extends AdminStore {
   /** Returns the project with this name, creating it if new. */
   ensureProject(name: string): Promise<Project>
   findProject(name: string): Promise<Project | undefined>
+  /**
+   * Sets the project's requests-per-minute limit per key (null: back to the server's `RATE_LIMIT`,
+   * 0: unlimited). Undefined when there is no such project.
+   */
+  setProjectRateLimit(
+    name: string,
+    perMinute: number | null,
+  ): Promise<{ project: Project; rateLimit: number | null } | undefined>
   createKey(input: NewKey): Promise<KeyRecord>
   listKeys(projectId: number): Promise<KeyRecord[]>
   /** Sets `revoked_at`; false when no such key or already revoked. */
@@ -156,6 +205,18 @@ export interface Store extends AdminStore {
   /** Undefined when there is no such segment in this project. */
   updateSegment(projectId: number, id: string, name: string, where: unknown): Promise<SavedSegment | undefined>
   deleteSegment(projectId: number, id: string): Promise<boolean>
+
+  /**
+   * Claims an idempotency key atomically, so of two requests racing with one key (on any process)
+   * exactly one gets `claimed`.
+   */
+  claimIdempotencyKey(claim: IdempotencyClaim): Promise<IdempotencyState>
+  /** Records the answer of a claimed key, for replays. */
+  completeIdempotencyKey(projectId: number, key: string, status: number, body: string): Promise<void>
+  /** Frees a claimed key that did not complete (the request failed), so a retry runs again. */
+  releaseIdempotencyKey(projectId: number, key: string): Promise<void>
+  /** Deletes entries created before `olderThan` (every project). Returns how many. */
+  pruneIdempotencyKeys(olderThan: Date): Promise<number>
 
   /** Changes since `token` (null: everything), streamed in pages. See ChangePage. */
   readChanges(projectId: number, token: string | null): ChangeFeed

@@ -4,15 +4,19 @@
  * up on a 500.
  */
 
-/** PostgreSQL SQLSTATEs: connection exceptions (class 08), shutdown or starting up, too many connections, database gone. */
-const PG_UNAVAILABLE = /^(08...|57P0[1-4]|53300|53400|3D000)$/
+/**
+ * PostgreSQL SQLSTATEs: connection exceptions (class 08), shutdown or starting up, too many
+ * connections, database gone, and a statement cancelled by `statement_timeout` (57014) or a lock
+ * not granted in time (55P03): the database is too slow right now, the request may be retried.
+ */
+const PG_UNAVAILABLE = /^(08...|57P0[1-4]|57014|55P03|53300|53400|3D000)$/
 /** Node network errors on the way to the database. */
 const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN'])
 /** SQLite result codes for a file that is locked by another process, full, or unreadable right now. */
 const SQLITE_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|PROTOCOL)/
-/** node-postgres reports a dropped or timed-out connection with a message and no code. */
+/** node-postgres reports a dropped or timed-out connection, or its own query timeout, with a message and no code. */
 const PG_MESSAGES =
-  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout)/
 
 export function isStoreUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false

@@ -51,6 +51,14 @@ const BACKENDS: Backend[] = [
       return { url: db.url, cleanup: () => db.drop() }
     },
   },
+  {
+    name: 'citus',
+    async setup() {
+      const db = await createTestDatabase('citus')
+      if ('skip' in db) return db
+      return { url: db.url, cleanup: () => db.drop() }
+    },
+  },
 ]
 
 for (const backend of BACKENDS) {

@@ -102,6 +102,14 @@ const backends: Backend[] = [
       return { databaseUrl: (db as TestDatabase).url, cleanup: () => (db as TestDatabase).drop() }
     },
   },
+  {
+    name: 'Citus (3 nodes)',
+    async setup() {
+      const db = await createTestDatabase('citus')
+      if ('skip' in db) return db
+      return { databaseUrl: db.url, cleanup: () => db.drop() }
+    },
+  },
 ]
 
 for (const backend of backends) {

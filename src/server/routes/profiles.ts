@@ -6,6 +6,7 @@ import type { Store } from '../../storage/store.js'
 import { authOf, type Auth } from '../auth.js'
 import { success, successText, type Clock } from '../envelope.js'
 import { addMethodNotAllowed } from '../errors.js'
+import { idempotencyKeyOf, runIdempotent, startIdempotencyPruning } from '../idempotency.js'
 import type { ParsedQuery } from '../query.js'
 import type { Metrics } from '../metrics.js'
 
@@ -32,14 +33,26 @@ export function registerProfileRoutes(app: FastifyInstance, { store, auth, metri
     if (request.body === undefined) {
       throw new TraitbaseError('BAD_REQUEST', 'Request body is required: a JSON object with "field_name" and "values"')
     }
+    const idempotencyKey = idempotencyKeyOf(request)
     const parsed = parseUploadBody(request.body)
     if (!parsed.ok) throw validationError(parsed.error)
     // A dry run answers what the upload would answer, every check included, and writes nothing.
     if (dryRun) return reply.type('application/json; charset=utf-8').send(successText(now))
-    const outcome = await store.applyUpload(projectId, parsed.value)
-    request.uploadOutcome = outcome
-    metrics.recordUpload(outcome)
-    return reply.type('application/json; charset=utf-8').send(successText(now))
+    const upload = async (): Promise<string> => {
+      const outcome = await store.applyUpload(projectId, parsed.value)
+      request.uploadOutcome = outcome
+      metrics.recordUpload(outcome)
+      return successText(now)
+    }
+    if (idempotencyKey !== undefined) {
+      return runIdempotent({ store, now, projectId, key: idempotencyKey, body: request.body }, request, reply, upload)
+    }
+    return reply.type('application/json; charset=utf-8').send(await upload())
+  })
+  const stopPruning = startIdempotencyPruning(store, now, app.log)
+  app.addHook('onClose', (_instance, done) => {
+    stopPruning()
+    done()
   })
 
   const readProfile = async (projectId: number, userId: string) => {

@@ -7,9 +7,9 @@ import type { Migration } from '../migration.js'
 export const MIGRATION_LOCK_KEY = '8389754676158734707'
 
 /**
- * The PostgreSQL schema. Every primary key leads with `project_id`, so with Citus `profiles`,
- * `segments` and `change_log` distribute by `project_id` and `projects`/`api_keys` become reference
- * tables (see the README). `profiles` has no secondary index and a fillfactor of 75, so upserts
+ * The PostgreSQL schema. Every primary key leads with `project_id`, so on Citus `profiles`,
+ * `segments`, `change_log` and `change_horizon` distribute by `project_id`, co-located, and
+ * `projects`/`api_keys` become reference tables (done by `citus-layout.ts` after migrating). `profiles` has no secondary index and a fillfactor of 75, so upserts
  * that change only the jsonb document stay HOT (no index write at all). `user_id` is COLLATE "C":
  * byte order of UTF-8 = code point order = SQLite BINARY order, so pages agree on both backends.
  */
@@ -116,6 +116,110 @@ CREATE TABLE request_log (
   dry_run boolean NOT NULL,
   PRIMARY KEY (project_id, id)
 );
+`,
+  },
+  {
+    // Idempotency-Key records (POST /v1/user/profiles), seen by every server process. `project_id`
+    // leads the primary key like every per-project table, so with Citus it distributes with them.
+    id: '0002_idempotency',
+    sql: `
+CREATE TABLE idempotency_keys (
+  project_id integer NOT NULL,
+  key text COLLATE "C" NOT NULL,
+  fingerprint text NOT NULL,
+  status smallint,
+  response text,
+  created_at timestamptz NOT NULL,
+  PRIMARY KEY (project_id, key)
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+`,
+  },
+  {
+    // A project's own rate limit per key (requests per minute); NULL: the server's RATE_LIMIT.
+    id: '0002_project_rate_limit',
+    sql: `ALTER TABLE projects ADD COLUMN rate_limit integer CHECK (rate_limit >= 0);`,
+  },
+  {
+    // Every write that logs a change, and the pruning of the log, as functions: on Citus they are
+    // delegated whole to the worker holding the project's shards (see citus-layout.ts), so
+    // pg_current_xact_id() is that worker's, the same node whose pg_current_snapshot() the change
+    // feed reads, and an upload is one local transaction there (no two-phase commit). On plain
+    // PostgreSQL they are ordinary functions with the statements the store used to send itself.
+    // Rows are upserted in user_id code point order so overlapping batches cannot deadlock.
+    id: '0002_change_functions',
+    sql: `
+CREATE FUNCTION traitbase_upload(p_project integer, p_users text[], p_patches jsonb, p_log boolean,
+  OUT n_created integer, OUT n_total integer)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+  WITH upserted AS (
+    INSERT INTO profiles AS p (project_id, user_id, attributes, created_at, updated_at)
+    SELECT p_project, t.u, jsonb_strip_nulls(p_patches -> t.u), now(), now()
+    FROM unnest(p_users) AS t(u)
+    ORDER BY t.u COLLATE "C"
+    ON CONFLICT (project_id, user_id) DO UPDATE
+    SET attributes = jsonb_strip_nulls(p.attributes || (p_patches -> excluded.user_id)), updated_at = excluded.updated_at
+    RETURNING (p.xmax = 0) AS is_new
+  ), logged AS (
+    INSERT INTO change_log (project_id, xid, user_id)
+    SELECT p_project, pg_current_xact_id(), u FROM unnest(p_users) AS u WHERE p_log
+  )
+  SELECT count(*) FILTER (WHERE is_new)::int, count(*)::int INTO n_created, n_total FROM upserted;
+END
+$fn$;
+
+CREATE FUNCTION traitbase_delete(p_project integer, p_user text, p_log boolean) RETURNS integer
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE n integer;
+BEGIN
+  WITH deleted AS (
+    DELETE FROM profiles WHERE project_id = p_project AND user_id = p_user RETURNING user_id
+  ), logged AS (
+    INSERT INTO change_log (project_id, xid, user_id)
+    SELECT p_project, pg_current_xact_id(), user_id FROM deleted WHERE p_log
+  )
+  SELECT count(*)::int INTO n FROM deleted;
+  RETURN n;
+END
+$fn$;
+
+-- After a project's shards moved to another node, its log holds xids of the old node, which mean
+-- nothing here: drop them and put the horizon at this node's current xid, so every token taken
+-- before resets once (a full read) and later ones start clean.
+CREATE FUNCTION traitbase_restart_changes(p_project integer) RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+  DELETE FROM change_log WHERE project_id = p_project;
+  INSERT INTO change_horizon AS h (project_id, pruned_xid) VALUES (p_project, pg_current_xact_id())
+  ON CONFLICT (project_id) DO UPDATE SET pruned_xid = excluded.pruned_xid;
+END
+$fn$;
+
+-- Deletes up to p_limit entries older than p_older_than and below the node's oldest running xid,
+-- and moves the project's horizon with them, so the horizon stays below every later reader's xmin.
+CREATE FUNCTION traitbase_prune_changes(p_project integer, p_older_than timestamptz, p_limit integer)
+RETURNS integer
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE n integer; top xid8;
+BEGIN
+  WITH deleted AS (
+    DELETE FROM change_log WHERE project_id = p_project AND ctid IN (
+      SELECT ctid FROM change_log
+      WHERE project_id = p_project AND changed_at < p_older_than
+        AND xid < pg_snapshot_xmin(pg_current_snapshot())
+      LIMIT p_limit
+    )
+    RETURNING xid
+  )
+  SELECT count(*)::int, max(xid) INTO n, top FROM deleted;
+  IF n > 0 THEN
+    INSERT INTO change_horizon AS h (project_id, pruned_xid) VALUES (p_project, top)
+    ON CONFLICT (project_id) DO UPDATE SET pruned_xid = greatest(h.pruned_xid, excluded.pruned_xid);
+  END IF;
+  RETURN n;
+END
+$fn$;
 `,
   },
 ]

@@ -6,6 +6,7 @@ import type { ProfilePatch, UploadBatch } from '../../core/upload.js'
 import { newAdminTokenId, newKeyId, newSegmentId } from '../api-keys.js'
 import { prefixUpperBound } from '../prefix.js'
 import { compileCondition, postgresDialect } from '../sql-dialect.js'
+import { idempotencyState } from '../idempotency.js'
 import type {
   AdminSession,
   AdminToken,
@@ -19,6 +20,8 @@ import type {
   UserSummary,
   ChangeFeed,
   ChangePage,
+  IdempotencyClaim,
+  IdempotencyState,
   KeyRecord,
   NewKey,
   Profile,
@@ -32,6 +35,7 @@ import type {
 } from '../store.js'
 import { startPruneTimer } from '../pruning.js'
 import { DEFAULT_CHANGE_RETENTION_MS } from '../store.js'
+import { applyCitusLayout } from './citus-layout.js'
 import { MIGRATION_LOCK_KEY, POSTGRES_MIGRATIONS } from './postgres-migrations.js'
 
 /** Tuning of the PostgreSQL store. */
@@ -40,40 +44,14 @@ export interface PostgresStoreOptions extends StoreOptions {
   readonly poolSize?: number
 }
 
-/** Patches per statement: batches above this (the bulk path) are split, inside one transaction. */
-const CHUNK = 1000
+/** How much later than the server's statement timeout the client gives up on a query itself. */
+const QUERY_TIMEOUT_MARGIN_MS = 2000
 /** Rows per FETCH of the change feed: bounded memory whatever the size of the project. */
 const CHANGE_PAGE = 1000
-const TOKEN_PREFIX = 'p2:'
+const TOKEN_PREFIX = 'p3:'
 /** Change-log entries deleted per pruning statement. */
 const PRUNE_CHUNK = 10_000
 const PROFILE_COLUMNS = { userId: 'user_id', attrs: 'attributes' }
-
-/**
- * One statement per chunk: atomic on its own, so a 100-user request costs one round trip.
- * Rows are inserted in user_id code point order (the batch is sorted already; sorting 100 ids again
- * costs nothing and guards against callers that did not), so every transaction locks rows in the
- * same order and overlapping batches cannot deadlock. `$3` maps each
- * user to its patch (JSON, `null` = clear); `excluded` holds the already stripped document, so the
- * update looks the raw patch up in `$3` (a jsonb object lookup is a binary search).
- */
-const UPSERT_SQL = (changeLog: boolean): string => `
-WITH upserted AS (
-  INSERT INTO profiles AS p (project_id, user_id, attributes, created_at, updated_at)
-  SELECT $1, t.u, jsonb_strip_nulls($3::jsonb -> t.u), now(), now()
-  FROM unnest($2::text[]) AS t(u)
-  ORDER BY t.u COLLATE "C"
-  ON CONFLICT (project_id, user_id) DO UPDATE
-  SET attributes = jsonb_strip_nulls(p.attributes || ($3::jsonb -> excluded.user_id)), updated_at = excluded.updated_at
-  RETURNING (p.xmax = 0) AS created
-)${
-  changeLog
-    ? `, logged AS (
-  INSERT INTO change_log (project_id, xid, user_id) SELECT $1, pg_current_xact_id(), u FROM unnest($2::text[]) AS u
-)`
-    : ''
-}
-SELECT count(*) FILTER (WHERE created)::int AS created, count(*)::int AS total FROM upserted`
 
 interface ProfileRow {
   user_id: string
@@ -93,6 +71,7 @@ interface KeyRow {
   last_used_at: Date | null
   revoked_at: Date | null
   expires_at: Date | null
+  project_rate_limit: number | null
 }
 
 interface SegmentRow {
@@ -104,7 +83,7 @@ interface SegmentRow {
 }
 
 const KEY_SELECT = `SELECT k.id, k.project_id, p.name AS project_name, k.label, k.scopes, k.hash, k.created_at,
-  k.last_used_at, k.revoked_at, k.expires_at FROM api_keys k JOIN projects p ON p.id = k.project_id`
+  k.last_used_at, k.revoked_at, k.expires_at, p.rate_limit AS project_rate_limit FROM api_keys k JOIN projects p ON p.id = k.project_id`
 const SEGMENT_COLUMNS = 'id, name, where_json, created_at, updated_at'
 
 /**
@@ -117,7 +96,6 @@ export class PostgresStore implements Store {
   /** The pool; exposed for tests and benchmarks, not for server code. */
   readonly pool: pg.Pool
   private readonly changeLog: boolean
-  private readonly upsertSql: string
   private touches = new Map<string, { at: Date; waiters: (() => void)[] }>()
   private touchScheduled = false
   private pruneTimer: NodeJS.Timeout | undefined
@@ -125,8 +103,7 @@ export class PostgresStore implements Store {
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
     this.changeLog = options.changeLog !== false
-    this.upsertSql = UPSERT_SQL(this.changeLog)
-    this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 12 })
+    this.pool = new pg.Pool({ connectionString: url, ...poolLimits(options) })
     // An idle client losing its connection must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined)
     if (this.changeLog && options.changeRetentionMs !== 0) {
@@ -139,31 +116,37 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * One transaction per migration, each under a transaction-level advisory lock (servers starting
+   * at once migrate one after the other; no session state, so it works behind PgBouncer in
+   * transaction mode). The last one places the tables on Citus (see citus-layout.ts).
+   */
   async migrate(): Promise<void> {
     const client = await this.pool.connect()
     try {
-      await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
-      try {
-        await client.query(
-          'CREATE TABLE IF NOT EXISTS traitbase_migrations (id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
-        )
-        const done = new Set(
-          (await client.query<{ id: string }>('SELECT id FROM traitbase_migrations')).rows.map((r) => r.id),
-        )
-        for (const m of POSTGRES_MIGRATIONS) {
-          if (done.has(m.id)) continue
-          await client.query('BEGIN')
-          try {
-            await client.query(m.sql)
-            await client.query('INSERT INTO traitbase_migrations (id) VALUES ($1)', [m.id])
+      for (;;) {
+        await client.query('BEGIN')
+        try {
+          await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY])
+          await client.query(
+            'CREATE TABLE IF NOT EXISTS traitbase_migrations (id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+          )
+          const done = new Set(
+            (await client.query<{ id: string }>('SELECT id FROM traitbase_migrations')).rows.map((r) => r.id),
+          )
+          const next = POSTGRES_MIGRATIONS.find((m) => !done.has(m.id))
+          if (next === undefined) {
+            await applyCitusLayout(client)
             await client.query('COMMIT')
-          } catch (error) {
-            await client.query('ROLLBACK')
-            throw error
+            return
           }
+          await client.query(next.sql)
+          await client.query('INSERT INTO traitbase_migrations (id) VALUES ($1)', [next.id])
+          await client.query('COMMIT')
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined)
+          throw error
         }
-      } finally {
-        await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
       }
     } finally {
       client.release()
@@ -196,6 +179,23 @@ export class PostgresStore implements Store {
     )
     const row = rows[0]
     return row && { id: row.id, name: row.name, createdAt: row.created_at.toISOString() }
+  }
+
+  async setProjectRateLimit(
+    name: string,
+    perMinute: number | null,
+  ): Promise<{ project: Project; rateLimit: number | null } | undefined> {
+    const { rows } = await this.pool.query<{ id: number; name: string; created_at: Date; rate_limit: number | null }>(
+      'UPDATE projects SET rate_limit = $2 WHERE name = $1 RETURNING id, name, created_at, rate_limit',
+      [name, perMinute],
+    )
+    const row = rows[0]
+    return (
+      row && {
+        project: { id: row.id, name: row.name, createdAt: row.created_at.toISOString() },
+        rateLimit: row.rate_limit,
+      }
+    )
   }
 
   async createKey(input: NewKey): Promise<KeyRecord> {
@@ -266,50 +266,31 @@ export class PostgresStore implements Store {
     for (const touch of touches.values()) for (const done of touch.waiters) done()
   }
 
+  /**
+   * One call of `traitbase_upload` (see the migrations), whatever the batch size: one statement is
+   * atomic on its own, and on Citus a single call outside a transaction block is delegated whole to
+   * the worker that holds the project, where the change log takes that worker's xid.
+   */
   async applyUpload(projectId: number, batch: UploadBatch): Promise<UploadOutcome> {
     const patches = batch.patches
     if (patches.length === 0) return { created: 0, updated: 0, valuesWritten: 0 }
     const valuesWritten = checkStorable(patches)
-    if (patches.length <= CHUNK) {
-      const created = await this.upsert(this.pool, projectId, patches)
-      return { created, updated: patches.length - created, valuesWritten }
-    }
-    const client = await this.pool.connect()
-    try {
-      await client.query('BEGIN')
-      let created = 0
-      try {
-        for (let i = 0; i < patches.length; i += CHUNK) {
-          created += await this.upsert(client, projectId, patches.slice(i, i + CHUNK))
-        }
-        await client.query('COMMIT')
-      } catch (error) {
-        await client.query('ROLLBACK')
-        throw error
-      }
-      return { created, updated: patches.length - created, valuesWritten }
-    } finally {
-      client.release()
-    }
-  }
-
-  private async upsert(db: pg.Pool | pg.PoolClient, projectId: number, patches: readonly ProfilePatch[]) {
+    // Sorted by the function in code point order, so overlapping batches lock rows in one order.
     const userIds: string[] = []
     const byUser = Object.create(null) as Record<string, ProfilePatch['attributes']>
     for (const patch of patches) {
       userIds.push(patch.userId)
       byUser[patch.userId] = patch.attributes
     }
-    const { rows } = await db.query<{ created: number; total: number }>(this.upsertSql, [
-      projectId,
-      userIds,
-      JSON.stringify(byUser),
-    ])
-    const row = rows[0] as { created: number; total: number }
-    if (row.total !== patches.length) {
-      throw new Error(`Upsert wrote ${row.total} profiles for ${patches.length} patches; user ids must be distinct`)
+    const { rows } = await this.pool.query<{ n_created: number; n_total: number }>(
+      'SELECT n_created, n_total FROM traitbase_upload($1, $2, $3, $4)',
+      [projectId, userIds, JSON.stringify(byUser), this.changeLog],
+    )
+    const row = rows[0] as { n_created: number; n_total: number }
+    if (row.n_total !== patches.length) {
+      throw new Error(`Upsert wrote ${row.n_total} profiles for ${patches.length} patches; user ids must be distinct`)
     }
-    return row.created
+    return { created: row.n_created, updated: patches.length - row.n_created, valuesWritten }
   }
 
   async getProfile(projectId: number, userId: string): Promise<Profile | undefined> {
@@ -323,14 +304,11 @@ export class PostgresStore implements Store {
 
   async deleteProfile(projectId: number, userId: string): Promise<boolean> {
     if (userId.includes('\0')) return false
-    const log = this.changeLog
-      ? `, logged AS (INSERT INTO change_log (project_id, xid, user_id) SELECT $1, pg_current_xact_id(), user_id FROM deleted)`
-      : ''
-    const { rows } = await this.pool.query<{ n: number }>(
-      `WITH deleted AS (DELETE FROM profiles WHERE project_id = $1 AND user_id = $2 RETURNING user_id)${log}
-       SELECT count(*)::int AS n FROM deleted`,
-      [projectId, userId],
-    )
+    const { rows } = await this.pool.query<{ n: number }>('SELECT traitbase_delete($1, $2, $3) AS n', [
+      projectId,
+      userId,
+      this.changeLog,
+    ])
     return rows[0]?.n === 1
   }
 
@@ -812,6 +790,52 @@ export class PostgresStore implements Store {
   }
 
   /**
+   * Two single-row statements, each routed to one shard on Citus: take the key when it is free,
+   * expired or abandoned (one atomic upsert: of racing claims exactly one gets the row back), else
+   * read who holds it. A holder that vanished between the two (released) means try again.
+   */
+  async claimIdempotencyKey(claim: IdempotencyClaim): Promise<IdempotencyState> {
+    for (;;) {
+      const taken = await this.pool.query(
+        `INSERT INTO idempotency_keys AS i (project_id, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (project_id, key) DO UPDATE
+         SET fingerprint = excluded.fingerprint, status = NULL, response = NULL, created_at = excluded.created_at
+         WHERE i.created_at < $5 OR (i.status IS NULL AND i.created_at < $6 AND i.fingerprint = excluded.fingerprint)
+         RETURNING 1`,
+        [claim.projectId, claim.key, claim.fingerprint, claim.now, claim.expiredBefore, claim.abandonedBefore],
+      )
+      if (taken.rowCount === 1) return { kind: 'claimed' }
+      const { rows } = await this.pool.query<{ fingerprint: string; status: number | null; response: string | null }>(
+        'SELECT fingerprint, status, response FROM idempotency_keys WHERE project_id = $1 AND key = $2',
+        [claim.projectId, claim.key],
+      )
+      const row = rows[0]
+      if (row !== undefined) return idempotencyState(row, claim.fingerprint)
+    }
+  }
+
+  async completeIdempotencyKey(projectId: number, key: string, status: number, body: string): Promise<void> {
+    await this.pool.query('UPDATE idempotency_keys SET status = $3, response = $4 WHERE project_id = $1 AND key = $2', [
+      projectId,
+      key,
+      status,
+      body,
+    ])
+  }
+
+  async releaseIdempotencyKey(projectId: number, key: string): Promise<void> {
+    await this.pool.query('DELETE FROM idempotency_keys WHERE project_id = $1 AND key = $2 AND status IS NULL', [
+      projectId,
+      key,
+    ])
+  }
+
+  async pruneIdempotencyKeys(olderThan: Date): Promise<number> {
+    const { rowCount } = await this.pool.query('DELETE FROM idempotency_keys WHERE created_at < $1', [olderThan])
+    return rowCount ?? 0
+  }
+
+  /**
    * Reads in one REPEATABLE READ snapshot, and the token is that snapshot (`pg_snapshot` text).
    * The next read takes exactly the entries its snapshot shows but the token's did not
    * (`pg_visible_in_snapshot`), so transactions that commit out of xid order are neither missed
@@ -828,15 +852,24 @@ export class PostgresStore implements Store {
       try {
         await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
         open = true
-        const { rows } = await client.query<{ snapshot: string; pruned: string | null }>(
+        // Names change_horizon, distributed by project_id: on Citus the whole statement is routed to
+        // the worker holding the project, so the snapshot is that node's, the node whose xids the
+        // upload function wrote, and the cursor below reads in the same remote transaction.
+        const { rows } = await client.query<{ snapshot: string; node: string; pruned: string | null }>(
           `SELECT pg_current_snapshot()::text AS snapshot,
+             (SELECT system_identifier::text FROM pg_control_system()) AS node,
              (SELECT pruned_xid::text FROM change_horizon WHERE project_id = $1) AS pruned`,
           [projectId],
         )
-        const state = rows[0] as { snapshot: string; pruned: string | null }
+        const state = rows[0] as { snapshot: string; node: string; pruned: string | null }
         // Without a change log (benchmark baseline) every read starts over: slow but never wrong.
+        // A token of another node (the project's shards moved, or another database) means nothing
+        // here: xids of different servers are unrelated, so the read starts over.
         const reset =
-          !changeLog || since === null || (state.pruned !== null && BigInt(since.xmin) <= BigInt(state.pruned))
+          !changeLog ||
+          since === null ||
+          since.node !== state.node ||
+          (state.pruned !== null && BigInt(since.xmin) <= BigInt(state.pruned))
         if (reset) {
           await client.query(
             `DECLARE feed NO SCROLL CURSOR FOR
@@ -872,7 +905,7 @@ export class PostgresStore implements Store {
         }
         await client.query('COMMIT')
         open = false
-        next = TOKEN_PREFIX + state.snapshot
+        next = `${TOKEN_PREFIX}${state.node}:${state.snapshot}`
       } finally {
         if (open) await client.query('ROLLBACK').catch(() => undefined)
         client.release()
@@ -888,35 +921,63 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Deletes old entries in chunks of {@link PRUNE_CHUNK} (the oldest sit at the start of the
-   * append-only heap, so each chunk is found quickly) and moves each project's horizon with them.
-   * Only entries below the cluster's oldest running xid go, so the horizon stays below every
-   * later reader's snapshot xmin: a reader resets only when its own token is older than the horizon.
+   * Citus only: gives the project a shard group of its own (`isolate_tenant_to_new_shard`, all
+   * co-located tables) and moves it to the worker holding the fewest shards of the group, other
+   * than the one it is on, so a large tenant stops sharing a worker. Writes to the project block
+   * while its rows are copied (`block_writes`: no logical replication needed); reads go on. The
+   * change feed notices the move (its token names the node) and starts over once.
+   */
+  async isolateProject(projectId: number): Promise<{ shardId: string; nodePort: number; movedFrom: number }> {
+    const { rows } = await this.pool.query<{ shard: string }>(
+      `SELECT isolate_tenant_to_new_shard('profiles', $1::integer, 'CASCADE', shard_transfer_mode => 'block_writes')::text AS shard`,
+      [projectId],
+    )
+    const shardId = (rows[0] as { shard: string }).shard
+    const { rows: nodes } = await this.pool.query<{ host: string; port: number; shards: number; here: boolean }>(
+      `SELECT n.nodename AS host, n.nodeport AS port,
+         (SELECT count(*)::int FROM pg_dist_placement pl JOIN pg_dist_shard s USING (shardid)
+          WHERE pl.groupid = n.groupid AND s.logicalrelid = 'profiles'::regclass) AS shards,
+         EXISTS (SELECT 1 FROM pg_dist_placement pl WHERE pl.shardid = $1::bigint AND pl.groupid = n.groupid) AS here
+       FROM pg_dist_node n WHERE n.shouldhaveshards AND n.isactive AND n.noderole = 'primary'
+       ORDER BY here DESC, shards, n.nodeport`,
+      [shardId],
+    )
+    const from = nodes.find((n) => n.here)
+    if (from === undefined) throw new Error(`Shard ${shardId} has no placement on an active worker`)
+    const to = nodes.find((n) => !n.here)
+    if (to === undefined) return { shardId, nodePort: from.port, movedFrom: from.port }
+    await this.pool.query(
+      `SELECT citus_move_shard_placement($1::bigint, $2, $3, $4, $5, shard_transfer_mode => 'block_writes')`,
+      [shardId, from.host, from.port, to.host, to.port],
+    )
+    await this.pool.query('SELECT traitbase_restart_changes($1)', [projectId])
+    return { shardId, nodePort: to.port, movedFrom: from.port }
+  }
+
+  /**
+   * Per project, in chunks of {@link PRUNE_CHUNK}, by `traitbase_prune_changes` (see the
+   * migrations): on Citus each call runs on the worker holding the project, where "below the oldest
+   * running xid" is about the xids the log holds. The horizon moves with the deleted entries and
+   * stays below every later reader's snapshot xmin: a reader resets only when its own token is
+   * older than the horizon.
    */
   async pruneChanges(olderThan: Date): Promise<number> {
     let deleted = 0
-    for (;;) {
-      if (this.closed) return deleted
-      const { rows } = await this.pool.query<{ n: number }>(
-        `WITH deleted AS (
-           DELETE FROM change_log WHERE ctid IN (
-             SELECT ctid FROM change_log
-             WHERE changed_at < $1 AND xid < pg_snapshot_xmin(pg_current_snapshot()) LIMIT $2
-           )
-           RETURNING project_id, xid
-         ),
-         horizon AS (
-           INSERT INTO change_horizon (project_id, pruned_xid)
-           SELECT project_id, max(xid) FROM deleted GROUP BY project_id
-           ON CONFLICT (project_id) DO UPDATE SET pruned_xid = greatest(change_horizon.pruned_xid, excluded.pruned_xid)
-         )
-         SELECT count(*)::int AS n FROM deleted`,
-        [olderThan, PRUNE_CHUNK],
-      )
-      const n = rows[0]?.n ?? 0
-      deleted += n
-      if (n < PRUNE_CHUNK) return deleted
+    const { rows: projects } = await this.pool.query<{ id: number }>('SELECT id FROM projects ORDER BY id')
+    for (const { id } of projects) {
+      for (;;) {
+        if (this.closed) return deleted
+        const { rows } = await this.pool.query<{ n: number }>('SELECT traitbase_prune_changes($1, $2, $3) AS n', [
+          id,
+          olderThan,
+          PRUNE_CHUNK,
+        ])
+        const n = rows[0]?.n ?? 0
+        deleted += n
+        if (n < PRUNE_CHUNK) break
+      }
     }
+    return deleted
   }
 }
 
@@ -951,13 +1012,16 @@ function checkProjectName(name: string): void {
   }
 }
 
-/** A token is a `pg_snapshot` in text form (`xmin:xmax:xip,…`) behind a version prefix. */
-function parseToken(token: string): { snapshot: string; xmin: string } {
-  const snapshot = token.startsWith(TOKEN_PREFIX) ? token.slice(TOKEN_PREFIX.length) : ''
-  const m = /^([0-9]{1,20}):[0-9]{1,20}:([0-9]{1,20}(,[0-9]{1,20})*)?$/.exec(snapshot)
-  if (m === null || snapshot.length > 100_000)
+/**
+ * A token is the system identifier of the node that took the snapshot and that `pg_snapshot` in
+ * text form (`node:xmin:xmax:xip,…`), behind a version prefix.
+ */
+function parseToken(token: string): { node: string; snapshot: string; xmin: string } {
+  const body = token.startsWith(TOKEN_PREFIX) ? token.slice(TOKEN_PREFIX.length) : ''
+  const m = /^([0-9]{1,20}):(([0-9]{1,20}):[0-9]{1,20}:([0-9]{1,20}(,[0-9]{1,20})*)?)$/.exec(body)
+  if (m === null || body.length > 100_000)
     throw new Error(`Not a change token of this PostgreSQL store: "${token.slice(0, 40)}"`)
-  return { snapshot, xmin: m[1] as string }
+  return { node: m[1] as string, snapshot: m[2] as string, xmin: m[3] as string }
 }
 
 function toProfile(row: ProfileRow): Profile {
@@ -984,6 +1048,7 @@ function toKey(row: KeyRow): KeyRecord {
     lastUsedAt: row.last_used_at === null ? null : row.last_used_at.toISOString(),
     revokedAt: row.revoked_at === null ? null : row.revoked_at.toISOString(),
     expiresAt: row.expires_at === null ? null : row.expires_at.toISOString(),
+    projectRateLimit: row.project_rate_limit,
   }
 }
 
@@ -1016,5 +1081,25 @@ function toSegment(row: SegmentRow): SavedSegment {
     where: JSON.parse(row.where_json) as unknown,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
+  }
+}
+
+/**
+ * Connection limits (see {@link StoreOptions}): a bounded pool, a bounded wait for a connection, and
+ * a statement timeout sent as a startup parameter (the server cancels the statement and frees its
+ * locks) unless a pooler that refuses it sits in between; the client-side `query_timeout` a little
+ * later is the backstop in every case, so a request never waits on the database for ever.
+ */
+function poolLimits(options: StoreOptions): pg.PoolConfig {
+  const statementMs = options.statementTimeoutMs ?? 0
+  return {
+    max: options.poolSize ?? 12,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 0,
+    ...(statementMs > 0
+      ? {
+          query_timeout: statementMs + QUERY_TIMEOUT_MARGIN_MS,
+          ...(options.pgbouncer === true ? {} : { statement_timeout: statementMs }),
+        }
+      : {}),
   }
 }

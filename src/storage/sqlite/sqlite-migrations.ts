@@ -112,4 +112,25 @@ CREATE TABLE request_log (
 CREATE INDEX request_log_project ON request_log (project_id, id);
 `,
   },
+  {
+    // Idempotency-Key records (POST /v1/user/profiles); see the PostgreSQL migration of the same id.
+    id: '0002_idempotency',
+    sql: `
+CREATE TABLE idempotency_keys (
+  project_id INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  status INTEGER,
+  response TEXT,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (project_id, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+`,
+  },
+  {
+    // A project's own rate limit per key (requests per minute); NULL: the server's RATE_LIMIT.
+    id: '0002_project_rate_limit',
+    sql: `ALTER TABLE projects ADD COLUMN rate_limit INTEGER CHECK (rate_limit >= 0);`,
+  },
 ]

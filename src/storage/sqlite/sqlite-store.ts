@@ -7,6 +7,7 @@ import type { UploadBatch } from '../../core/upload.js'
 import { newAdminTokenId, newKeyId, newSegmentId } from '../api-keys.js'
 import { prefixUpperBound } from '../prefix.js'
 import { compileCondition, registerSqliteFunctions, sqliteDialect, type CompiledSql } from '../sql-dialect.js'
+import { idempotencyState } from '../idempotency.js'
 import type {
   AdminSession,
   AdminToken,
@@ -20,6 +21,8 @@ import type {
   UserSummary,
   ChangeFeed,
   ChangePage,
+  IdempotencyClaim,
+  IdempotencyState,
   KeyRecord,
   NewKey,
   Profile,
@@ -86,6 +89,7 @@ interface KeyRow {
   last_used_at: number | null
   revoked_at: number | null
   expires_at: number | null
+  project_rate_limit: number | null
 }
 
 interface SegmentRow {
@@ -177,6 +181,14 @@ export class SqliteStore implements Store {
     }
   }
 
+  private idempotencyStatements: ReturnType<typeof prepareIdempotencyStatements> | undefined
+
+  private get idem(): ReturnType<typeof prepareIdempotencyStatements> {
+    if (this.idempotencyStatements === undefined)
+      this.idempotencyStatements = prepareIdempotencyStatements(this.database)
+    return this.idempotencyStatements
+  }
+
   private get s(): ReturnType<typeof prepareStatements> {
     if (this.statements === undefined) this.statements = prepareStatements(this.database)
     return this.statements
@@ -227,6 +239,45 @@ export class SqliteStore implements Store {
   async findProject(name: string): Promise<Project | undefined> {
     const row = this.s.projectByName.get(name) as { id: number; name: string; created_at: number } | undefined
     return row && { id: row.id, name: row.name, createdAt: iso(row.created_at) }
+  }
+
+  async setProjectRateLimit(
+    name: string,
+    perMinute: number | null,
+  ): Promise<{ project: Project; rateLimit: number | null } | undefined> {
+    const row = this.idem.setRateLimit.get(perMinute, name) as
+      { id: number; name: string; created_at: number; rate_limit: number | null } | undefined
+    return row && { project: { id: row.id, name: row.name, createdAt: iso(row.created_at) }, rateLimit: row.rate_limit }
+  }
+
+  /** One synchronous statement pair: nothing else runs between them in this process, the only one on SQLite. */
+  async claimIdempotencyKey(claim: IdempotencyClaim): Promise<IdempotencyState> {
+    const i = this.idem
+    const taken = i.claim.run({
+      projectId: claim.projectId,
+      key: claim.key,
+      fingerprint: claim.fingerprint,
+      now: claim.now.getTime(),
+      expiredBefore: claim.expiredBefore.getTime(),
+      abandonedBefore: claim.abandonedBefore.getTime(),
+    })
+    if (taken.changes === 1) return { kind: 'claimed' }
+    const row = i.held.get(claim.projectId, claim.key) as
+      { fingerprint: string; status: number | null; response: string | null } | undefined
+    if (row === undefined) throw new Error('idempotency key neither claimed nor held')
+    return idempotencyState(row, claim.fingerprint)
+  }
+
+  async completeIdempotencyKey(projectId: number, key: string, status: number, body: string): Promise<void> {
+    this.idem.complete.run(status, body, projectId, key)
+  }
+
+  async releaseIdempotencyKey(projectId: number, key: string): Promise<void> {
+    this.idem.release.run(projectId, key)
+  }
+
+  async pruneIdempotencyKeys(olderThan: Date): Promise<number> {
+    return this.idem.prune.run(olderThan.getTime()).changes
   }
 
   async createKey(input: NewKey): Promise<KeyRecord> {
@@ -866,7 +917,7 @@ function prepareStatements(db: Database.Database) {
   const p = (sql: string): Statement => db.prepare(sql)
   const profileColumns = PROFILE_SELECT
   const keyColumns =
-    'k.id, k.project_id, p.name AS project_name, k.label, k.scopes, k.hash, k.created_at, k.last_used_at, k.revoked_at, k.expires_at'
+    'k.id, k.project_id, p.name AS project_name, k.label, k.scopes, k.hash, k.created_at, k.last_used_at, k.revoked_at, k.expires_at, p.rate_limit AS project_rate_limit'
   return {
     begin: p('BEGIN IMMEDIATE'),
     savepoint: p('SAVEPOINT batch'),
@@ -919,6 +970,24 @@ function prepareStatements(db: Database.Database) {
       `INSERT INTO request_log (project_id, time, method, path, key_id, key_label, request_id, status, duration_ms,
          users_created, users_updated, error, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
+  }
+}
+
+function prepareIdempotencyStatements(db: Database.Database) {
+  return {
+    setRateLimit: db.prepare(
+      'UPDATE projects SET rate_limit = ? WHERE name = ? RETURNING id, name, created_at, rate_limit',
+    ),
+    claim: db.prepare(
+      `INSERT INTO idempotency_keys AS i (project_id, key, fingerprint, created_at) VALUES (@projectId, @key, @fingerprint, @now)
+       ON CONFLICT (project_id, key) DO UPDATE
+       SET fingerprint = excluded.fingerprint, status = NULL, response = NULL, created_at = excluded.created_at
+       WHERE i.created_at < @expiredBefore OR (i.status IS NULL AND i.created_at < @abandonedBefore AND i.fingerprint = excluded.fingerprint)`,
+    ),
+    held: db.prepare('SELECT fingerprint, status, response FROM idempotency_keys WHERE project_id = ? AND key = ?'),
+    complete: db.prepare('UPDATE idempotency_keys SET status = ?, response = ? WHERE project_id = ? AND key = ?'),
+    release: db.prepare('DELETE FROM idempotency_keys WHERE project_id = ? AND key = ? AND status IS NULL'),
+    prune: db.prepare('DELETE FROM idempotency_keys WHERE created_at < ?'),
   }
 }
 
@@ -976,6 +1045,7 @@ function toKey(row: KeyRow): KeyRecord {
     lastUsedAt: row.last_used_at === null ? null : iso(row.last_used_at),
     revokedAt: row.revoked_at === null ? null : iso(row.revoked_at),
     expiresAt: row.expires_at === null ? null : iso(row.expires_at),
+    projectRateLimit: row.project_rate_limit,
   }
 }
 

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, test } from 'node:test'
+import { runFeedProbe } from '../../bench/lib/feed-probe.js'
+import { startServer, type ServerProcess } from '../../bench/lib/server-process.js'
+import { createTestKey } from '../../src/server/test-app.js'
+import { openStore } from '../../src/storage/open-store.js'
+import { createTestDatabase, type TestBackend } from '../../src/storage/postgres/test-database.js'
+import { SERVER } from './processes.js'
+
+// The issue's scenario: 8 clients upload at full speed through two server processes while a prober
+// uploads a marker through one and, once it is acknowledged, counts markers through the other.
+// Every count must include every acknowledged marker, and every query must answer (the old Citus
+// layout answered most probes with stale counts). Mechanism only: speed is in `npm run bench:scale`.
+
+for (const backend of ['postgres', 'citus'] as TestBackend[]) {
+  describe(`read-your-writes across two processes under full upload load on ${backend}`, () => {
+    const servers: ServerProcess[] = []
+    let cleanup: () => Promise<void> = async () => undefined
+    const logDir = mkdtempSync(join(tmpdir(), 'traitbase-feed-load-'))
+    after(async () => {
+      for (const s of servers) await s.stop()
+      await cleanup()
+      rmSync(logDir, { recursive: true, force: true })
+    })
+
+    test('every probe counts every acknowledged upload, and answers', async (t) => {
+      assert.ok(existsSync(SERVER), `${SERVER} is missing: run "npm run build" first (npm test does)`)
+      const db = await createTestDatabase(backend)
+      if ('skip' in db) return t.skip(db.skip)
+      cleanup = db.drop
+      const store = await openStore(db.url)
+      const key = await createTestKey(store, 'feed-load')
+      await store.close()
+      for (const name of ['a', 'b']) {
+        const env = { DATABASE_URL: db.url, LOG_LEVEL: 'warn' }
+        servers.push(await startServer({ entry: SERVER, env, logFile: join(logDir, `${name}.log`) }))
+      }
+      const outcome = await runFeedProbe({
+        servers: servers.map((s) => s.baseUrl),
+        apiKey: key,
+        connections: 8,
+        seconds: 6,
+        minProbes: 8,
+        preload: 0,
+        seed: 7,
+        probeTimeoutMs: 60_000,
+      })
+      assert.deepEqual(outcome.failures, [])
+      assert.ok(outcome.probes >= 8)
+      assert.equal(outcome.queryMs.length, outcome.probes, 'every probe query answered')
+      for (const load of outcome.load) {
+        assert.equal(load.errors, 0, load.errorSamples.join('; '))
+        assert.ok(load.requests > 0, 'the background load ran')
+      }
+    })
+  })
+}
