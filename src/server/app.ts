@@ -171,7 +171,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         done()
       })
       registerSegmentRoutes(api, { store, auth, now, index: segmentIndex })
-      registerAttributeRoutes(api, { auth, now, index: segmentIndex })
+      registerAttributeRoutes(api, { store, auth, now, index: segmentIndex })
     } else {
       registerSegmentsOff(api, now)
     }

@@ -58,4 +58,9 @@ CREATE TABLE change_log (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    // The project's time zone: bare dates are midnight there, and days/weeks/months step in its calendar.
+    id: '0002_dates',
+    sql: `ALTER TABLE projects ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';`,
+  },
 ]

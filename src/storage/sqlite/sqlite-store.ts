@@ -21,6 +21,7 @@ import type {
   UploadOutcome,
 } from '../store.js'
 import { startPruneTimer } from '../pruning.js'
+import { checkTimeZone } from '../time-zone.js'
 import { DEFAULT_CHANGE_RETENTION_MS } from '../store.js'
 import { Checkpointer } from './sqlite-checkpointer.js'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js'
@@ -197,6 +198,15 @@ export class SqliteStore implements Store {
   async findProject(name: string): Promise<Project | undefined> {
     const row = this.s.projectByName.get(name) as { id: number; name: string; created_at: number } | undefined
     return row && { id: row.id, name: row.name, createdAt: iso(row.created_at) }
+  }
+
+  async getProjectTimeZone(projectId: number): Promise<string | undefined> {
+    return this.s.timeZoneOf.get(projectId) as string | undefined
+  }
+
+  async setProjectTimeZone(projectId: number, timeZone: string): Promise<string | undefined> {
+    const zone = checkTimeZone(timeZone)
+    return this.s.setTimeZone.run(zone, projectId).changes === 1 ? zone : undefined
   }
 
   async createKey(input: NewKey): Promise<KeyRecord> {
@@ -515,6 +525,8 @@ function prepareStatements(db: Database.Database) {
     insertProject: p('INSERT INTO projects (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
     projectByName: p('SELECT id, name, created_at FROM projects WHERE name = ?'),
     projectById: p('SELECT id FROM projects WHERE id = ?'),
+    timeZoneOf: p('SELECT time_zone FROM projects WHERE id = ?').pluck(),
+    setTimeZone: p('UPDATE projects SET time_zone = ? WHERE id = ?'),
     projectIds: p('SELECT id FROM projects').pluck(),
     insertKey: p('INSERT INTO api_keys (project_id, id, hash, label, scopes, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
     keyById: p(`SELECT ${keyColumns} FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.id = ?`),
