@@ -1,3 +1,4 @@
+import { POSTGRES_MIGRATIONS } from './postgres-migrations.js'
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 import pg from 'pg'
@@ -46,7 +47,7 @@ if ('skip' in db) {
         const stores = Array.from({ length: 4 }, () => new PostgresStore(fresh.url))
         await Promise.all(stores.map((s) => s.migrate()))
         const { rows } = await (stores[0] as PostgresStore).pool.query('SELECT id FROM traitbase_migrations')
-        assert.equal(rows.length, 1)
+        assert.equal(rows.length, POSTGRES_MIGRATIONS.length)
         await Promise.all(stores.map((s) => s.close()))
       } finally {
         await fresh.drop()

@@ -1,3 +1,4 @@
+import { SQLITE_MIGRATIONS } from './sqlite-migrations.js'
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -73,7 +74,7 @@ describe('sqlite specifics', () => {
     const b = new SqliteStore(filename)
     await Promise.all([a.migrate(), b.migrate()])
     const count = a.database.prepare('SELECT count(*) FROM traitbase_migrations').pluck().get()
-    assert.equal(count, 1)
+    assert.equal(count, SQLITE_MIGRATIONS.length)
     await Promise.all([a.close(), b.close()])
   })
 
