@@ -6,6 +6,7 @@ import type { Store } from '../storage/store.js'
 import { createKey, listKeys, revokeKey } from './commands/keys.js'
 import { abortOnInterrupt, EXIT_USAGE, uploadFile, type UploadCommandOptions } from './commands/upload.js'
 import { countSegment, exportSegment } from './commands/segment.js'
+import { projectTimeZone } from './commands/projects.js'
 import { createConsoleOutput } from './output.js'
 
 // Commander wiring only: each action parses nothing itself and calls one command function.
@@ -86,6 +87,27 @@ keys
   .description('revoke a key; the server refuses it from the next request on')
   .argument('<KEY_ID>', 'key id as shown by "keys list"')
   .action(run((keyId: string) => withStore((store) => revokeKey({ store, out, keyId }), { mustExist: true })))
+
+const projects = program.command('projects').description('project settings (uses DATABASE_URL, like the server)')
+
+projects
+  .command('timezone')
+  .description(
+    "print the project's time zone, or set it to ZONE (an IANA name such as Asia/Tokyo): bare dates and whole-day units of segment conditions use it",
+  )
+  .requiredOption('--project <name>', 'project name')
+  .argument('[ZONE]', 'IANA time zone name, e.g. UTC, Europe/Paris, Asia/Tokyo')
+  .action(
+    run((zone: string | undefined, opts: { project: string }) =>
+      withStore(
+        (store) =>
+          projectTimeZone({ store, out, project: opts.project, ...(zone === undefined ? {} : { timeZone: zone }) }),
+        {
+          mustExist: true,
+        },
+      ),
+    ),
+  )
 
 const segment = program
   .command('segment')
