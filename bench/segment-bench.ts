@@ -1,7 +1,9 @@
 import { statSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import pg from 'pg'
-import { parseCondition, type Condition } from '../src/core/segment.js'
+import { parseCondition, resolveDates, type Condition, type DateContext } from '../src/core/segment.js'
+import type { UploadBatch } from '../src/core/upload.js'
+import { scramble32 } from './lib/random.js'
 import { SegmentIndex } from '../src/segments/segment-index.js'
 import { openStore } from '../src/storage/open-store.js'
 import type { Store } from '../src/storage/store.js'
@@ -9,7 +11,9 @@ import { createBenchDatabase, type BenchDatabase } from './lib/bench-database.js
 import { generatePreloadBatch } from './lib/profile-generator.js'
 
 // `npm run bench:segments`: issue 3's segment benchmark. Loads BENCH_USERS (default 1,000,000)
-// users × 10 attributes through the store's bulk path into a fresh database per backend, builds the
+// users × 11 attributes (the generator's 10, whose signup_date is a bare date with ~2,900 distinct
+// values, plus last_seen: a date-time with milliseconds and a UTC or +09:00 offset, nearly unique,
+// so it is a packed column) through the store's bulk path into a fresh database per backend, builds the
 // in-memory segment index from the change feed, then times count + first page (median of 5 warm
 // runs) for the issue's 7 queries and the attribute catalog. Backends: BENCH_BACKENDS (default
 // "sqlite", plus "postgres" when DATABASE_URL is a postgres:// URL).
@@ -53,7 +57,50 @@ const QUERIES: { name: string; target: number; where: unknown }[] = [
   },
   { name: 'not_exists', target: 150, where: { field: 'city', op: 'not_exists' } },
   { name: 'in of 3', target: 150, where: { field: 'language', op: 'in', value: ['ja', 'zh', 'ko'] } },
+  // Issue 10: every date operator, on the dictionary column (signup_date) and the packed one (last_seen).
+  {
+    name: 'signup between',
+    target: 150,
+    where: { field: 'signup_date', op: 'between', value: { from: '2024-01-01', to: '2025-01-01' } },
+  },
+  {
+    name: 'signup last 90 days',
+    target: 150,
+    where: { field: 'signup_date', op: 'within_last', value: { amount: 90, unit: 'days' } },
+  },
+  {
+    name: 'signup next 3 months',
+    target: 150,
+    where: { field: 'signup_date', op: 'within_next', value: { amount: 3, unit: 'months' } },
+  },
+  { name: 'signup after', target: 150, where: { field: 'signup_date', op: 'after', value: '2026-01-01' } },
+  {
+    name: 'seen before',
+    target: 150,
+    where: { field: 'last_seen', op: 'before', value: '2026-03-01T00:00:00+09:00' },
+  },
+  {
+    name: 'seen > 2 weeks ago',
+    target: 150,
+    where: { field: 'last_seen', op: 'more_than_ago', value: { amount: 2, unit: 'weeks' } },
+  },
 ]
+
+/** The moment and zone the date queries are resolved for: fixed, so counts repeat from run to run. */
+const DATE_CONTEXT: DateContext = { now: Date.UTC(2026, 5, 1, 12), timeZone: 'Asia/Tokyo' }
+const LAST_SEEN_START = Date.UTC(2025, 5, 1)
+const LAST_SEEN_SPAN = 365 * 86_400_000
+
+/** Adds last_seen to every user of a preload batch: a year of millisecond instants, half written in +09:00. */
+function withLastSeen(batch: UploadBatch): UploadBatch {
+  for (const patch of batch.patches) {
+    const h = scramble32(Number.parseInt(patch.userId.slice(1), 16) ^ 0x5bd1e995)
+    const at = LAST_SEEN_START + Math.floor((h / 2 ** 32) * LAST_SEEN_SPAN)
+    const iso = new Date(h % 2 === 0 ? at : at + 9 * 3_600_000).toISOString()
+    ;(patch.attributes as Record<string, string | null>)['last_seen'] = h % 2 === 0 ? iso : `${iso.slice(0, 23)}+09:00`
+  }
+  return batch
+}
 
 const log = (line: string): void => void process.stdout.write(`${line}\n`)
 const ms = (n: number): string => `${n.toFixed(1)} ms`
@@ -67,7 +114,7 @@ function median(xs: number[]): number {
 function condition(json: unknown): Condition {
   const parsed = parseCondition(json)
   if (!parsed.ok) throw new Error(`bad benchmark query ${JSON.stringify(json)}`)
-  return parsed.value
+  return resolveDates(parsed.value, DATE_CONTEXT)
 }
 
 function heapBytes(): number {
@@ -102,7 +149,7 @@ async function databaseBytes(db: BenchDatabase): Promise<number> {
 }
 
 async function benchBackend(backend: 'sqlite' | 'postgres', users: number, postgresUrl: string | undefined) {
-  log(`\n== ${backend}: ${users.toLocaleString('en-US')} users × 10 attributes`)
+  log(`\n== ${backend}: ${users.toLocaleString('en-US')} users × 11 attributes`)
   const db = await createBenchDatabase(backend === 'postgres' ? postgresUrl : undefined, 'segments')
   let store: Store | undefined
   try {
@@ -110,7 +157,10 @@ async function benchBackend(backend: 'sqlite' | 'postgres', users: number, postg
     const project = await store.ensureProject('bench')
     let t = performance.now()
     for (let start = 0; start < users; start += PRELOAD_BATCH) {
-      await store.applyUpload(project.id, generatePreloadBatch(start, Math.min(PRELOAD_BATCH, users - start), SEED))
+      await store.applyUpload(
+        project.id,
+        withLastSeen(generatePreloadBatch(start, Math.min(PRELOAD_BATCH, users - start), SEED)),
+      )
     }
     const loadS = (performance.now() - t) / 1000
     log(
@@ -124,7 +174,7 @@ async function benchBackend(backend: 'sqlite' | 'postgres', users: number, postg
     const projectIndex = await index.sync(project.id)
     const buildMs = performance.now() - t
     const heapAfter = heapBytes()
-    const cells = users * 10
+    const cells = users * 11
     log(
       `index build from the change feed: ${(buildMs / 1000).toFixed(1)} s; memory ${mb(heapAfter - heapBefore)} measured ` +
         `(${((heapAfter - heapBefore) / cells).toFixed(1)} B per user × attribute), ${mb(projectIndex.memoryBytes())} estimated`,

@@ -11,9 +11,9 @@ import {
   revokeAdminToken,
   setAdminPassword,
 } from './commands/admin.js'
-import { setRateLimit } from './commands/projects.js'
 import { abortOnInterrupt, EXIT_USAGE, uploadFile, type UploadCommandOptions } from './commands/upload.js'
 import { countSegment, exportSegment } from './commands/segment.js'
+import { projectTimeZone, setRateLimit } from './commands/projects.js'
 import { createConsoleOutput } from './output.js'
 
 // Commander wiring only: each action parses nothing itself and calls one command function.
@@ -154,6 +154,26 @@ program
     out.err('error: run "traitbase serve" through the traitbase binary (bin/traitbase.js)')
     process.exitCode = EXIT_USAGE
   })
+
+
+projects
+  .command('timezone')
+  .description(
+    "print the project's time zone, or set it to ZONE (an IANA name such as Asia/Tokyo): bare dates and whole-day units of segment conditions use it",
+  )
+  .requiredOption('--project <name>', 'project name')
+  .argument('[ZONE]', 'IANA time zone name, e.g. UTC, Europe/Paris, Asia/Tokyo')
+  .action(
+    run((zone: string | undefined, opts: { project: string }) =>
+      withStore(
+        (store) =>
+          projectTimeZone({ store, out, project: opts.project, ...(zone === undefined ? {} : { timeZone: zone }) }),
+        {
+          mustExist: true,
+        },
+      ),
+    ),
+  )
 
 const segment = program
   .command('segment')

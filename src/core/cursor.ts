@@ -8,6 +8,8 @@
 import { err, ok, type Issue, type Result } from './result.js'
 
 const PREFIX = 'k2:'
+/** k2 plus the moment the walk began (epoch ms), so relative date conditions mean the same on every page. */
+const TIMED_PREFIX = 'k3:'
 /** Cursors made before fingerprints: still accepted, unchecked. */
 const LEGACY_PREFIX = 'k1:'
 const BASE64URL = /^[A-Za-z0-9_-]+$/
@@ -28,9 +30,13 @@ export function cursorScope(projectId: number, where: unknown): string {
   return h.toString(16).padStart(8, '0')
 }
 
-/** base64url (no padding) of `k2:` + scope + `:` + the UTF-8 user id. */
-export function encodeCursor(lastUserId: string, scope: string): string {
-  const bytes = new TextEncoder().encode(`${PREFIX}${scope}:${lastUserId}`)
+/**
+ * base64url (no padding) of `k2:` + scope + `:` + the UTF-8 user id; with `now`, of `k3:` + scope +
+ * `:` + now (epoch ms) + `:` + the user id.
+ */
+export function encodeCursor(lastUserId: string, scope: string, now?: number): string {
+  const text = now === undefined ? `${PREFIX}${scope}:${lastUserId}` : `${TIMED_PREFIX}${scope}:${now}:${lastUserId}`
+  const bytes = new TextEncoder().encode(text)
   let binary = ''
   for (const b of bytes) binary += String.fromCharCode(b)
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
@@ -41,6 +47,18 @@ export function encodeCursor(lastUserId: string, scope: string): string {
  * ours or was made for another query or project (`scope` from {@link cursorScope}).
  */
 export function decodeCursor(cursor: string, scope: string, path = 'cursor'): Result<string, Issue[]> {
+  const r = decodeCursorState(cursor, scope, path)
+  return r.ok ? ok(r.value.afterUserId) : r
+}
+
+/** What a cursor holds: the last user id returned and, for cursors made with one, the walk's "now". */
+export interface CursorState {
+  readonly afterUserId: string
+  readonly now?: number
+}
+
+/** Like {@link decodeCursor}, with the moment the walk began when the cursor carries one. */
+export function decodeCursorState(cursor: string, scope: string, path = 'cursor'): Result<CursorState, Issue[]> {
   const bad = err<Issue[]>([
     { code: 'invalid_value', path, message: 'is not a cursor this API returned; pass next_cursor as received' },
   ])
@@ -59,9 +77,10 @@ export function decodeCursor(cursor: string, scope: string, path = 'cursor'): Re
     return bad
   }
   if (text.startsWith(LEGACY_PREFIX)) {
-    return text.length === LEGACY_PREFIX.length ? bad : ok(text.slice(LEGACY_PREFIX.length))
+    return text.length === LEGACY_PREFIX.length ? bad : ok({ afterUserId: text.slice(LEGACY_PREFIX.length) })
   }
-  if (!text.startsWith(PREFIX)) return bad
+  const timed = text.startsWith(TIMED_PREFIX)
+  if (!timed && !text.startsWith(PREFIX)) return bad
   const sep = text.indexOf(':', PREFIX.length)
   if (sep === -1 || sep === text.length - 1) return bad
   if (text.slice(PREFIX.length, sep) !== scope) {
@@ -74,5 +93,9 @@ export function decodeCursor(cursor: string, scope: string, path = 'cursor'): Re
       },
     ])
   }
-  return ok(text.slice(sep + 1))
+  if (!timed) return ok({ afterUserId: text.slice(sep + 1) })
+  const m = /^(0|[1-9][0-9]{0,15}):/.exec(text.slice(sep + 1))
+  const now = m === null ? NaN : Number(m[1])
+  if (m === null || !Number.isSafeInteger(now) || text.length === sep + 1 + m[0].length) return bad
+  return ok({ afterUserId: text.slice(sep + 1 + m[0].length), now })
 }

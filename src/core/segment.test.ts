@@ -8,7 +8,9 @@ import {
   parseCondition,
   parseNumericText,
   parseSegmentQuery,
+  resolveDates,
   type Condition,
+  type DateContext,
 } from './segment.js'
 
 function issuesOf(body: unknown): { path: string; code: string; message: string }[] {
@@ -244,5 +246,118 @@ describe('evaluateCondition', () => {
   test('empty all is true, empty any is false', () => {
     assert.equal(leaf({ kind: 'all', of: [] }), true)
     assert.equal(leaf({ kind: 'any', of: [] }), false)
+  })
+})
+
+describe('date conditions', () => {
+  const parse = (where: unknown) => {
+    const r = parseCondition(where)
+    assert.ok(r.ok, JSON.stringify(r))
+    return r.value
+  }
+  const at = (iso: string) => Date.parse(iso)
+  const matches = (where: unknown, value: string, ctx: DateContext) =>
+    evaluateCondition(resolveDates(parse(where), ctx), 'u', { d: value })
+
+  test('parses every date operator', () => {
+    assert.deepEqual(parse({ field: 'd', op: 'before', value: '2025-03-01' }), {
+      kind: 'date',
+      field: 'd',
+      op: 'before',
+      value: '2025-03-01',
+    })
+    assert.deepEqual(
+      parse({ field: 'd', op: 'between', value: { from: '2025-03-01', to: '2025-04-01T00:00Z' } }).kind,
+      'date',
+    )
+    for (const op of ['within_last', 'more_than_ago', 'within_next'])
+      assert.deepEqual(parse({ field: 'd', op, value: { amount: 30, unit: 'days' } }), {
+        kind: 'date',
+        field: 'd',
+        op,
+        value: { amount: 30, unit: 'days' },
+      })
+  })
+
+  test('a malformed date, range or unit is an issue naming its place', () => {
+    const paths = (where: unknown) => issuesOf({ where }).map((i) => `${i.path} ${i.code}`)
+    assert.deepEqual(paths({ field: 'd', op: 'before', value: '2025-02-30' }), ['where.value invalid_value'])
+    assert.deepEqual(paths({ field: 'd', op: 'after', value: 20250301 }), ['where.value invalid_type'])
+    assert.deepEqual(paths({ field: 'd', op: 'after' }), ['where.value required'])
+    assert.deepEqual(paths({ all: [{ field: 'd', op: 'between', value: { from: '2025-03-01', to: '2025-3-1' } }] }), [
+      'where.all[0].value.to invalid_value',
+    ])
+    assert.deepEqual(paths({ field: 'd', op: 'between', value: { from: '2025-03-01' } }), ['where.value.to required'])
+    assert.deepEqual(paths({ field: 'd', op: 'between', value: { from: '2025-03-01', to: '2025-03-02', x: 1 } }), [
+      'where.value.x unknown_key',
+    ])
+    assert.deepEqual(paths({ field: 'd', op: 'within_last', value: { amount: 3, unit: 'years' } }), [
+      'where.value.unit invalid_value',
+    ])
+    assert.deepEqual(paths({ field: 'd', op: 'within_next', value: { amount: 0, unit: 'days' } }), [
+      'where.value.amount invalid_value',
+    ])
+    assert.deepEqual(paths({ field: 'd', op: 'within_next', value: { amount: 1.5, unit: 'days' } }), [
+      'where.value.amount invalid_value',
+    ])
+    assert.deepEqual(paths({ field: 'd', op: 'more_than_ago', value: '30 days' }), ['where.value invalid_type'])
+    const msg = issuesOf({ where: { field: 'd', op: 'within_last', value: { amount: 3, unit: 'year' } } })[0]?.message
+    assert.match(msg ?? '', /"minutes", "hours", "days", "weeks", "months"/)
+  })
+
+  test('before and after are strict; between includes from and excludes to', () => {
+    const ctx = { now: 0, timeZone: 'UTC' }
+    assert.equal(matches({ field: 'd', op: 'before', value: '2025-03-01' }, '2025-02-28T23:59:59.999Z', ctx), true)
+    assert.equal(matches({ field: 'd', op: 'before', value: '2025-03-01' }, '2025-03-01', ctx), false)
+    assert.equal(matches({ field: 'd', op: 'after', value: '2025-03-01' }, '2025-03-01', ctx), false)
+    assert.equal(matches({ field: 'd', op: 'after', value: '2025-03-01' }, '2025-03-01T00:00:00.001Z', ctx), true)
+    assert.equal(matches({ field: 'd', op: 'after', value: '2025-03-01' }, '2025-03-02', ctx), true)
+    const march = { field: 'd', op: 'between', value: { from: '2025-03-01', to: '2025-04-01' } }
+    assert.equal(matches(march, '2025-03-01', ctx), true)
+    assert.equal(matches(march, '2025-03-31T23:59:59.999Z', ctx), true)
+    assert.equal(matches(march, '2025-04-01', ctx), false)
+    assert.equal(matches(march, '2025-04-01T08:59:59+09:00', ctx), true)
+    // Not dates match no date operator, whatever the window.
+    for (const v of ['2025-02-30', '2025-3-1', 'soon', '1740821400000'])
+      assert.equal(matches({ field: 'd', op: 'before', value: '9999-12-31' }, v, ctx), false, v)
+  })
+
+  test('a bare date is midnight in the project zone: Asia/Tokyo against UTC', () => {
+    const tokyo = { now: 0, timeZone: 'Asia/Tokyo' }
+    const utcCtx = { now: 0, timeZone: 'UTC' }
+    // 2025-02-28T20:00Z is March 1st, 05:00 in Tokyo: after a bare March 1st there, not in UTC.
+    const cond = { field: 'd', op: 'after', value: '2025-03-01' }
+    assert.equal(matches(cond, '2025-02-28T20:00:00Z', tokyo), true)
+    assert.equal(matches(cond, '2025-02-28T20:00:00Z', utcCtx), false)
+    // A stored bare date against an instant bound: Tokyo's March 1st begins at 2025-02-28T15:00Z.
+    const before = { field: 'd', op: 'before', value: '2025-02-28T16:00:00Z' }
+    assert.equal(matches(before, '2025-03-01', tokyo), true)
+    assert.equal(matches(before, '2025-03-01', utcCtx), false)
+  })
+
+  test('relative operators move with "now", with no change to the data', () => {
+    const last30 = { field: 'd', op: 'within_last', value: { amount: 30, unit: 'days' } }
+    const older = { field: 'd', op: 'more_than_ago', value: { amount: 30, unit: 'days' } }
+    const next7 = { field: 'd', op: 'within_next', value: { amount: 7, unit: 'days' } }
+    const signup = '2025-03-01T10:00:00Z'
+    const ctx = (iso: string) => ({ now: at(iso), timeZone: 'UTC' })
+    assert.equal(matches(last30, signup, ctx('2025-03-01T10:00:00Z')), true, 'this very moment is in the last 30 days')
+    assert.equal(matches(last30, signup, ctx('2025-03-31T10:00:00Z')), true)
+    assert.equal(matches(last30, signup, ctx('2025-03-31T10:00:00.001Z')), false)
+    assert.equal(matches(older, signup, ctx('2025-03-31T10:00:00.001Z')), true)
+    assert.equal(matches(last30, signup, ctx('2025-02-28T00:00:00Z')), false, 'the future is not in the past')
+    assert.equal(matches(next7, signup, ctx('2025-02-22T10:00:00Z')), true)
+    assert.equal(matches(next7, signup, ctx('2025-02-22T09:59:59.999Z')), false)
+    assert.equal(matches(next7, signup, ctx('2025-03-01T10:00:00Z')), false, 'now is not in the future')
+    // Bare dates: "the last 7 days" on March 10th are March 4th to 10th.
+    const last7 = { field: 'd', op: 'within_last', value: { amount: 7, unit: 'days' } }
+    assert.equal(matches(last7, '2025-03-04', ctx('2025-03-10T15:00:00Z')), true)
+    assert.equal(matches(last7, '2025-03-03', ctx('2025-03-10T15:00:00Z')), false)
+    assert.equal(matches(last7, '2025-03-10', ctx('2025-03-10T15:00:00Z')), true)
+    assert.equal(matches(last7, '2025-03-11', ctx('2025-03-10T15:00:00Z')), false)
+  })
+
+  test('an unresolved date leaf is a programming error, not a silent answer', () => {
+    assert.throws(() => evaluateCondition(parse({ field: 'd', op: 'before', value: '2025-03-01' }), 'u', { d: 'x' }))
   })
 })

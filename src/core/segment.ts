@@ -6,11 +6,39 @@ import { MAX_FIELD_NAME, MAX_VALUE_CODE_POINTS, USER_ID_FIELD } from './limits.j
 import { err, ok, type Issue, type Result } from './result.js'
 import { fitsCodePoints } from './text.js'
 import { describeJsonValue, isJsonObject, objectBody, showJsonValue } from './json-value.js'
+import {
+  DATE_UNITS,
+  inWindow,
+  instantOf,
+  parseDateValue,
+  shiftInstant,
+  windowOf,
+  type DateUnit,
+  type DateWindow,
+} from './date.js'
 
 export type TextOp = 'eq' | 'neq' | 'contains' | 'starts_with'
 export type SetOp = 'in' | 'not_in'
 export type NumericOp = 'gt' | 'gte' | 'lt' | 'lte'
 export type PresenceOp = 'exists' | 'not_exists'
+export type DateOp = 'before' | 'after' | 'between' | 'within_last' | 'more_than_ago' | 'within_next'
+export type RelativeDateOp = 'within_last' | 'more_than_ago' | 'within_next'
+
+/** The value of a date condition as parsed: a date (before/after), a range (between) or an amount of time. */
+export type DateArgument =
+  string | { readonly from: string; readonly to: string } | { readonly amount: number; readonly unit: DateUnit }
+
+/**
+ * A date leaf. `window` is absent as parsed and set by {@link resolveDates}, which applies the
+ * moment of the query and the project's time zone; evaluators only read the window.
+ */
+export interface DateCondition {
+  readonly kind: 'date'
+  readonly field: string
+  readonly op: DateOp
+  readonly value: DateArgument
+  readonly window?: DateWindow
+}
 
 export type Condition =
   | { readonly kind: 'all'; readonly of: readonly Condition[] }
@@ -20,6 +48,7 @@ export type Condition =
   | { readonly kind: 'set'; readonly field: string; readonly op: SetOp; readonly values: readonly string[] }
   | { readonly kind: 'numeric'; readonly field: string; readonly op: NumericOp; readonly value: number }
   | { readonly kind: 'presence'; readonly field: string; readonly op: PresenceOp }
+  | DateCondition
 
 /** A validated query body. */
 export interface SegmentQuery {
@@ -45,7 +74,19 @@ const TEXT_OPS: ReadonlySet<string> = new Set<TextOp>(['eq', 'neq', 'contains', 
 const SET_OPS: ReadonlySet<string> = new Set<SetOp>(['in', 'not_in'])
 const NUMERIC_OPS: ReadonlySet<string> = new Set<NumericOp>(['gt', 'gte', 'lt', 'lte'])
 const PRESENCE_OPS: ReadonlySet<string> = new Set<PresenceOp>(['exists', 'not_exists'])
-const ALL_OPS = [...TEXT_OPS, ...SET_OPS, ...NUMERIC_OPS, ...PRESENCE_OPS].join(', ')
+const DATE_OPS: ReadonlySet<string> = new Set<DateOp>([
+  'before',
+  'after',
+  'between',
+  'within_last',
+  'more_than_ago',
+  'within_next',
+])
+const ALL_OPS = [...TEXT_OPS, ...SET_OPS, ...NUMERIC_OPS, ...PRESENCE_OPS, ...DATE_OPS].join(', ')
+/** Largest `amount` of a relative date condition (100,000 months is about 8,300 years). */
+export const MAX_DATE_AMOUNT = 100_000
+const DATE_SYNTAX =
+  'a date "YYYY-MM-DD" or a date-time with Z or an offset, such as "2025-03-01T09:30:00Z" or "2025-03-01T18:30:00+09:00"'
 
 /**
  * When a stored value counts as a number: the JSON number grammar (RFC 8259 §6) with an exponent
@@ -186,7 +227,7 @@ function parseLeaf(input: Record<string, unknown>, path: string, state: ParseSta
     if (issues.length > before) return undefined
     return { kind: 'presence', field: field as string, op: op as PresenceOp }
   }
-  if (!TEXT_OPS.has(op) && !SET_OPS.has(op) && !NUMERIC_OPS.has(op)) {
+  if (!TEXT_OPS.has(op) && !SET_OPS.has(op) && !NUMERIC_OPS.has(op) && !DATE_OPS.has(op)) {
     issues.push({
       code: 'invalid_value',
       path: `${path}.op`,
@@ -195,9 +236,24 @@ function parseLeaf(input: Record<string, unknown>, path: string, state: ParseSta
     return undefined
   }
   if (!hasValue) {
-    const what = SET_OPS.has(op) ? 'an array of strings' : NUMERIC_OPS.has(op) ? 'a number' : 'a string'
+    const what = SET_OPS.has(op)
+      ? 'an array of strings'
+      : NUMERIC_OPS.has(op)
+        ? 'a number'
+        : op === 'between'
+          ? '{"from": date, "to": date}'
+          : DATE_OPS.has(op) && op !== 'before' && op !== 'after'
+            ? `{"amount": N, "unit": ${DATE_UNITS.map((u) => `"${u}"`).join('|')}}`
+            : op === 'before' || op === 'after'
+              ? DATE_SYNTAX
+              : 'a string'
     issues.push({ code: 'required', path: valuePath, message: `is required for "${op}": ${what}` })
     return undefined
+  }
+  if (DATE_OPS.has(op)) {
+    const arg = readDateArgument(op as DateOp, value, valuePath, issues)
+    if (arg === undefined || issues.length > before) return undefined
+    return { kind: 'date', field: field as string, op: op as DateOp, value: arg }
   }
   if (NUMERIC_OPS.has(op)) {
     const n = readNumber(value)
@@ -244,6 +300,59 @@ function parseLeaf(input: Record<string, unknown>, path: string, state: ParseSta
   const s = readText(value, valuePath, issues)
   if (s === undefined || issues.length > before) return undefined
   return { kind: 'text', field: field as string, op: op as TextOp, value: s }
+}
+
+function readDate(v: unknown, path: string, issues: Issue[]): string | undefined {
+  if (typeof v === 'string' && parseDateValue(v) !== undefined) return v
+  issues.push({
+    code: typeof v === 'string' ? 'invalid_value' : 'invalid_type',
+    path,
+    message: `must be ${DATE_SYNTAX} (a real calendar day, hours 00-23), got ${showJsonValue(v)}`,
+  })
+  return undefined
+}
+
+function readDateArgument(op: DateOp, v: unknown, path: string, issues: Issue[]): DateArgument | undefined {
+  if (op === 'before' || op === 'after') return readDate(v, path, issues)
+  const keys = op === 'between' ? ['from', 'to'] : ['amount', 'unit']
+  const shape = op === 'between' ? '{"from": date, "to": date}' : '{"amount": N, "unit": "days"}'
+  if (!isJsonObject(v)) {
+    issues.push({ code: 'invalid_type', path, message: `must be an object ${shape}, got ${describeJsonValue(v)}` })
+    return undefined
+  }
+  const before = issues.length
+  for (const k of Object.keys(v)) {
+    if (!keys.includes(k))
+      issues.push({ code: 'unknown_key', path: `${path}.${k}`, message: `unknown key; "${op}" takes ${shape}` })
+  }
+  for (const k of keys) {
+    if (v[k] === undefined)
+      issues.push({ code: 'required', path: `${path}.${k}`, message: `is required: "${op}" takes ${shape}` })
+  }
+  if (issues.length > before) return undefined
+  if (op === 'between') {
+    const from = readDate(v['from'], `${path}.from`, issues)
+    const to = readDate(v['to'], `${path}.to`, issues)
+    return from === undefined || to === undefined ? undefined : { from, to }
+  }
+  const amount = v['amount']
+  const unit = v['unit']
+  if (typeof amount !== 'number' || !Number.isInteger(amount) || amount < 1 || amount > MAX_DATE_AMOUNT) {
+    issues.push({
+      code: typeof amount === 'number' ? 'invalid_value' : 'invalid_type',
+      path: `${path}.amount`,
+      message: `must be an integer from 1 to ${MAX_DATE_AMOUNT}, got ${showJsonValue(amount)}`,
+    })
+  }
+  if (typeof unit !== 'string' || !(DATE_UNITS as readonly string[]).includes(unit)) {
+    issues.push({
+      code: typeof unit === 'string' ? 'invalid_value' : 'invalid_type',
+      path: `${path}.unit`,
+      message: `must be one of ${DATE_UNITS.map((u) => `"${u}"`).join(', ')}, got ${showJsonValue(unit)}`,
+    })
+  }
+  if (issues.length > before) return undefined
+  return { amount: amount as number, unit: unit as DateUnit }
 }
 
 function readNumber(v: unknown): number | undefined {
@@ -400,8 +509,71 @@ export function evaluateLeaf(
       if (n === undefined) return false
       return compareNumber(n, cond.op, cond.value)
     }
+    case 'date':
+      return inWindow(parseDateValue(value), windowOfLeaf(cond))
   }
   return false
+}
+
+/** What date conditions are evaluated against: one moment per request, and the project's zone. */
+export interface DateContext {
+  /** Milliseconds since the epoch: "now" for relative conditions. */
+  readonly now: number
+  /** IANA name: bare dates are local midnight there, and days/weeks/months step in its calendar. */
+  readonly timeZone: string
+}
+
+/** The window of a resolved date leaf; a leaf that skipped {@link resolveDates} is a programming error. */
+export function windowOfLeaf(cond: DateCondition): DateWindow {
+  if (cond.window === undefined) throw new Error(`date condition on "${cond.field}" was not resolved (resolveDates)`)
+  return cond.window
+}
+
+/** The window a date leaf stands for at `ctx` (see DateWindow; ranges are [from, to)). */
+export function dateWindow(cond: DateCondition, ctx: DateContext): DateWindow {
+  const { now, timeZone } = ctx
+  const at = (text: string) => instantOf(parseDateValue(text)!, timeZone)
+  const v = cond.value
+  switch (cond.op) {
+    case 'before':
+      return windowOf(-Infinity, at(v as string), timeZone)
+    case 'after':
+      // Strictly after: instants are whole milliseconds.
+      return windowOf(at(v as string) + 1, Infinity, timeZone)
+    case 'between': {
+      const r = v as { from: string; to: string }
+      return windowOf(at(r.from), at(r.to), timeZone)
+    }
+    default: {
+      const { amount, unit } = v as { amount: number; unit: DateUnit }
+      // The past includes this very moment, the future starts after it.
+      if (cond.op === 'within_last') return windowOf(shiftInstant(now, -amount, unit, timeZone), now + 1, timeZone)
+      if (cond.op === 'more_than_ago') return windowOf(-Infinity, shiftInstant(now, -amount, unit, timeZone), timeZone)
+      return windowOf(now + 1, shiftInstant(now, amount, unit, timeZone) + 1, timeZone)
+    }
+  }
+}
+
+/** `cond` with every date leaf's window set for `ctx`; other leaves are shared, not copied. */
+export function resolveDates(cond: Condition, ctx: DateContext): Condition {
+  switch (cond.kind) {
+    case 'all':
+    case 'any':
+      return hasDates(cond) ? { kind: cond.kind, of: cond.of.map((c) => resolveDates(c, ctx)) } : cond
+    case 'not':
+      return hasDates(cond) ? { kind: 'not', of: resolveDates(cond.of, ctx) } : cond
+    case 'date':
+      return { ...cond, window: dateWindow(cond, ctx) }
+    default:
+      return cond
+  }
+}
+
+/** True when the condition has a date leaf (so it needs the project's time zone). */
+export function hasDates(cond: Condition): boolean {
+  if (cond.kind === 'all' || cond.kind === 'any') return cond.of.some(hasDates)
+  if (cond.kind === 'not') return hasDates(cond.of)
+  return cond.kind === 'date'
 }
 
 /** `n op bound` for a numeric operator. */

@@ -1,5 +1,7 @@
+import type { DateWindow } from '../core/date.js'
 import type { NumericOp } from '../core/segment.js'
 import type { Bitset } from './bitset.js'
+import type { ValueTypes } from './value-types.js'
 
 /**
  * One attribute of one project in the segment index, whichever way it holds its values: a
@@ -21,6 +23,10 @@ export interface Column {
   selectStartingWith(prefix: string, bits: number): Bitset
   /** Users whose value is a number (the shared number rule) that compares true; other values never match. */
   selectNumeric(op: NumericOp, bound: number, bits: number): Bitset
+  /** Users whose value is a date (the shared date rule) inside the window; other values never match. */
+  selectDate(window: DateWindow, bits: number): Bitset
+  /** Users per kind of value held now, with the extremes of numbers and dates (the typed catalog). */
+  valueTypes(): ValueTypes
   /** Distinct values held now; null when the column does not count them (high cardinality). */
   distinctValues(): number | null
   /** Values held now with their user counts, most users first (ties by value), at most `limit`. */

@@ -1,6 +1,8 @@
+import type { DateWindow } from '../core/date.js'
 import { compareNumber, parseNumericText, type NumericOp } from '../core/segment.js'
 import { createBitset, type Bitset } from './bitset.js'
 import type { Column } from './column.js'
+import { KIND_DAY, KIND_INSTANT, kindOf, ValueTypes } from './value-types.js'
 
 /** Dictionary values per joined text chunk for substring search; only the last chunk is ever rebuilt. */
 const TEXT_CHUNK = 65_536
@@ -229,6 +231,54 @@ export class DictionaryColumn implements Column {
     )
   }
 
+  // Dates and kinds: each distinct value is classified once, on the first date query or catalog
+  // after it entered the dictionary, so loading pays nothing for them.
+
+  /** Code → kind (value-types.ts) and its number (epoch ms of an instant, day number of a bare date…). */
+  private kinds = new Uint8Array(0)
+  private kindNumbers = new Float64Array(0)
+
+  private refreshKinds(): void {
+    const from = this.kinds.length
+    const to = this.values.length
+    if (from === to) return
+    const kinds = new Uint8Array(to)
+    kinds.set(this.kinds)
+    const numbers = new Float64Array(to)
+    numbers.set(this.kindNumbers)
+    for (let c = Math.max(from, 1); c < to; c++) {
+      const k = kindOf(this.values[c] as string)
+      kinds[c] = k.kind
+      numbers[c] = k.number
+    }
+    this.kinds = kinds
+    this.kindNumbers = numbers
+  }
+
+  selectDate(w: DateWindow, bits: number): Bitset {
+    this.refreshKinds()
+    const kinds = this.kinds
+    const n = this.kindNumbers
+    return this.select(
+      this.markValues((_v, code) => {
+        const k = kinds[code]
+        const x = n[code] as number
+        return k === KIND_INSTANT ? x >= w.from && x < w.to : k === KIND_DAY && x >= w.fromDay && x < w.toDay
+      }),
+      bits,
+    )
+  }
+
+  valueTypes(): ValueTypes {
+    this.refreshKinds()
+    const out = new ValueTypes()
+    for (let c = 1; c < this.values.length; c++) {
+      const users = this.counts[c] as number
+      if (users > 0) out.add(this.kinds[c] as number, this.kindNumbers[c] as number, users)
+    }
+    return out
+  }
+
   distinctValues(): number {
     return this.liveValues
   }
@@ -244,6 +294,7 @@ export class DictionaryColumn implements Column {
     for (let c = 1; c < this.values.length; c++) dict += 60 + 2 * (this.values[c] as string).length
     let text = 0
     for (const chunk of this.textChunks) text += chunk.text.length + chunk.offsets.byteLength
-    return this.codes.byteLength + this.numbers.byteLength + this.counts.byteLength + dict + text
+    const kinds = this.kinds.byteLength + this.kindNumbers.byteLength
+    return this.codes.byteLength + this.numbers.byteLength + this.counts.byteLength + dict + text + kinds
   }
 }

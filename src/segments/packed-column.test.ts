@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
+import { inWindow, parseDateValue } from '../core/date.js'
 import { compareNumber, parseNumericText, type NumericOp } from '../core/segment.js'
+import { DATE_VALUES } from './test-conditions.js'
 import { hasBit, type Bitset } from './bitset.js'
 import { PackedColumn } from './packed-column.js'
 
@@ -65,11 +67,24 @@ function check(column: PackedColumn, model: Map<number, string>, probes: readonl
       assert.deepEqual(members(column.selectNumeric(op, bound, bits), bits), expected, `${op} ${bound}`)
     }
   }
+  const day = Date.UTC(2025, 2, 1)
+  for (const w of [
+    { from: -Infinity, to: Infinity, fromDay: -Infinity, toDay: Infinity },
+    { from: day + 9.5 * 3_600_000, to: day + 9.5 * 3_600_000 + 1000, fromDay: 0, toDay: 0 },
+    { from: 0, to: 0, fromDay: day / 86_400_000 - 1, toDay: day / 86_400_000 + 1 },
+  ]) {
+    assert.deepEqual(
+      members(column.selectDate(w, bits), bits),
+      matching(model, (v) => inWindow(parseDateValue(v), w)),
+      `date ${JSON.stringify(w)}`,
+    )
+  }
 }
 
 test('a packed column answers every operator like a brute-force scan, through updates and clears (property)', () => {
   const value = fc.oneof(
     fc.constantFrom('a', 'ab', 'b', 'abc', '1', '2.5', '10', '-1', '01', 'é', '日本', '😀x', 'x😀', '0', '1e1'),
+    fc.constantFrom(...DATE_VALUES),
     fc.string({ unit: 'grapheme', minLength: 1, maxLength: 6 }).filter((v) => !v.includes('\0')),
   )
   const op = fc.tuple(fc.integer({ min: 0, max: CAPACITY - 1 }), fc.option(value, { freq: 4 }))

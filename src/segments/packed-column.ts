@@ -1,6 +1,8 @@
+import { parseDateValue, type DateWindow } from '../core/date.js'
 import { compareNumber, parseNumericText, type NumericOp } from '../core/segment.js'
 import { createBitset, setBit, type Bitset } from './bitset.js'
 import type { Column } from './column.js'
+import { KIND_BOOLEAN, KIND_DAY, KIND_INSTANT, KIND_NUMBER, KIND_STRING, ValueTypes } from './value-types.js'
 
 /** `in` lists up to this long are answered by one buffer search per value; longer ones by a hash lookup per user. */
 const SEARCHES_PER_SET = 16
@@ -40,6 +42,10 @@ class PackedPart {
   private current: Int32Array
   /** Ordinal → its value as a number (NaN when not a number or absent); made at the first number. */
   private numbers: Float64Array | undefined
+  /** Ordinal → kind of its value (value-types.ts; 0 = absent): the typed catalog counts these. */
+  private kinds: Uint8Array
+  /** Ordinal → epoch ms (KIND_INSTANT) or day number (KIND_DAY) of its date; made at the first date. */
+  private dates: Float64Array | undefined
 
   /** @param base the column ordinal of this part's ordinal 0. */
   constructor(
@@ -47,6 +53,7 @@ class PackedPart {
     capacity: number,
   ) {
     this.current = new Int32Array(capacity)
+    this.kinds = new Uint8Array(capacity)
   }
 
   get capacity(): number {
@@ -58,6 +65,14 @@ class PackedPart {
     const current = new Int32Array(capacity)
     current.set(this.current)
     this.current = current
+    const kinds = new Uint8Array(capacity)
+    kinds.set(this.kinds)
+    this.kinds = kinds
+    if (this.dates !== undefined) {
+      const dates = new Float64Array(capacity)
+      dates.set(this.dates)
+      this.dates = dates
+    }
     if (this.numbers !== undefined) {
       const numbers = new Float64Array(capacity).fill(Number.NaN)
       numbers.set(this.numbers)
@@ -99,11 +114,23 @@ class PackedPart {
     if (n !== undefined) {
       this.numbers ??= new Float64Array(this.current.length).fill(Number.NaN)
       this.numbers[ordinal] = n
-    }
+      this.kinds[ordinal] = KIND_NUMBER
+    } else this.kinds[ordinal] = this.dateKind(ordinal, value)
     if (this.used >= COMPACT_MIN_BYTES && this.used > 2 * this.liveBytes) this.compact()
   }
 
+  /** Kind of a value that is not a number; a date's number goes to `dates`. */
+  private dateKind(ordinal: number, value: string): number {
+    if (value === 'true' || value === 'false') return KIND_BOOLEAN
+    const d = parseDateValue(value)
+    if (d === undefined) return KIND_STRING
+    this.dates ??= new Float64Array(this.current.length)
+    this.dates[ordinal] = d.kind === 'instant' ? d.ms : d.day
+    return d.kind === 'instant' ? KIND_INSTANT : KIND_DAY
+  }
+
   private drop(ordinal: number, entry: number): void {
+    this.kinds[ordinal] = 0
     this.liveBytes -= this.end(entry) - (this.starts[entry] as number) + 1
     this.current[ordinal] = 0
     this.present--
@@ -227,13 +254,40 @@ class PackedPart {
       if (compareNumber(numbers[o] as number, op, bound)) setBit(out, this.base + o)
   }
 
+  selectDate(w: DateWindow, out: Bitset): void {
+    const dates = this.dates
+    if (dates === undefined) return
+    const kinds = this.kinds
+    for (let o = 0; o < kinds.length; o++) {
+      const k = kinds[o]
+      if (k !== KIND_INSTANT && k !== KIND_DAY) continue
+      const x = dates[o] as number
+      if (k === KIND_INSTANT ? x >= w.from && x < w.to : x >= w.fromDay && x < w.toDay) setBit(out, this.base + o)
+    }
+  }
+
+  addValueTypes(out: ValueTypes): void {
+    const kinds = this.kinds
+    for (let o = 0; o < kinds.length; o++) {
+      const k = kinds[o] as number
+      if (k === 0) continue
+      out.add(
+        k,
+        k === KIND_NUMBER ? (this.numbers?.[o] as number) : k >= KIND_INSTANT ? (this.dates?.[o] as number) : NaN,
+        1,
+      )
+    }
+  }
+
   memoryBytes(): number {
     return (
       this.data.byteLength +
       this.starts.byteLength +
       this.owners.byteLength +
       this.current.byteLength +
-      (this.numbers?.byteLength ?? 0)
+      (this.numbers?.byteLength ?? 0) +
+      this.kinds.byteLength +
+      (this.dates?.byteLength ?? 0)
     )
   }
 }
@@ -309,6 +363,16 @@ export class PackedColumn implements Column {
 
   selectNumeric(op: NumericOp, bound: number, bits: number): Bitset {
     return this.each(bits, (part, out) => part.selectNumeric(op, bound, out))
+  }
+
+  selectDate(w: DateWindow, bits: number): Bitset {
+    return this.each(bits, (part, out) => part.selectDate(w, out))
+  }
+
+  valueTypes(): ValueTypes {
+    const out = new ValueTypes()
+    for (const part of this.parts) part.addValueTypes(out)
+    return out
   }
 
   /** Not counted: that would take the dictionary this column exists to avoid. */

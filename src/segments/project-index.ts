@@ -1,5 +1,5 @@
 import { USER_ID_FIELD } from '../core/limits.js'
-import { evaluateLeaf, type Condition } from '../core/segment.js'
+import { evaluateLeaf, windowOfLeaf, type Condition } from '../core/segment.js'
 import { compareCodePoints } from '../core/text.js'
 import {
   andInto,
@@ -17,6 +17,7 @@ import type { Column } from './column.js'
 import { DictionaryColumn } from './dictionary-column.js'
 import { encodeId, IdTable } from './id-table.js'
 import { PackedColumn } from './packed-column.js'
+import type { ValueTypes } from './value-types.js'
 
 /** One attribute in the catalog. */
 export interface AttributeSummary {
@@ -27,6 +28,8 @@ export interface AttributeSummary {
   readonly distinctValues: number | null
   /** Most common values with their user counts, when the attribute has at most `maxDistinct` values; else null. */
   readonly topValues: readonly { readonly value: string; readonly users: number }[] | null
+  /** Users per kind of value (string, number, boolean, date) with number and date extremes. */
+  readonly types: ValueTypes
 }
 
 /** A page of matching users in user_id order. */
@@ -206,6 +209,8 @@ export class ProjectIndex {
       }
       case 'numeric':
         return column.selectNumeric(leaf.op, leaf.value, bits)
+      case 'date':
+        return column.selectDate(windowOfLeaf(leaf), bits)
     }
   }
 
@@ -317,6 +322,7 @@ export class ProjectIndex {
         users: column.present,
         distinctValues: distinct,
         topValues: distinct !== null && distinct <= maxDistinct ? column.topValues(top) : null,
+        types: column.valueTypes(),
       })
     }
     return out.sort((a, b) => compareCodePoints(a.name, b.name))

@@ -161,7 +161,7 @@ describe('ProjectIndex', () => {
     const index = new ProjectIndex()
     for (let i = 0; i < 30; i++) index.upsert(`u${i}`, attrs({ plan: i % 3 === 0 ? 'pro' : 'free', email: `e${i}` }))
     index.remove('u0')
-    const catalog = index.catalog(10, 5)
+    const catalog = index.catalog(10, 5).map(({ types: _types, ...rest }) => rest)
     assert.deepEqual(catalog[0], { name: 'email', users: 29, distinctValues: 29, topValues: null })
     assert.deepEqual(catalog[1], {
       name: 'plan',
@@ -172,6 +172,28 @@ describe('ProjectIndex', () => {
         { value: 'pro', users: 9 },
       ],
     })
+  })
+})
+
+describe('typed catalog', () => {
+  test('dictionary and packed columns count the same kinds, numbers and dates', () => {
+    const values = ['12', '-3.5', 'true', 'false', '2025-03-01', '2025-03-01T09:30:00+09:00', 'x', '2025-02-30', '1e5']
+    const build = (limit?: number) => {
+      const index = new ProjectIndex(limit)
+      for (let i = 0; i < 40; i++) index.upsert(`u${i}`, attrs({ v: values[i % values.length] as string }))
+      index.upsert('u0', attrs({ v: '2030-01-01' }))
+      index.remove('u1')
+      return index.catalog()[0]?.types
+    }
+    const dictionary = build()
+    const packed = build(1)
+    assert.deepEqual({ ...packed }, { ...dictionary })
+    assert.deepEqual(
+      [dictionary?.strings, dictionary?.numbers, dictionary?.booleans, dictionary?.dates],
+      [8, 12, 10, 9],
+    )
+    assert.deepEqual([dictionary?.numberMin, dictionary?.numberMax], [-3.5, 1e5])
+    assert.deepEqual([dictionary?.instantMin, dictionary?.dayMax], [Date.UTC(2025, 2, 1, 0, 30), 21915])
   })
 })
 

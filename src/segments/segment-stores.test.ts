@@ -13,7 +13,9 @@ import { openStore } from '../storage/open-store.js'
 import { createTestDatabase, type TestDatabase } from '../storage/postgres/test-database.js'
 import type { Store } from '../storage/store.js'
 import { SegmentIndex } from './segment-index.js'
-import { conditionArbitrary, profilesArbitrary } from './test-conditions.js'
+import { conditionArbitrary, DATE_BOUNDS, DATE_CONTEXTS, DATE_VALUES, profilesArbitrary } from './test-conditions.js'
+import { DATE_UNITS, parseDateValue, type DateWindow } from '../core/date.js'
+import { resolveDates, type DateOp } from '../core/segment.js'
 
 type Profiles = Map<string, Record<string, string>>
 
@@ -219,6 +221,87 @@ for (const backend of BACKENDS) {
         '\uE000',
         '😀',
       ])
+    })
+
+    test('the date rule at its edges: one answer on the reference, SQL and the index (dictionary and packed)', async (t) => {
+      if (store === undefined) return t.skip(skip)
+      const project = await store.ensureProject('dates')
+      const rows = DATE_VALUES.map((v, i) => ({
+        userId: `d${String(i).padStart(2, '0')}`,
+        attributes: attrs({ d: v }),
+      }))
+      await store.applyUpload(project.id, batchOf(rows))
+      const model: Profiles = new Map()
+      applyToModel(model, rows)
+      const leaf = (window: DateWindow): Condition => ({ kind: 'date', field: 'd', op: 'after', value: '', window })
+      const open = leaf({ from: -Infinity, to: Infinity, fromDay: -Infinity, toDay: Infinity })
+      for (const index of [new SegmentIndex(store), new SegmentIndex(store, { dictionaryLimit: 1 })]) {
+        await index.sync(project.id)
+        // Pinned: exactly these values are dates.
+        const dates = await indexIds(index, project.id, open)
+        assert.deepEqual(
+          dates.map((id) => model.get(id)?.['d']),
+          [
+            '2025-03-01',
+            '2025-02-28',
+            '2024-02-29',
+            '0000-02-29',
+            '2025-03-01T09:30:00Z',
+            '2025-03-01T18:30:00+09:00',
+            '2025-03-01T09:30Z',
+            '2025-03-01T09:30:00.999Z',
+            '2025-03-01T09:30:00.9999Z',
+            '2025-03-01T09:30:00.5-14:00',
+            '2025-03-01T00:00:00+14:00',
+            '9999-12-31T23:59:59.999-14:00',
+          ],
+        )
+        await checkAll(store, index, project.id, model, open)
+        // Each instant on its own: a one-millisecond window holds exactly the values naming it.
+        for (const v of DATE_VALUES) {
+          const d = parseDateValue(v)
+          if (d === undefined) continue
+          const w =
+            d.kind === 'instant'
+              ? { from: d.ms, to: d.ms + 1, fromDay: 0, toDay: 0 }
+              : { from: 0, to: 0, fromDay: d.day, toDay: d.day + 1 }
+          await checkAll(store, index, project.id, model, leaf(w))
+        }
+        assert.deepEqual(
+          await indexIds(
+            index,
+            project.id,
+            leaf({ from: Date.UTC(2025, 2, 1, 9, 30), to: Date.UTC(2025, 2, 1, 9, 30) + 1, fromDay: 0, toDay: 0 }),
+          ),
+          ['d06', 'd07', 'd08'],
+        )
+        // 9999 ms of .9999 are dropped, not rounded up to the next second.
+        assert.deepEqual(
+          await indexIds(
+            index,
+            project.id,
+            leaf({
+              from: Date.UTC(2025, 2, 1, 9, 30, 0, 999),
+              to: Date.UTC(2025, 2, 1, 9, 30, 1),
+              fromDay: 0,
+              toDay: 0,
+            }),
+          ),
+          ['d09', 'd10'],
+        )
+        // Every operator, bound, moment and zone.
+        for (const ctx of DATE_CONTEXTS) {
+          const conds: unknown[] = []
+          for (const op of ['before', 'after'] as DateOp[])
+            for (const b of DATE_BOUNDS) conds.push({ field: 'd', op, value: b })
+          for (const from of DATE_BOUNDS)
+            for (const to of DATE_BOUNDS) conds.push({ field: 'd', op: 'between', value: { from, to } })
+          for (const op of ['within_last', 'more_than_ago', 'within_next'])
+            for (const unit of DATE_UNITS)
+              for (const amount of [1, 30]) conds.push({ field: 'd', op, value: { amount, unit } })
+          for (const json of conds) await checkAll(store, index, project.id, model, resolveDates(parseOk(json), ctx))
+        }
+      }
     })
 
     test('random profiles and conditions, with updates, clears and deletions (property)', async (t) => {

@@ -218,7 +218,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         registerProfileRoutes(api, { store, auth, metrics, now })
         if (segmentIndex !== undefined) {
           registerSegmentRoutes(api, { store, auth, now, index: segmentIndex })
-          registerAttributeRoutes(api, { auth, now, index: segmentIndex })
+          registerAttributeRoutes(api, { store, auth, now, index: segmentIndex })
         } else {
           registerSegmentsOff(api, now)
         }

@@ -8,6 +8,7 @@ import {
   registerSqliteFunctions,
   sqliteDialect,
   sqliteJsonPath,
+  toSqlDateIn,
   toSqlNumber,
   type CompiledSql,
   type SqlDialect,
@@ -195,6 +196,45 @@ describe('tb_number', () => {
         return undefined
       },
     })
-    assert.deepEqual(calls, [['tb_number', true]])
+    assert.deepEqual(calls, [
+      ['tb_number', true],
+      ['tb_date_in', true],
+    ])
+  })
+})
+
+describe('date conditions', () => {
+  const window = { from: 1000, to: Infinity, fromDay: 3, toDay: Infinity }
+  const leaf: Condition = { kind: 'date', field: 'd', op: 'after', value: '1970-01-01T00:00:00.999Z', window }
+
+  test('compile to tb_date_in with the window as parameters, NULL for an open end', () => {
+    testSql(leaf, {
+      sqlite: {
+        sql: 'COALESCE(tb_date_in(json_extract(attrs, ?), ?, ?, ?, ?), FALSE)',
+        params: ['$."d"', 1000, null, 3, null],
+      },
+      postgres: {
+        sql: 'COALESCE(tb_date_in((attrs ->> $1), $2::bigint, $3::bigint, $4::integer, $5::integer), FALSE)',
+        params: ['d', 1000, null, 3, null],
+      },
+    })
+  })
+
+  test('an empty window is FALSE without a parameter; an unresolved leaf throws', () => {
+    const empty: Condition = { ...leaf, window: { from: 5, to: 5, fromDay: 2, toDay: 1 } }
+    assert.deepEqual(compileCondition({ kind: 'not', of: empty }, postgresDialect), { sql: '(NOT FALSE)', params: [] })
+    assert.throws(() => compileCondition({ kind: 'date', field: 'd', op: 'after', value: '2025-01-01' }, sqliteDialect))
+  })
+
+  test('tb_date_in on SQLite is the reference rule: 1, 0, or NULL for NULL', () => {
+    assert.equal(toSqlDateIn('2025-03-01T09:30:00Z', Date.UTC(2025, 2, 1, 9, 30), null, null, null), 1)
+    assert.equal(toSqlDateIn('2025-03-01T09:30:00Z', null, Date.UTC(2025, 2, 1, 9, 30), null, null), 0)
+    assert.equal(toSqlDateIn('2025-03-01', null, null, 20148, 20149), 1)
+    assert.equal(toSqlDateIn('2025-03-01', null, null, 20149, null), 0)
+    assert.equal(toSqlDateIn('2025-02-30', null, null, null, null), 0)
+    assert.equal(toSqlDateIn(5, null, null, null, null), 0)
+    assert.equal(toSqlDateIn(null, null, null, null, null), null)
+    // SQLite hands large integers over as bigint when safeIntegers is on.
+    assert.equal(toSqlDateIn('2025-03-01T09:30:00Z', BigInt(Date.UTC(2025, 2, 1, 9, 30)), null, null, null), 1)
   })
 })

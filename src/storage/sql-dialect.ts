@@ -4,7 +4,8 @@
  * {@link SqlDialect} holds only what differs. Every value is a bound parameter.
  */
 import { USER_ID_FIELD } from '../core/limits.js'
-import { NUMBER_PATTERN, parseNumericText, type Condition } from '../core/segment.js'
+import { inWindow, isEmptyWindow, parseDateValue } from '../core/date.js'
+import { NUMBER_PATTERN, parseNumericText, windowOfLeaf, type Condition } from '../core/segment.js'
 
 /**
  * Name of the deterministic SQL function the SQLite store must register (see
@@ -13,14 +14,43 @@ import { NUMBER_PATTERN, parseNumericText, type Condition } from '../core/segmen
  */
 export const SQLITE_NUMBER_FUNCTION = 'tb_number'
 
+/**
+ * Name of the date test both stores provide: `tb_date_in(value text, from_ms, to_ms, from_day,
+ * to_day) → boolean | NULL` — NULL for a NULL value; else true when the value is a date under the
+ * date rule (core/date.ts) inside the window (a NULL bound is an open end), false otherwise.
+ * SQLite: registered from JavaScript ({@link registerSqliteFunctions}); PostgreSQL: created by the
+ * `0002_dates` migration in SQL, and pinned to the same answers by the date-rule tests.
+ */
+export const DATE_IN_FUNCTION = 'tb_date_in'
+
 /** The part of a better-sqlite3 `Database` that {@link registerSqliteFunctions} needs. */
 export interface SqliteFunctionHost {
-  function(name: string, options: { deterministic: boolean }, fn: (value: unknown) => number | null): unknown
+  function(name: string, options: { deterministic: boolean }, fn: (...values: never[]) => number | null): unknown
 }
 
-/** Registers {@link SQLITE_NUMBER_FUNCTION} on a better-sqlite3 database; call once per connection. */
+/** Registers {@link SQLITE_NUMBER_FUNCTION} and {@link DATE_IN_FUNCTION} on a better-sqlite3 database; call once per connection. */
 export function registerSqliteFunctions(db: SqliteFunctionHost): void {
   db.function(SQLITE_NUMBER_FUNCTION, { deterministic: true }, toSqlNumber)
+  db.function(DATE_IN_FUNCTION, { deterministic: true }, toSqlDateIn)
+}
+
+/** The semantics of `tb_date_in` on SQLite (1/0/NULL): exported so tests pin them. */
+export function toSqlDateIn(
+  value: unknown,
+  from: number | bigint | null,
+  to: number | bigint | null,
+  fromDay: number | bigint | null,
+  toDay: number | bigint | null,
+): number | null {
+  if (value === null || value === undefined) return null
+  if (typeof value !== 'string') return 0
+  const window = {
+    from: from === null ? -Infinity : Number(from),
+    to: to === null ? Infinity : Number(to),
+    fromDay: fromDay === null ? -Infinity : Number(fromDay),
+    toDay: toDay === null ? Infinity : Number(toDay),
+  }
+  return inWindow(parseDateValue(value), window) ? 1 : 0
 }
 
 /** The semantics of `tb_number`: exported so tests pin them. */
@@ -48,6 +78,8 @@ export interface SqlDialect {
   /** Parameter value for a list of strings used by {@link inList}. */
   listParam(values: readonly string[]): unknown
   inList(expr: string, p: string, negate: boolean): string
+  /** {@link DATE_IN_FUNCTION} on text `expr` with four bound parameters (a NULL one is an open end). */
+  dateIn(expr: string, from: string, to: string, fromDay: string, toDay: string): string
 }
 
 /** Quotes a key for a SQLite JSON path: `$."…"` with `"` and `\` escaped (SQLite ≥ 3.45). */
@@ -68,6 +100,7 @@ export const sqliteDialect: SqlDialect = {
   startsWith: (expr, p) => `(instr(${expr}, ${p}) = 1)`,
   listParam: (values) => JSON.stringify(values),
   inList: (expr, p, negate) => `(${expr} ${negate ? 'NOT IN' : 'IN'} (SELECT value FROM json_each(${p})))`,
+  dateIn: (expr, from, to, fromDay, toDay) => `${DATE_IN_FUNCTION}(${expr}, ${from}, ${to}, ${fromDay}, ${toDay})`,
 }
 
 export const postgresDialect: SqlDialect = {
@@ -82,6 +115,8 @@ export const postgresDialect: SqlDialect = {
   startsWith: (expr, p) => `starts_with(${expr}, ${p})`,
   listParam: (values) => [...values],
   inList: (expr, p, negate) => (negate ? `(${expr} <> ALL(${p}::text[]))` : `(${expr} = ANY(${p}::text[]))`),
+  dateIn: (expr, from, to, fromDay, toDay) =>
+    `${DATE_IN_FUNCTION}(${expr}, ${from}::bigint, ${to}::bigint, ${fromDay}::integer, ${toDay}::integer)`,
 }
 
 /** Column names the compiled SQL refers to. Defaults: `user_id`, `attrs`. */
@@ -132,6 +167,8 @@ export function compileCondition(
       const has = dialect.hasAttribute(columns.attrs, bind(dialect.attributeKey(c.field)))
       return c.op === 'exists' ? has : `(NOT ${has})`
     }
+    // Nothing can match an empty date window (e.g. between with to <= from): no function call per row.
+    if (c.kind === 'date' && isEmptyWindow(windowOfLeaf(c))) return 'FALSE'
     const value = isUserId ? columns.userId : dialect.attribute(columns.attrs, bind(dialect.attributeKey(c.field)))
     let test: string
     switch (c.kind) {
@@ -157,6 +194,12 @@ export function compileCondition(
       case 'numeric':
         test = `${dialect.toNumber(value)} ${NUMERIC_SQL[c.op]} ${dialect.numberParam(bind(c.value))}`
         break
+      case 'date': {
+        const w = windowOfLeaf(c)
+        const end = (n: number) => bind(Number.isFinite(n) ? n : null)
+        test = dialect.dateIn(value, end(w.from), end(w.to), end(w.fromDay), end(w.toDay))
+        break
+      }
     }
     // An absent attribute makes the comparison NULL; COALESCE turns that into false.
     return `COALESCE(${test}, FALSE)`

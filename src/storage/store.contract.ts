@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
+import { TraitbaseError } from '../core/errors.js'
 import { evaluateCondition, type Condition } from '../core/segment.js'
 import { compareCodePoints } from '../core/text.js'
 import type { AttributePatch, ProfilePatch, UploadBatch } from '../core/upload.js'
@@ -128,6 +129,26 @@ export function describeStoreContract(
       const other = await store.ensureProject(`${name}-other`)
       assert.notEqual(other.id, a.id)
       await assert.rejects(store.ensureProject(''), /project name/)
+    })
+
+    test('project time zone: UTC by default, set in canonical spelling, a bad name changes nothing', async () => {
+      const p = await newProject()
+      const q = await newProject()
+      assert.equal(await store.getProjectTimeZone(p), 'UTC')
+      assert.equal(await store.setProjectTimeZone(p, 'asia/tokyo'), 'Asia/Tokyo')
+      assert.equal(await store.getProjectTimeZone(p), 'Asia/Tokyo')
+      assert.equal(await store.getProjectTimeZone(q), 'UTC', 'another project keeps its own zone')
+      for (const bad of ['Mars/Olympus', '+09:00', '', 'Asia/Tokyo; DROP TABLE projects']) {
+        await assert.rejects(store.setProjectTimeZone(p, bad), (e: unknown) => {
+          assert.ok(e instanceof TraitbaseError)
+          assert.equal(e.code, 'VALIDATION_FAILED')
+          assert.equal(e.issues?.[0]?.path, 'time_zone')
+          return true
+        })
+      }
+      assert.equal(await store.getProjectTimeZone(p), 'Asia/Tokyo')
+      assert.equal(await store.setProjectTimeZone(2_000_000_000, 'UTC'), undefined)
+      assert.equal(await store.getProjectTimeZone(2_000_000_000), undefined)
     })
 
     test('update policy: existing attributes updated, new ones added, unknown users created', async () => {

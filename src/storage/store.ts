@@ -181,6 +181,18 @@ export interface Store extends AdminStore {
     name: string,
     perMinute: number | null,
   ): Promise<{ project: Project; rateLimit: number | null } | undefined>
+  /**
+   * The project's IANA time zone (default `UTC`): bare dates in segment conditions and stored
+   * values are local midnight there, and days/weeks/months step in its calendar. Undefined when
+   * there is no such project.
+   */
+  getProjectTimeZone(projectId: number): Promise<string | undefined>
+  /**
+   * Sets the project's time zone to an IANA name, stored in canonical spelling (`asia/tokyo` →
+   * `Asia/Tokyo`), which is returned; undefined when there is no such project. A name that is not a
+   * time zone throws a VALIDATION_FAILED TraitbaseError (path `time_zone`) and changes nothing.
+   */
+  setProjectTimeZone(projectId: number, timeZone: string): Promise<string | undefined>
   createKey(input: NewKey): Promise<KeyRecord>
   listKeys(projectId: number): Promise<KeyRecord[]>
   /** Sets `revoked_at`; false when no such key or already revoked. */

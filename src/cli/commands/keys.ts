@@ -121,7 +121,7 @@ function toListing(key: KeyRecord): KeyListing {
   }
 }
 
-function checkName(what: string, raw: string): string {
+export function checkName(what: string, raw: string): string {
   const name = raw.trim()
   if (name === '') throw new TraitbaseError('BAD_REQUEST', `${what} must not be empty`)
   checkText(what, name)

@@ -1,6 +1,7 @@
 import { TraitbaseError } from '../../core/errors.js'
 import type { Store } from '../../storage/store.js'
 import type { Output } from '../output.js'
+import { checkName } from './keys.js'
 
 export interface SetRateLimitOptions {
   readonly store: Store
@@ -35,4 +36,44 @@ export async function setRateLimit({ store, out, project, limit }: SetRateLimitO
         : `Project "${project}": ${perMinute} requests per minute per key.`,
   )
   return perMinute
+}
+
+export interface TimeZoneOptions {
+  readonly store: Store
+  readonly out: Output
+  readonly project: string
+  /** The IANA zone to set; absent: print the current one. */
+  readonly timeZone?: string
+}
+
+/**
+ * Prints or sets the project's time zone: where bare dates in segment conditions and stored values
+ * begin, and the calendar "days", "weeks" and "months" of relative date conditions step in. The
+ * project must exist (a mistyped name must not create one). Returns the zone now in force.
+ */
+export async function projectTimeZone(options: TimeZoneOptions): Promise<string> {
+  const { store, out } = options
+  const name = checkName('project name', options.project)
+  const project = await store.findProject(name)
+  if (project === undefined) {
+    throw new TraitbaseError('NOT_FOUND', `no project named "${name}" (create one with: traitbase keys create)`)
+  }
+  if (options.timeZone === undefined) {
+    const zone = (await store.getProjectTimeZone(project.id)) ?? 'UTC'
+    out.out(zone)
+    return zone
+  }
+  let zone: string | undefined
+  try {
+    zone = await store.setProjectTimeZone(project.id, options.timeZone)
+  } catch (error) {
+    // The store's message names the API field; on the command line it is the argument.
+    if (error instanceof TraitbaseError && error.code === 'VALIDATION_FAILED') {
+      throw new TraitbaseError('BAD_REQUEST', error.message.replace(/^time_zone: /, 'ZONE: '))
+    }
+    throw error
+  }
+  if (zone === undefined) throw new TraitbaseError('NOT_FOUND', `project "${name}" vanished`)
+  out.out(`Project "${project.name}" now uses time zone ${zone}.`)
+  return zone
 }

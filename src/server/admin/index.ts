@@ -72,7 +72,7 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
       api.addHook('preSerialization', async (_request, _reply, payload: unknown) => unwrap(payload))
       const base = '/admin/api/projects/:project_id'
       registerSegmentRoutes(api, { store, auth: asProject, now, index, base })
-      registerAttributeRoutes(api, { auth: asProject, now, index, base })
+      registerAttributeRoutes(api, { store, auth: asProject, now, index, base })
     })
   }
 }

@@ -1,11 +1,19 @@
 import { Readable } from 'node:stream'
 import Negotiator from 'negotiator'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { cursorScope, decodeCursor, encodeCursor } from '../../core/cursor.js'
+import { cursorScope, decodeCursorState, encodeCursor, type CursorState } from '../../core/cursor.js'
+import { DEFAULT_TIME_ZONE } from '../../core/date.js'
 import { TraitbaseError, validationError } from '../../core/errors.js'
 import { MAX_FIELD_NAME, USER_ID_FIELD } from '../../core/limits.js'
 import type { Issue } from '../../core/result.js'
-import { parseCondition, parseLimit, parseSegmentQuery, type Condition } from '../../core/segment.js'
+import {
+  hasDates,
+  parseCondition,
+  parseLimit,
+  parseSegmentQuery,
+  resolveDates,
+  type Condition,
+} from '../../core/segment.js'
 import { fitsCodePoints, sortedByKey } from '../../core/text.js'
 import type { SegmentIndex } from '../../segments/segment-index.js'
 import type { Profile, SavedSegment, Store } from '../../storage/store.js'
@@ -70,11 +78,24 @@ function whereOf(segment: SavedSegment): Condition {
   return parsed.value
 }
 
-function readCursor(cursor: string | undefined, scope: string): string | undefined {
+function readCursor(cursor: string | undefined, scope: string): CursorState | undefined {
   if (cursor === undefined || cursor === '') return undefined
-  const decoded = decodeCursor(cursor, scope)
+  const decoded = decodeCursorState(cursor, scope)
   if (!decoded.ok) throw validationError(decoded.error)
   return decoded.value
+}
+
+/**
+ * Date conditions resolved for one request: `now` read once (or taken from the cursor of a walk),
+ * and the project's time zone read once, only when some condition has a date leaf.
+ */
+function dateResolver(store: Store, projectId: number): (where: Condition, now: number) => Promise<Condition> {
+  let zone: Promise<string> | undefined
+  return async (where, now) => {
+    if (!hasDates(where)) return where
+    zone ??= store.getProjectTimeZone(projectId).then((z) => z ?? DEFAULT_TIME_ZONE)
+    return resolveDates(where, { now, timeZone: await zone })
+  }
 }
 
 /** `?fields=a,b` (or repeated `fields`), plus a body array for the POST export. */
@@ -206,13 +227,18 @@ export function registerSegmentRoutes(
     cursor: string | undefined,
   ) => {
     const scope = cursorScope(projectId, where)
-    const answer = await index.query(projectId, where, limit, readCursor(cursor, scope))
+    const state = readCursor(cursor, scope)
+    // One "now" for a whole walk: the first page's, carried in the cursor (a k2 cursor has none).
+    const at = state?.now ?? now()
+    const resolved = await dateResolver(store, projectId)(where, at)
+    const answer = await index.query(projectId, resolved, limit, state?.afterUserId)
+    const timed = hasDates(where) ? at : undefined
     // Which path answered: `database` while the project's index loads (or does not fit the budget).
     reply.header('x-segment-source', answer.source)
     return {
       count: answer.count,
       user_ids: answer.userIds,
-      next_cursor: answer.nextAfter === null ? null : encodeCursor(answer.nextAfter, scope),
+      next_cursor: answer.nextAfter === null ? null : encodeCursor(answer.nextAfter, scope, timed),
     }
   }
 
@@ -227,7 +253,8 @@ export function registerSegmentRoutes(
 
   const countOf = async (projectId: number, segment: SavedSegment): Promise<number | null> => {
     const parsed = parseCondition(segment.where)
-    return parsed.ok ? index.count(projectId, parsed.value) : null
+    if (!parsed.ok) return null
+    return index.count(projectId, await dateResolver(store, projectId)(parsed.value, now()))
   }
 
   const findSegment = async (projectId: number, id: string): Promise<SavedSegment> => {
@@ -257,7 +284,9 @@ export function registerSegmentRoutes(
     if (columns === undefined && format === 'csv') {
       columns = (await index.catalog(projectId)).map((a) => a.name)
     }
-    return reply.send(Readable.from(exportLines(store, projectId, where, format, columns), { objectMode: false }))
+    // Resolved once: every page of the export is read with the same "now".
+    const resolved = await dateResolver(store, projectId)(where, now())
+    return reply.send(Readable.from(exportLines(store, projectId, resolved, format, columns), { objectMode: false }))
   }
 
   app.post(`${base}/segments/query`, { onRequest: canRead }, async (request, reply) => {
@@ -294,10 +323,10 @@ export function registerSegmentRoutes(
     const segments = await store.listSegments(projectId)
     // One catch-up with the change feed for the whole list, then every count from memory.
     const wheres = segments.map((s) => parseCondition(s.where))
-    const counts = await index.countMany(
-      projectId,
-      wheres.flatMap((w) => (w.ok ? [w.value] : [])),
-    )
+    const resolve = dateResolver(store, projectId)
+    const at = now()
+    const resolved = await Promise.all(wheres.flatMap((w) => (w.ok ? [resolve(w.value, at)] : [])))
+    const counts = await index.countMany(projectId, resolved)
     let next = 0
     const out = segments.map((s, i) => present(s, wheres[i]?.ok === true ? (counts[next++] as number) : null))
     return reply.send(success(now, { segments: out }))

@@ -1,3 +1,4 @@
+import { DATE_PATTERN, DATE_TIME_PATTERN } from '../../core/date.js'
 import type { Migration } from '../migration.js'
 
 /**
@@ -218,6 +219,60 @@ BEGIN
     ON CONFLICT (project_id) DO UPDATE SET pruned_xid = greatest(h.pruned_xid, excluded.pruned_xid);
   END IF;
   RETURN n;
+END
+$fn$;
+`,
+  },
+  {
+    // The project's time zone (bare dates, whole-day units), and the date rule of core/date.ts as
+    // one PL/pgSQL function (one call per row instead of a long inlined expression repeating the
+    // attribute lookup): the same regular expressions, then the same integer arithmetic.
+    id: '0002_dates',
+    sql: `
+ALTER TABLE projects ADD COLUMN time_zone text NOT NULL DEFAULT 'UTC';
+CREATE OR REPLACE FUNCTION tb_date_in(v text, from_ms bigint, to_ms bigint, from_day integer, to_day integer)
+RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+DECLARE
+  y integer; m integer; d integer; yy integer; era integer; yoe integer; doe integer; day integer;
+  ms bigint; tail integer; off integer; dim integer;
+BEGIN
+  IF v IS NULL THEN RETURN NULL; END IF;
+  IF length(v) < 10 OR substr(v, 5, 1) <> '-' OR substr(v, 8, 1) <> '-' THEN RETURN FALSE; END IF;
+  IF length(v) = 10 THEN
+    IF v !~ '${DATE_PATTERN}' THEN RETURN FALSE; END IF;
+  ELSIF v !~ '${DATE_TIME_PATTERN}' THEN
+    RETURN FALSE;
+  END IF;
+  y := substr(v, 1, 4)::integer;
+  m := substr(v, 6, 2)::integer;
+  d := substr(v, 9, 2)::integer;
+  -- (An IF condition cannot hold CASE: PL/pgSQL ends it at the first THEN.)
+  dim := CASE WHEN m = 2 THEN CASE WHEN (y % 4 = 0 AND y % 100 <> 0) OR y % 400 = 0 THEN 29 ELSE 28 END
+              ELSE 30 + (m + m / 8) % 2 END;
+  IF d > dim THEN RETURN FALSE; END IF;
+  -- days_from_civil with the year shifted by one 400-year cycle, so every division is of non-negative numbers.
+  yy := y + 400 - CASE WHEN m <= 2 THEN 1 ELSE 0 END;
+  era := yy / 400;
+  yoe := yy - era * 400;
+  doe := yoe * 365 + yoe / 4 - yoe / 100 + (153 * (CASE WHEN m > 2 THEN m - 3 ELSE m + 9 END) + 2) / 5 + d - 1;
+  day := era * 146097 + doe - 719468 - 146097;
+  IF length(v) = 10 THEN
+    RETURN (from_day IS NULL OR day >= from_day) AND (to_day IS NULL OR day < to_day);
+  END IF;
+  ms := day::bigint * 86400000 + substr(v, 12, 2)::bigint * 3600000 + substr(v, 15, 2)::bigint * 60000;
+  tail := CASE WHEN right(v, 1) = 'Z' THEN 1 ELSE 6 END;
+  IF substr(v, 17, 1) = ':' THEN
+    ms := ms + substr(v, 18, 2)::bigint * 1000;
+    IF substr(v, 20, 1) = '.' THEN
+      -- Milliseconds: the first three fraction digits, the rest dropped (not rounded).
+      ms := ms + rpad(substr(v, 21, least(3, length(v) - tail - 20)), 3, '0')::bigint;
+    END IF;
+  END IF;
+  IF tail = 6 THEN
+    off := (substr(v, length(v) - 4, 2)::integer * 60 + right(v, 2)::integer) * 60000;
+    ms := ms + CASE WHEN substr(v, length(v) - 5, 1) = '+' THEN -off ELSE off END;
+  END IF;
+  RETURN (from_ms IS NULL OR ms >= from_ms) AND (to_ms IS NULL OR ms < to_ms);
 END
 $fn$;
 `,

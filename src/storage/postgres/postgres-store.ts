@@ -34,6 +34,7 @@ import type {
   UploadOutcome,
 } from '../store.js'
 import { startPruneTimer } from '../pruning.js'
+import { checkTimeZone } from '../time-zone.js'
 import { DEFAULT_CHANGE_RETENTION_MS } from '../store.js'
 import { applyCitusLayout } from './citus-layout.js'
 import { MIGRATION_LOCK_KEY, POSTGRES_MIGRATIONS } from './postgres-migrations.js'
@@ -196,6 +197,19 @@ export class PostgresStore implements Store {
         rateLimit: row.rate_limit,
       }
     )
+  }
+
+  async getProjectTimeZone(projectId: number): Promise<string | undefined> {
+    const { rows } = await this.pool.query<{ time_zone: string }>('SELECT time_zone FROM projects WHERE id = $1', [
+      projectId,
+    ])
+    return rows[0]?.time_zone
+  }
+
+  async setProjectTimeZone(projectId: number, timeZone: string): Promise<string | undefined> {
+    const zone = checkTimeZone(timeZone)
+    const { rowCount } = await this.pool.query('UPDATE projects SET time_zone = $1 WHERE id = $2', [zone, projectId])
+    return rowCount === 1 ? zone : undefined
   }
 
   async createKey(input: NewKey): Promise<KeyRecord> {

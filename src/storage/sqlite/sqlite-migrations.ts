@@ -133,4 +133,9 @@ CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
     id: '0002_project_rate_limit',
     sql: `ALTER TABLE projects ADD COLUMN rate_limit INTEGER CHECK (rate_limit >= 0);`,
   },
+  {
+    // The project's time zone: bare dates are midnight there, and days/weeks/months step in its calendar.
+    id: '0002_dates',
+    sql: `ALTER TABLE projects ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';`,
+  },
 ]

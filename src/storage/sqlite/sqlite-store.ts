@@ -35,6 +35,7 @@ import type {
   UploadOutcome,
 } from '../store.js'
 import { startPruneTimer } from '../pruning.js'
+import { checkTimeZone } from '../time-zone.js'
 import { DEFAULT_CHANGE_RETENTION_MS } from '../store.js'
 import { Checkpointer } from './sqlite-checkpointer.js'
 import { SqliteReader } from './sqlite-reader.js'
@@ -278,6 +279,15 @@ export class SqliteStore implements Store {
 
   async pruneIdempotencyKeys(olderThan: Date): Promise<number> {
     return this.idem.prune.run(olderThan.getTime()).changes
+  }
+
+  async getProjectTimeZone(projectId: number): Promise<string | undefined> {
+    return this.s.timeZoneOf.get(projectId) as string | undefined
+  }
+
+  async setProjectTimeZone(projectId: number, timeZone: string): Promise<string | undefined> {
+    const zone = checkTimeZone(timeZone)
+    return this.s.setTimeZone.run(zone, projectId).changes === 1 ? zone : undefined
   }
 
   async createKey(input: NewKey): Promise<KeyRecord> {
@@ -928,6 +938,8 @@ function prepareStatements(db: Database.Database) {
     insertProject: p('INSERT INTO projects (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
     projectByName: p('SELECT id, name, created_at FROM projects WHERE name = ?'),
     projectById: p('SELECT id FROM projects WHERE id = ?'),
+    timeZoneOf: p('SELECT time_zone FROM projects WHERE id = ?').pluck(),
+    setTimeZone: p('UPDATE projects SET time_zone = ? WHERE id = ?'),
     projectIds: p('SELECT id FROM projects').pluck(),
     insertKey: p('INSERT INTO api_keys (project_id, id, hash, label, scopes, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
     keyById: p(`SELECT ${keyColumns} FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.id = ?`),
