@@ -642,3 +642,20 @@ describe('SegmentIndex memory budget, eviction and failed loads', () => {
     assert.equal(await index.count(1, eq('plan', 'pro')), reference(feed.profiles, eq('plan', 'pro')).length)
   })
 })
+
+test('identical database-path questions share scans, and none misses an upload acknowledged before it', async () => {
+  const feed = new MemoryFeed()
+  for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ k: 'v' }))
+  // Keep the index from loading: every question takes the database path.
+  feed.betweenPages = () => new Promise(() => undefined)
+  const index = new SegmentIndex(feed, { followIntervalMs: 0 })
+  const first = Array.from({ length: 20 }, () => index.query(1, eq('k', 'v'), 5))
+  // Acknowledged after the first scan began: the questions asked from now on must see it.
+  feed.put('late', attrs({ k: 'v' }))
+  const second = Array.from({ length: 20 }, () => index.query(1, eq('k', 'v'), 5))
+  const answers = await Promise.all([...first, ...second])
+  assert.equal(feed.sqlCalls, 2 * 2, 'two scans (count + page each) for forty questions')
+  assert.equal((answers[0] as { count: number }).count, 10)
+  for (const a of answers.slice(20)) assert.equal(a.count, 11)
+  assert.equal((await index.query(1, eq('k', 'v'), 6)).count, 11, 'another page size is another question')
+})

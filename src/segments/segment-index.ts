@@ -129,6 +129,11 @@ export class SegmentIndex {
   private readonly log: (message: string) => void
   private readonly now: () => number
   private readonly timer: NodeJS.Timeout | undefined
+  /** Database-path questions in flight, by project, condition and page: see {@link queryStore}. */
+  private readonly flights = new Map<
+    string,
+    { running: Promise<SegmentAnswer> | undefined; queued: Promise<SegmentAnswer> | undefined }
+  >()
   private counters = { loads: 0, loadFailures: 0, overBudget: 0, evictions: 0, fallbacks: 0 }
 
   constructor(
@@ -380,7 +385,46 @@ export class SegmentIndex {
     }
   }
 
-  private async queryStore(
+  /**
+   * The database path, single flight per identical question: while a scan for the same project,
+   * condition and page runs, callers wait for the next one, which starts after it and answers them
+   * all (a caller may have been acknowledged after the running scan began, so it cannot share that
+   * one). Thirty clients polling one segment during a warm-up cost two scans at a time, not thirty.
+   */
+  private queryStore(
+    projectId: number,
+    where: Condition,
+    limit: number,
+    afterUserId: string | undefined,
+  ): Promise<SegmentAnswer> {
+    const key = JSON.stringify([projectId, where, limit, afterUserId ?? null])
+    let flight = this.flights.get(key)
+    if (flight === undefined) {
+      flight = { running: undefined, queued: undefined }
+      this.flights.set(key, flight)
+    }
+    const f = flight
+    if (f.queued !== undefined) return f.queued
+    const start = (): Promise<SegmentAnswer> => {
+      const run = this.scanStore(projectId, where, limit, afterUserId).finally(() => {
+        if (f.running === run) f.running = undefined
+        if (f.running === undefined && f.queued === undefined) this.flights.delete(key)
+      })
+      f.running = run
+      return run
+    }
+    if (f.running === undefined) return start()
+    const queued = f.running
+      .catch(() => undefined)
+      .then(() => {
+        f.queued = undefined
+        return start()
+      })
+    f.queued = queued
+    return queued
+  }
+
+  private async scanStore(
     projectId: number,
     where: Condition,
     limit: number,
