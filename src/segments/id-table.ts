@@ -1,6 +1,8 @@
 /** Bytes per storage chunk of user ids: an id never straddles two, so every offset fits an Int32. */
 const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
 const INITIAL_USERS = 1024
+/** Size of a new chunk; it doubles as ids arrive, up to the chunk size. */
+const FIRST_CHUNK_BYTES = 64 * 1024
 
 /**
  * The user ids of one project, as ordinals: `add` gives each new id the next ordinal, `lookup` finds
@@ -57,8 +59,15 @@ export class IdTable {
     const n = this.encode(id)
     if (n > 0xffff) throw new Error('A user id longer than 65,535 UTF-8 bytes cannot be indexed')
     let chunk = this.chunks[this.chunks.length - 1]
+    if (chunk !== undefined && this.chunkUsed + n > chunk.length && chunk.length < this.chunkBytes) {
+      // The last chunk starts small and doubles up to chunkBytes: offsets in it stay valid.
+      const bigger = Buffer.allocUnsafe(Math.min(this.chunkBytes, Math.max(2 * chunk.length, this.chunkUsed + n)))
+      chunk.copy(bigger, 0, 0, this.chunkUsed)
+      chunk = bigger
+      this.chunks[this.chunks.length - 1] = chunk
+    }
     if (chunk === undefined || this.chunkUsed + n > chunk.length) {
-      chunk = Buffer.allocUnsafe(Math.max(this.chunkBytes, n))
+      chunk = Buffer.allocUnsafe(Math.max(Math.min(this.chunkBytes, FIRST_CHUNK_BYTES), n))
       this.chunks.push(chunk)
       this.chunkUsed = 0
     }
