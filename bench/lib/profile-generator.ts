@@ -69,15 +69,22 @@ export function generateRow(userId: string, random: () => number): CellValue[] {
   return [userId, ...attributes]
 }
 
+/** The id of user number `i` in user_id order (same shape as {@link userIdOf}): inserts append. */
+export function sequentialUserIdOf(i: number): string {
+  return `u${i.toString(16).padStart(8, '0')}`
+}
+
 /**
  * Users `start .. start+count-1` as one store batch, for preloading through `store.applyUpload`
  * with batches far larger than the HTTP limit. `""` cells become `null`, as `parseUploadBody` does.
+ * `sequentialIds`: ids in user_id order ({@link sequentialUserIdOf}), so a preload of tens of
+ * millions appends to the table instead of writing random pages.
  */
-export function generatePreloadBatch(start: number, count: number, seed: number): UploadBatch {
+export function generatePreloadBatch(start: number, count: number, seed: number, sequentialIds = false): UploadBatch {
   const random = createRandom(seed ^ scramble32(start))
   const patches: ProfilePatch[] = []
   for (let i = start; i < start + count; i++) {
-    const row = generateRow(userIdOf(i), random)
+    const row = generateRow(sequentialIds ? sequentialUserIdOf(i) : userIdOf(i), random)
     const attributes = Object.create(null) as AttributePatch
     for (let c = 1; c < BENCH_FIELDS.length; c++) {
       const v = row[c] as CellValue

@@ -94,3 +94,16 @@ test('pages walk user ids in code point order whatever order they arrived in (so
     { numRuns: 150 },
   )
 })
+
+test('while the hash table doubles (old and new table both live), every id stays findable', () => {
+  const table = new IdTable(1 << 16)
+  let seed = 7
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0)
+  for (let i = 0; i < 20_000; i++) {
+    assert.equal(table.add(`id-${i}`), i)
+    for (const j of [0, i >> 1, i, next() % (i + 1)])
+      assert.equal(table.lookup(`id-${j}`), j, `id-${j} after ${i} adds`)
+    assert.equal(table.lookup(`id-${i + 1}`), -1)
+  }
+  for (let i = 0; i < 20_000; i++) assert.equal(table.lookup(`id-${i}`), i)
+})

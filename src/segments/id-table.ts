@@ -1,6 +1,10 @@
 /** Bytes per storage chunk of user ids: an id never straddles two, so every offset fits an Int32. */
 const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
 const INITIAL_USERS = 1024
+/** Size of a new chunk; it doubles as ids arrive, up to the chunk size. */
+const FIRST_CHUNK_BYTES = 64 * 1024
+/** Ids moved from the old hash table to the new one per `add` while the table doubles (≥ 1 is enough). */
+const MIGRATE_PER_ADD = 4
 
 /**
  * The user ids of one project, as ordinals: `add` gives each new id the next ordinal, `lookup` finds
@@ -25,6 +29,10 @@ export class IdTable {
   private hashes = new Int32Array(INITIAL_USERS)
   /** Open addressing, linear probing: ordinal + 1, 0 = empty. At most half full. */
   private slots = new Int32Array(2 * INITIAL_USERS)
+  /** While the table doubles: the previous table, holding ordinals below `oldSize`, of which those below `migrated` are in `slots` too. */
+  private oldSlots: Int32Array | undefined
+  private oldSize = 0
+  private migrated = 0
   /** Where a probe's id is encoded for byte comparison. */
   private scratch = Buffer.alloc(1024)
   /** Ids held (ordinals 0 … size-1). */
@@ -38,10 +46,17 @@ export class IdTable {
   /** The ordinal of `id`, or -1. */
   lookup(id: string): number {
     const h = hashOf(id)
-    const mask = this.slots.length - 1
+    const found = this.probe(this.slots, id, h)
+    // Mid-migration, ids not moved yet are only in the old table (which still holds every id below `oldSize`).
+    if (found >= 0 || this.oldSlots === undefined) return found
+    return this.probe(this.oldSlots, id, h)
+  }
+
+  private probe(slots: Int32Array, id: string, h: number): number {
+    const mask = slots.length - 1
     let encoded = -1
     for (let i = h & mask; ; i = (i + 1) & mask) {
-      const s = this.slots[i] as number
+      const s = slots[i] as number
       if (s === 0) return -1
       const o = s - 1
       if (this.hashes[o] !== h) continue
@@ -57,8 +72,15 @@ export class IdTable {
     const n = this.encode(id)
     if (n > 0xffff) throw new Error('A user id longer than 65,535 UTF-8 bytes cannot be indexed')
     let chunk = this.chunks[this.chunks.length - 1]
+    if (chunk !== undefined && this.chunkUsed + n > chunk.length && chunk.length < this.chunkBytes) {
+      // The last chunk starts small and doubles up to chunkBytes: offsets in it stay valid.
+      const bigger = Buffer.allocUnsafe(Math.min(this.chunkBytes, Math.max(2 * chunk.length, this.chunkUsed + n)))
+      chunk.copy(bigger, 0, 0, this.chunkUsed)
+      chunk = bigger
+      this.chunks[this.chunks.length - 1] = chunk
+    }
     if (chunk === undefined || this.chunkUsed + n > chunk.length) {
-      chunk = Buffer.allocUnsafe(Math.max(this.chunkBytes, n))
+      chunk = Buffer.allocUnsafe(Math.max(Math.min(this.chunkBytes, FIRST_CHUNK_BYTES), n))
       this.chunks.push(chunk)
       this.chunkUsed = 0
     }
@@ -69,8 +91,9 @@ export class IdTable {
     const h = hashOf(id)
     this.hashes[o] = h
     this.size = o + 1
+    if (this.oldSlots !== undefined) this.migrate(MIGRATE_PER_ADD)
     if (2 * this.size > this.slots.length) this.growSlots()
-    else this.place(o, h)
+    this.place(this.slots, o, h)
     return o
   }
 
@@ -103,7 +126,12 @@ export class IdTable {
 
   /** Bytes held. */
   memoryBytes(): number {
-    let bytes = this.starts.byteLength + this.lengths.byteLength + this.hashes.byteLength + this.slots.byteLength
+    let bytes =
+      this.starts.byteLength +
+      this.lengths.byteLength +
+      this.hashes.byteLength +
+      this.slots.byteLength +
+      (this.oldSlots?.byteLength ?? 0)
     for (const chunk of this.chunks) bytes += chunk.length
     return bytes
   }
@@ -121,11 +149,11 @@ export class IdTable {
     return this.scratch.compare(chunk, at, at + n, 0, n) === 0
   }
 
-  private place(o: number, h: number): void {
-    const mask = this.slots.length - 1
+  private place(slots: Int32Array, o: number, h: number): void {
+    const mask = slots.length - 1
     let i = h & mask
-    while (this.slots[i] !== 0) i = (i + 1) & mask
-    this.slots[i] = o + 1
+    while (slots[i] !== 0) i = (i + 1) & mask
+    slots[i] = o + 1
   }
 
   private growUsers(): void {
@@ -141,9 +169,24 @@ export class IdTable {
     this.hashes = hashes
   }
 
+  /**
+   * Doubles the table without rehashing everything at once (at 16M ids that is seconds on the
+   * event loop): the old table stays for lookups while each later `add` moves a few of its ids.
+   * The new table is full again only after `oldSize` more adds, by when all have moved.
+   */
   private growSlots(): void {
+    if (this.oldSlots !== undefined) this.migrate(this.oldSize)
+    this.oldSlots = this.slots
+    this.oldSize = this.size - 1
+    this.migrated = 0
     this.slots = new Int32Array(this.slots.length * 2)
-    for (let o = 0; o < this.size; o++) this.place(o, this.hashes[o] as number)
+  }
+
+  private migrate(count: number): void {
+    const end = Math.min(this.oldSize, this.migrated + count)
+    for (let o = this.migrated; o < end; o++) this.place(this.slots, o, this.hashes[o] as number)
+    this.migrated = end
+    if (end === this.oldSize) this.oldSlots = undefined
   }
 }
 

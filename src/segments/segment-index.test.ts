@@ -664,3 +664,55 @@ describe('SegmentIndex memory budget, eviction and failed loads', () => {
     assert.equal(await index.count(1, eq('plan', 'pro')), reference(feed.profiles, eq('plan', 'pro')).length)
   })
 })
+
+test('identical database-path questions share scans, and none misses an upload acknowledged before it', async () => {
+  const feed = new MemoryFeed()
+  for (let i = 0; i < 10; i++) feed.put(`u${i}`, attrs({ k: 'v' }))
+  // Keep the index from loading: every question takes the database path.
+  feed.betweenPages = () => new Promise(() => undefined)
+  // The first scan holds until released, so later questions arrive while it runs.
+  let release: () => void = () => undefined
+  const gate = new Promise<void>((r) => (release = r))
+  let scans = 0
+  const store: SegmentStore = {
+    readChanges: (p, t) => feed.readChanges(p, t),
+    scanProfiles: (p, o) => feed.scanProfiles(p, o),
+    countProfiles: async (p, w) => {
+      const n = await feed.countProfiles(p, w)
+      if (scans++ === 0) await gate
+      return n
+    },
+  }
+  const index = new SegmentIndex(store, { followIntervalMs: 0 })
+  const first = index.query(1, eq('k', 'v'), 5)
+  while (scans === 0) await new Promise((r) => setImmediate(r))
+  const during = Array.from({ length: 20 }, () => index.query(1, eq('k', 'v'), 5))
+  // Acknowledged while the first scan runs: the questions asked from now on must see it.
+  feed.put('late', attrs({ k: 'v' }))
+  const after = Array.from({ length: 20 }, () => index.query(1, eq('k', 'v'), 5))
+  release()
+  assert.equal((await first).count, 10)
+  for (const a of await Promise.all([...during, ...after])) assert.equal(a.count, 11)
+  assert.equal(scans, 2, 'two scans for forty-one questions')
+  assert.equal((await index.query(1, eq('k', 'v'), 6)).count, 11, 'another page size is another question')
+  assert.equal(scans, 3)
+})
+
+test('a loaded project that outgrows the budget in a catch-up is dropped and answered by the database', async () => {
+  const feed = new MemoryFeed()
+  feed.pageSize = 100
+  for (let i = 0; i < 100; i++) feed.put(`u${i}`, attrs({ k: 'v' }))
+  const probe = new SegmentIndex(feed, { followIntervalMs: 0 })
+  await probe.sync(1)
+  const small = probe.stats().readyBytes
+  const index = new SegmentIndex(feed, { followIntervalMs: 0, memoryBudgetBytes: 2 * small })
+  await index.sync(1)
+  assert.equal(index.isLoaded(1), true)
+  for (let i = 100; i < 20_000; i++) feed.put(`u${i}`, attrs({ k: 'v', pad: `${'x'.repeat(50)}${i}` }))
+  const answer = await index.query(1, eq('k', 'v'), 3)
+  assert.equal(answer.source, 'database')
+  assert.equal(answer.count, 20_000)
+  assert.equal(index.isLoaded(1), false)
+  assert.equal(index.stats().overBudget, 1)
+  assert.equal(index.stats().readyBytes + index.stats().loadingBytes, 0)
+})

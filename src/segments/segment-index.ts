@@ -129,6 +129,11 @@ export class SegmentIndex {
   private readonly log: (message: string) => void
   private readonly now: () => number
   private readonly timer: NodeJS.Timeout | undefined
+  /** Database-path questions in flight, by project, condition and page: see {@link queryStore}. */
+  private readonly flights = new Map<
+    string,
+    { running: Promise<SegmentAnswer> | undefined; queued: Promise<SegmentAnswer> | undefined }
+  >()
   private counters = { loads: 0, loadFailures: 0, overBudget: 0, evictions: 0, fallbacks: 0 }
 
   constructor(
@@ -272,12 +277,14 @@ export class SegmentIndex {
   private async readFeed(projectId: number, state: ProjectState): Promise<void> {
     const full = state.token === null || !state.loaded
     if (full) this.counters.loads++
+
     try {
       await this.applyFeed(projectId, state, full)
       state.failures = 0
       state.retryAt = 0
     } catch (error) {
-      if (!full) throw error
+      // An incremental read that failed leaves the loaded index as it was (the next read retries).
+      if (state.loaded && !(error instanceof OverBudgetError)) throw error
       // A load that failed is dropped whole; the project is answered by the database path until
       // the back-off has passed, instead of a new load starting at every query.
       state.index = new ProjectIndex(this.dictionaryLimit)
@@ -361,14 +368,32 @@ export class SegmentIndex {
     }
   }
 
-  /** Count plus one page of the users matching `where`, after `afterUserId` when given. */
-  async query(projectId: number, where: Condition, limit: number, afterUserId?: string): Promise<SegmentAnswer> {
+  /**
+   * The project's index caught up with the feed, or undefined when the database must answer: not
+   * loaded yet (a load is started, unless backing off), or dropped by this catch-up (it outgrew the
+   * budget, or its feed was pruned past it).
+   */
+  private async loadedIndex(projectId: number): Promise<ProjectIndex | undefined> {
     if (!this.isLoaded(projectId)) {
       this.warm(projectId)
+      return undefined
+    }
+    try {
+      const index = await this.sync(projectId)
+      return this.isLoaded(projectId) ? index : undefined
+    } catch (error) {
+      if (this.isLoaded(projectId) || !(error instanceof TraitbaseError)) throw error
+      return undefined
+    }
+  }
+
+  /** Count plus one page of the users matching `where`, after `afterUserId` when given. */
+  async query(projectId: number, where: Condition, limit: number, afterUserId?: string): Promise<SegmentAnswer> {
+    const index = await this.loadedIndex(projectId)
+    if (index === undefined) {
       this.counters.fallbacks++
       return this.queryStore(projectId, where, limit, afterUserId)
     }
-    const index = await this.sync(projectId)
     const set = index.evaluate(where)
     const page: IndexPage = index.page(set, afterUserId, limit)
     const last = page.userIds[page.userIds.length - 1]
@@ -380,7 +405,46 @@ export class SegmentIndex {
     }
   }
 
-  private async queryStore(
+  /**
+   * The database path, single flight per identical question: while a scan for the same project,
+   * condition and page runs, callers wait for the next one, which starts after it and answers them
+   * all (a caller may have been acknowledged after the running scan began, so it cannot share that
+   * one). Thirty clients polling one segment during a warm-up cost two scans at a time, not thirty.
+   */
+  private queryStore(
+    projectId: number,
+    where: Condition,
+    limit: number,
+    afterUserId: string | undefined,
+  ): Promise<SegmentAnswer> {
+    const key = JSON.stringify([projectId, where, limit, afterUserId ?? null])
+    let flight = this.flights.get(key)
+    if (flight === undefined) {
+      flight = { running: undefined, queued: undefined }
+      this.flights.set(key, flight)
+    }
+    const f = flight
+    if (f.queued !== undefined) return f.queued
+    const start = (): Promise<SegmentAnswer> => {
+      const run = this.scanStore(projectId, where, limit, afterUserId).finally(() => {
+        if (f.running === run) f.running = undefined
+        if (f.running === undefined && f.queued === undefined) this.flights.delete(key)
+      })
+      f.running = run
+      return run
+    }
+    if (f.running === undefined) return start()
+    const queued = f.running
+      .catch(() => undefined)
+      .then(() => {
+        f.queued = undefined
+        return start()
+      })
+    f.queued = queued
+    return queued
+  }
+
+  private async scanStore(
     projectId: number,
     where: Condition,
     limit: number,
@@ -404,14 +468,13 @@ export class SegmentIndex {
 
   /** Exact counts for several conditions, after one catch-up with the feed. */
   async countMany(projectId: number, wheres: readonly Condition[]): Promise<number[]> {
-    if (!this.isLoaded(projectId)) {
-      this.warm(projectId)
+    const index = await this.loadedIndex(projectId)
+    if (index === undefined) {
       this.counters.fallbacks++
       const counts: number[] = []
       for (const where of wheres) counts.push(await this.store.countProfiles(projectId, where))
       return counts
     }
-    const index = await this.sync(projectId)
     // Many saved segments: the event loop gets a turn every ~20 ms of counting. Each count is exact
     // for a moment after the call began (a catch-up may land between two of them).
     const counts: number[] = []
