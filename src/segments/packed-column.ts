@@ -251,27 +251,58 @@ export class PackedColumn implements Column {
     const dates = this.dates
     if (dates === undefined) return out
     const kinds = this.kinds
+    const INSTANT = KIND_INSTANT
+    const DAY = KIND_DAY
+    const { from, to, fromDay, toDay } = w
     for (let o = 0; o < bits; o++) {
       const k = kinds[o]
-      if (k !== KIND_INSTANT && k !== KIND_DAY) continue
+      if (k !== INSTANT && k !== DAY) continue
       const x = dates[o] as number
-      if (k === KIND_INSTANT ? x >= w.from && x < w.to : x >= w.fromDay && x < w.toDay) setBit(out, o)
+      if (k === INSTANT ? x >= from && x < to : x >= fromDay && x < toDay) setBit(out, o)
     }
     return out
   }
 
   valueTypes(): ValueTypes {
-    const out = new ValueTypes()
+    // One pass with local counters (the catalog runs this over every user of every packed column).
     const kinds = this.kinds
+    const numbers = this.numbers
+    const dates = this.dates
+    // Imported constants read in a hot loop are slow (not folded): copy them to locals first.
+    const NUMBER = KIND_NUMBER
+    const INSTANT = KIND_INSTANT
+    const DAY = KIND_DAY
+    const count = new Int32Array(6)
+    let numberMin = Infinity
+    let numberMax = -Infinity
+    let instantMin = Infinity
+    let instantMax = -Infinity
+    let dayMin = Infinity
+    let dayMax = -Infinity
     for (let o = 0; o < kinds.length; o++) {
       const k = kinds[o] as number
       if (k === 0) continue
-      out.add(
-        k,
-        k === KIND_NUMBER ? (this.numbers?.[o] as number) : k >= KIND_INSTANT ? (this.dates?.[o] as number) : NaN,
-        1,
-      )
+      count[k] = (count[k] as number) + 1
+      if (k === NUMBER) {
+        const n = (numbers as Float64Array)[o] as number
+        if (n < numberMin) numberMin = n
+        if (n > numberMax) numberMax = n
+      } else if (k === INSTANT) {
+        const x = (dates as Float64Array)[o] as number
+        if (x < instantMin) instantMin = x
+        if (x > instantMax) instantMax = x
+      } else if (k === DAY) {
+        const x = (dates as Float64Array)[o] as number
+        if (x < dayMin) dayMin = x
+        if (x > dayMax) dayMax = x
+      }
     }
+    const out = new ValueTypes()
+    out.strings = count[KIND_STRING] as number
+    out.numbers = count[KIND_NUMBER] as number
+    out.booleans = count[KIND_BOOLEAN] as number
+    out.dates = (count[KIND_INSTANT] as number) + (count[KIND_DAY] as number)
+    Object.assign(out, { numberMin, numberMax, instantMin, instantMax, dayMin, dayMax })
     return out
   }
 
