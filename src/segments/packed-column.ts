@@ -12,8 +12,9 @@ const COMPACT_MIN_BYTES = 1 << 20
 /**
  * A high-cardinality attribute (emails, timestamps, external ids): every user's value packed as
  * UTF-8 in one buffer, each value between NUL bytes (`\0v1\0v2\0…`; uploads refuse NUL, so it
- * cannot occur inside a value). About (UTF-8 length + 12) bytes per user, or + 20 once the column
- * holds a number, against ~100 bytes per distinct value in a dictionary.
+ * cannot occur inside a value). About (UTF-8 length + 13) bytes per user (1 for the value's kind,
+ * for the typed catalog), 8 more once the column holds a number and 8 more once it holds a date,
+ * against ~100 bytes per distinct value in a dictionary.
  *
  * Searches run over the whole buffer with `Buffer.indexOf`: `eq` looks for `\0v\0`, `starts_with`
  * for `\0prefix`, `contains` for the bytes of the needle (UTF-8 is self-synchronising, so a byte
