@@ -12,6 +12,7 @@ const PREFIX = 'k2:'
 const TIMED_PREFIX = 'k3:'
 /** Cursors made before fingerprints: still accepted, unchecked. */
 const LEGACY_PREFIX = 'k1:'
+const MAX_CURSOR_NOW = 253_402_300_799_999
 const BASE64URL = /^[A-Za-z0-9_-]+$/
 const MAX_CURSOR_LENGTH = 1024
 
@@ -96,6 +97,7 @@ export function decodeCursorState(cursor: string, scope: string, path = 'cursor'
   if (!timed) return ok({ afterUserId: text.slice(sep + 1) })
   const m = /^(0|[1-9][0-9]{0,15}):/.exec(text.slice(sep + 1))
   const now = m === null ? NaN : Number(m[1])
-  if (m === null || !Number.isSafeInteger(now) || text.length === sep + 1 + m[0].length) return bad
+  // A moment past 9999-12-31 was never written by this API (and would overflow date arithmetic).
+  if (m === null || now > MAX_CURSOR_NOW || text.length === sep + 1 + m[0].length) return bad
   return ok({ afterUserId: text.slice(sep + 1 + m[0].length), now })
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { cursorScope, decodeCursor, encodeCursor } from './cursor.js'
+import { cursorScope, decodeCursor, decodeCursorState, encodeCursor } from './cursor.js'
 
 const scope = cursorScope(1, { kind: 'all', of: [] })
 
@@ -46,4 +46,15 @@ test('anything else is an invalid_value issue at the given path', () => {
     assert.equal(r.error[0]?.path, 'cursor')
     assert.equal(r.error[0]?.code, 'invalid_value')
   }
+})
+
+test('a cursor can carry the moment its walk began (k3); a forged or overflowing one is refused', () => {
+  const scope = cursorScope(3, { field: 'd', op: 'before', value: '2025-03-01' })
+  const c = encodeCursor('u:7', scope, 1_740_821_400_000)
+  assert.deepEqual(decodeCursorState(c, scope), { ok: true, value: { afterUserId: 'u:7', now: 1_740_821_400_000 } })
+  assert.deepEqual(decodeCursor(c, scope), { ok: true, value: 'u:7' })
+  assert.deepEqual(decodeCursorState(encodeCursor('u1', scope), scope), { ok: true, value: { afterUserId: 'u1' } })
+  const forge = (text: string) => btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+  for (const bad of [`k3:${scope}:99999999999999999:u1`, `k3:${scope}:-5:u1`, `k3:${scope}:12:`, `k3:${scope}:01:u1`])
+    assert.equal(decodeCursorState(forge(bad), scope).ok, false, bad)
 })

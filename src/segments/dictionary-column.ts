@@ -259,11 +259,14 @@ export class DictionaryColumn implements Column {
     this.refreshKinds()
     const kinds = this.kinds
     const n = this.kindNumbers
+    // Locals, not the imported constants, in the per-value test (imported bindings are not folded).
+    const INSTANT = KIND_INSTANT
+    const DAY = KIND_DAY
     return this.select(
       this.markValues((_v, code) => {
         const k = kinds[code]
         const x = n[code] as number
-        return k === KIND_INSTANT ? x >= w.from && x < w.to : k === KIND_DAY && x >= w.fromDay && x < w.toDay
+        return k === INSTANT ? x >= w.from && x < w.to : k === DAY && x >= w.fromDay && x < w.toDay
       }),
       bits,
     )

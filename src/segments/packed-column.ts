@@ -17,8 +17,9 @@ export const PART_ORDINALS = 1 << 20
 /**
  * A high-cardinality attribute (emails, timestamps, external ids): every user's value packed as
  * UTF-8 in one buffer, each value between NUL bytes (`\0v1\0v2\0…`; uploads refuse NUL, so it
- * cannot occur inside a value). About (UTF-8 length + 12) bytes per user, or + 20 once the column
- * holds a number, against ~100 bytes per distinct value in a dictionary.
+ * cannot occur inside a value). About (UTF-8 length + 13) bytes per user (1 for the value's kind,
+ * for the typed catalog), 8 more once the column holds a number and 8 more once it holds a date,
+ * against ~100 bytes per distinct value in a dictionary.
  *
  * Searches run over the whole buffer with `Buffer.indexOf`: `eq` looks for `\0v\0`, `starts_with`
  * for `\0prefix`, `contains` for the bytes of the needle (UTF-8 is self-synchronising, so a byte
@@ -258,25 +259,62 @@ class PackedPart {
     const dates = this.dates
     if (dates === undefined) return
     const kinds = this.kinds
+    const INSTANT = KIND_INSTANT
+    const DAY = KIND_DAY
+    const { from, to, fromDay, toDay } = w
+    const base = this.base
     for (let o = 0; o < kinds.length; o++) {
       const k = kinds[o]
-      if (k !== KIND_INSTANT && k !== KIND_DAY) continue
+      if (k !== INSTANT && k !== DAY) continue
       const x = dates[o] as number
-      if (k === KIND_INSTANT ? x >= w.from && x < w.to : x >= w.fromDay && x < w.toDay) setBit(out, this.base + o)
+      if (k === INSTANT ? x >= from && x < to : x >= fromDay && x < toDay) setBit(out, base + o)
     }
   }
 
   addValueTypes(out: ValueTypes): void {
+    // One pass with local counters (the catalog runs this over every user of every packed column).
     const kinds = this.kinds
+    const numbers = this.numbers
+    const dates = this.dates
+    // Imported constants read in a hot loop are slow (not folded): copy them to locals first.
+    const NUMBER = KIND_NUMBER
+    const INSTANT = KIND_INSTANT
+    const DAY = KIND_DAY
+    const count = new Int32Array(6)
+    let numberMin = Infinity
+    let numberMax = -Infinity
+    let instantMin = Infinity
+    let instantMax = -Infinity
+    let dayMin = Infinity
+    let dayMax = -Infinity
     for (let o = 0; o < kinds.length; o++) {
       const k = kinds[o] as number
       if (k === 0) continue
-      out.add(
-        k,
-        k === KIND_NUMBER ? (this.numbers?.[o] as number) : k >= KIND_INSTANT ? (this.dates?.[o] as number) : NaN,
-        1,
-      )
+      count[k] = (count[k] as number) + 1
+      if (k === NUMBER) {
+        const n = (numbers as Float64Array)[o] as number
+        if (n < numberMin) numberMin = n
+        if (n > numberMax) numberMax = n
+      } else if (k === INSTANT) {
+        const x = (dates as Float64Array)[o] as number
+        if (x < instantMin) instantMin = x
+        if (x > instantMax) instantMax = x
+      } else if (k === DAY) {
+        const x = (dates as Float64Array)[o] as number
+        if (x < dayMin) dayMin = x
+        if (x > dayMax) dayMax = x
+      }
     }
+    out.strings += count[KIND_STRING] as number
+    out.numbers += count[KIND_NUMBER] as number
+    out.booleans += count[KIND_BOOLEAN] as number
+    out.dates += (count[KIND_INSTANT] as number) + (count[KIND_DAY] as number)
+    out.numberMin = Math.min(out.numberMin, numberMin)
+    out.numberMax = Math.max(out.numberMax, numberMax)
+    out.instantMin = Math.min(out.instantMin, instantMin)
+    out.instantMax = Math.max(out.instantMax, instantMax)
+    out.dayMin = Math.min(out.dayMin, dayMin)
+    out.dayMax = Math.max(out.dayMax, dayMax)
   }
 
   memoryBytes(): number {

@@ -371,6 +371,10 @@ describe('GET /v1/user/attributes', () => {
     assert.deepEqual(plan, {
       name: 'plan',
       users: 3,
+      type: 'string',
+      shares: { string: 1 },
+      min: null,
+      max: null,
       distinct_values: 2,
       top_values: [
         { value: 'free', users: 2 },
