@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import type { RouteOptions } from 'fastify'
 import type { ProfileData, SegmentPage } from '../../sdk/index.js'
 import { openStore } from '../../storage/open-store.js'
@@ -17,7 +17,7 @@ type Doc = {
 }
 type Schema = { properties?: Record<string, Schema>; required?: string[]; type?: unknown }
 
-async function documentAndRoutes(t: import('node:test').TestContext) {
+async function documentAndRoutes(t: TestContext) {
   const store = await openStore('sqlite::memory:')
   const app = buildApp({
     store,
@@ -45,7 +45,8 @@ test('every registered route is in the OpenAPI 3.1 document, with its methods', 
     const methods = (Array.isArray(route.method) ? route.method : [route.method]).filter((m) => m !== 'HEAD')
     // Not API routes: the explicit 405 answers (they serve every method a path lacks, TRACE always
     // among them), the document itself and the /docs viewer.
-    if (methods.includes('TRACE') || route.url === '/openapi.json' || route.url.startsWith('/docs')) continue
+    // The console's pages and assets are not an API either.
+    if (methods.includes('TRACE') || route.url === '/openapi.json' || /^\/(docs|console)\b/.test(route.url)) continue
     if (methods.length === 0) continue
     const path = route.url.replace(/:([A-Za-z_]+)/g, '{$1}')
     for (const method of methods) {
