@@ -76,7 +76,8 @@ export interface Session {
 }
 
 export interface Project {
-  id: string
+  /** A number from this server; a string is accepted too. */
+  id: string | number
   name: string
   created_at: string
   users: number

@@ -127,7 +127,7 @@ function SignedIn(props: { route: Route; onSignedOut: () => Promise<void> }) {
     }
   }
 
-  const project = 'projectId' in route ? projects?.find((p) => p.id === route.projectId) : undefined
+  const project = 'projectId' in route ? projects?.find((p) => String(p.id) === route.projectId) : undefined
 
   return (
     <>
@@ -153,7 +153,7 @@ function SignedIn(props: { route: Route; onSignedOut: () => Promise<void> }) {
           {TABS.map((tab) => (
             <a
               key={tab.page}
-              href={projectHref(project.id, tab.page)}
+              href={projectHref(String(project.id), tab.page)}
               aria-current={route.page === tab.page ? 'page' : undefined}
             >
               {tab.label}

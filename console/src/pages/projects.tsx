@@ -98,7 +98,7 @@ export function ProjectsPage(props: { projects: Project[]; reload: () => Promise
             </thead>
             <tbody>
               {props.projects.map((project) =>
-                renaming === project.id ? (
+                renaming === String(project.id) ? (
                   <RenameRow
                     key={project.id}
                     project={project}
@@ -119,7 +119,7 @@ export function ProjectsPage(props: { projects: Project[]; reload: () => Promise
                       <button
                         type="button"
                         aria-label={`Rename ${project.name}`}
-                        onClick={() => setRenaming(project.id)}
+                        onClick={() => setRenaming(String(project.id))}
                       >
                         Rename
                       </button>

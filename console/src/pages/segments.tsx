@@ -751,7 +751,7 @@ function RuleEditor(props: {
         </div>
       </div>
       {suggestions.length > 0 ? (
-        <div class="suggestions" role="group" aria-label={`Values of ${rule.field}`}>
+        <div class="suggestions" role="group" aria-label={`Suggestions for ${rule.field}`}>
           {suggestions.map((s) => (
             <button
               key={s.value}
