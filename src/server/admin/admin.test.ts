@@ -247,6 +247,13 @@ describe('admin API: who may call it', () => {
     assert.equal((await app.inject({ method: 'GET', url: '/admin/api/projects', headers })).statusCode, 401)
   })
 
+  test('a wrong method on an admin path is a 405 with Allow, before any auth', async (t) => {
+    const { app } = await buildTestApp(t)
+    const r = await app.inject({ method: 'PUT', url: '/admin/api/projects' })
+    assert.equal(r.statusCode, 405)
+    assert.equal(r.headers['allow'], 'GET, HEAD, POST')
+  })
+
   test('an expired session opens nothing', async (t) => {
     let clock = Date.now()
     const { app, s } = await setup(t, { ADMIN_SESSION_HOURS: '1' }, () => clock)
