@@ -100,13 +100,14 @@ export function ErrorText(props: { id?: string; children: ComponentChildren }) {
 /** Horizontal bars, drawn by hand: value labels on the left, counts on the right, scaled to the largest. */
 export function BarChart(props: { title: string; bars: { label: string; value: number }[]; total?: number }) {
   const rowHeight = 26
-  const width = 600
-  const labelWidth = 190
-  const countWidth = 110
+  // About the width it is drawn at in a card, so the 13px text stays 13px.
+  const width = 440
+  const labelWidth = 150
+  const countWidth = 70
   const max = Math.max(1, ...props.bars.map((b) => b.value))
   const height = props.bars.length * rowHeight + 4
   const barSpace = width - labelWidth - countWidth
-  const shorten = (text: string) => (text.length > 26 ? `${text.slice(0, 25)}…` : text)
+  const shorten = (text: string) => (text.length > 18 ? `${text.slice(0, 17)}…` : text)
   return (
     <figure class="chart">
       <svg

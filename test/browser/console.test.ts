@@ -245,6 +245,12 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
       headers: { authorization: `Bearer ${firstKey}` },
     })
     assert.equal(stored.status, 404, 'a dry run writes nothing')
+    // The log shows the dry runs, marked as such.
+    await page
+      .getByRole('list', { name: 'Requests, newest first' })
+      .getByText('dry run: nothing stored')
+      .first()
+      .waitFor({ timeout: 15_000 })
   })
 
   test('users: look up by id, by prefix with paging, and delete with confirmation', async () => {
@@ -407,6 +413,11 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
     await page.getByRole('row').filter({ hasText: 'Revoked' }).waitFor()
     assert.equal((await upload(firstKey, body)).status, 401, 'a revoked key is refused')
     assert.equal((await upload(newKey, body)).status, 200)
+    // The key history records who did what.
+    await page.getByText('Key history').click()
+    const history = page.locator('details.history')
+    for (const event of ['created', 'rotated', 'revoked'])
+      await history.getByText(event, { exact: true }).first().waitFor()
     await capture(page, '15-integration-rotated')
   })
 

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks'
-import { api, enc, type ApiKey, type LoggedRequest, type Project } from '../api.js'
+import { api, enc, type ApiKey, type KeyEvent, type LoggedRequest, type Project } from '../api.js'
 import { ConfirmDialog, CopyButton, EmptyState } from '../components.js'
 import { formatCount, formatDateTime, formatDuration, formatRelative, formatTime } from '../format.js'
 import { buildSnippets, SAMPLE_BODY, type SnippetLanguage } from '../snippets.js'
@@ -45,6 +45,7 @@ export function IntegrationPage(props: { project: Project; reloadProjects: () =>
         secret={secret}
         onSecret={(s) => setSecret(s)}
       />
+      <KeyHistory base={base} keys={keys ?? []} />
       <SnippetsSection secret={secret} />
       <TestRequestSection secret={secret} />
       <RequestLog base={base} keys={keys ?? []} onNewRequests={props.reloadProjects} />
@@ -354,6 +355,43 @@ function KeysSection(props: {
         </ConfirmDialog>
       ) : null}
     </section>
+  )
+}
+
+/** Who created, rotated and revoked which key, newest first: reloaded whenever the keys change. */
+function KeyHistory(props: { base: string; keys: ApiKey[] }) {
+  const [events, setEvents] = useState<KeyEvent[] | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  useEffect(() => {
+    api<{ events: KeyEvent[] }>('GET', `${props.base}/key-events`).then(
+      (answer) => setEvents(answer.events),
+      (e: unknown) => setError(e instanceof Error ? e.message : String(e)),
+    )
+  }, [props.base, props.keys])
+  const labelOf = (keyId: string) => props.keys.find((k) => k.id === keyId)?.label || keyId
+  return (
+    <details class="history">
+      <summary>Key history{events ? ` (${formatCount(events.length)})` : ''}</summary>
+      {error ? (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      ) : events === null ? (
+        <p aria-busy="true">Loading…</p>
+      ) : events.length === 0 ? (
+        <p class="muted">No key was created, rotated or revoked yet.</p>
+      ) : (
+        <ul>
+          {events.map((event) => (
+            <li key={event.id}>
+              <time dateTime={event.at}>{formatDateTime(event.at)}</time> <strong>{event.event}</strong>{' '}
+              {labelOf(event.key_id)} <span class="muted">by {event.actor}</span>
+              {event.detail ? <span class="muted"> · {event.detail}</span> : null}
+            </li>
+          ))}
+        </ul>
+      )}
+    </details>
   )
 }
 
@@ -695,6 +733,7 @@ function RequestLog(props: { base: string; keys: ApiKey[]; onNewRequests: () => 
                   </span>
                 ) : null}
                 <span class="mono small">id {row.request_id}</span>
+                {row.dry_run ? <span class="tag">dry run: nothing stored</span> : null}
               </div>
               {row.error ? <p class="log-error mono">{row.error}</p> : null}
             </li>

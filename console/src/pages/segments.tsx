@@ -462,10 +462,15 @@ function Editor(props: {
             value={format}
             onChange={(e) => setFormat(e.currentTarget.value === 'ndjson' ? 'ndjson' : 'csv')}
           >
-            <option value="csv">CSV (user_id, then one column per attribute)</option>
-            <option value="ndjson">NDJSON (one JSON object per line)</option>
+            <option value="csv">CSV</option>
+            <option value="ndjson">NDJSON</option>
           </select>
-          <p class="hint">No row cap: the file is streamed from the database.</p>
+          <p class="hint">
+            {format === 'csv'
+              ? 'user_id, then one column per attribute.'
+              : 'One {"user_id", "attributes"} object per line.'}{' '}
+            No row cap: the file is streamed from the database.
+          </p>
         </ConfirmDialog>
       ) : null}
       {props.catalog && props.catalog.attributes.length === 0 ? (
