@@ -336,6 +336,7 @@ export class SqliteStore implements Store {
       for (const name in patch.attributes) if (patch.attributes[name] !== null) valuesWritten++
       if (this.changeLog) s.insertChange.run(projectId, ++seq, patch.userId, now)
     }
+    if (created > 0) s.addUsers.run(created, projectId)
     return { created, updated, valuesWritten }
   }
 
@@ -349,6 +350,7 @@ export class SqliteStore implements Store {
     return this.database
       .transaction(() => {
         if (s.deleteProfile.run(projectId, userId).changes === 0) return false
+        s.addUsers.run(-1, projectId)
         if (this.changeLog) {
           const seq = s.advanceSeq.get(1, projectId) as number
           s.insertChange.run(projectId, seq, userId, Date.now())
@@ -419,11 +421,7 @@ export class SqliteStore implements Store {
 
   async listProjects(): Promise<ProjectSummary[]> {
     const rows = this.database
-      .prepare(
-        `SELECT p.id, p.name, p.created_at, p.last_upload_at,
-           (SELECT count(*) FROM profiles f WHERE f.project_id = p.id) AS users
-         FROM projects p ORDER BY p.name`,
-      )
+      .prepare('SELECT p.id, p.name, p.created_at, p.last_upload_at, p.users FROM projects p ORDER BY p.name')
       .all() as { id: number; name: string; created_at: number; last_upload_at: number | null; users: number }[]
     return rows.map((r) => ({
       id: r.id,
@@ -887,6 +885,7 @@ function prepareStatements(db: Database.Database) {
     oldestChanges: p('SELECT seq, changed_at FROM change_log WHERE project_id = ? ORDER BY seq LIMIT ?'),
     deleteChanges: p('DELETE FROM change_log WHERE project_id = ? AND seq <= ?'),
     setPruned: p('UPDATE projects SET pruned_seq = max(pruned_seq, ?) WHERE id = ?'),
+    addUsers: p('UPDATE projects SET users = users + ? WHERE id = ?'),
     insertRequestLog: p(
       `INSERT INTO request_log (project_id, time, method, path, key_id, key_label, request_id, status, duration_ms,
          users_created, users_updated, error, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
