@@ -116,6 +116,7 @@ CREATE TABLE request_log (
   dry_run boolean NOT NULL,
   PRIMARY KEY (project_id, id)
 );
+CREATE INDEX request_log_time ON request_log (time);
 `,
   },
 ]

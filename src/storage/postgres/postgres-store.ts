@@ -763,14 +763,18 @@ export class PostgresStore implements Store {
 
   async pruneAdminData(options: { maxPerProject: number; olderThan: Date; now: Date }): Promise<number> {
     const { rows } = await this.pool.query<{ n: number }>(
-      `WITH ranked AS (
-         SELECT project_id, id, row_number() OVER (PARTITION BY project_id ORDER BY id DESC) AS r FROM request_log
-       ), deleted AS (
-         DELETE FROM request_log l USING ranked
-         WHERE l.project_id = ranked.project_id AND l.id = ranked.id AND (ranked.r > $1 OR l.time < $2)
+      `WITH old AS (DELETE FROM request_log WHERE time < $2 RETURNING 1),
+       edges AS (
+         SELECT p.id AS project_id,
+           (SELECT l.id FROM request_log l WHERE l.project_id = p.id ORDER BY l.id DESC OFFSET $1 - 1 LIMIT 1) AS edge
+         FROM projects p
+       ),
+       over AS (
+         DELETE FROM request_log l USING edges e
+         WHERE e.edge IS NOT NULL AND l.project_id = e.project_id AND l.id < e.edge
          RETURNING 1
        )
-       SELECT count(*)::int AS n FROM deleted`,
+       SELECT (SELECT count(*) FROM old)::int + (SELECT count(*) FROM over)::int AS n`,
       [options.maxPerProject, options.olderThan],
     )
     await this.pool.query('DELETE FROM admin_sessions WHERE expires_at <= $1', [options.now])

@@ -113,6 +113,7 @@ CREATE TABLE request_log (
   dry_run INTEGER NOT NULL
 );
 CREATE INDEX request_log_project ON request_log (project_id, id);
+CREATE INDEX request_log_time ON request_log (time);
 `,
   },
 ]

@@ -687,17 +687,35 @@ export class SqliteStore implements Store {
     }))
   }
 
+  /** Deletes in chunks with the event loop freed between them: pruning never stalls uploads. */
   async pruneAdminData(options: { maxPerProject: number; olderThan: Date; now: Date }): Promise<number> {
     const db = this.database
-    let deleted = db.prepare('DELETE FROM request_log WHERE time < ?').run(options.olderThan.getTime()).changes
+    let deleted = 0
+    const chunked = async (sql: string, ...params: unknown[]): Promise<void> => {
+      for (;;) {
+        if (this.closed) return
+        const n = db.prepare(sql).run(...params, PRUNE_CHUNK).changes
+        deleted += n
+        if (n < PRUNE_CHUNK) return
+        await yieldToEventLoop()
+      }
+    }
+    await chunked(
+      'DELETE FROM request_log WHERE id IN (SELECT id FROM request_log WHERE time < ? LIMIT ?)',
+      options.olderThan.getTime(),
+    )
     for (const projectId of this.s.projectIds.all() as number[]) {
+      if (this.closed) return deleted
       const edge = db
         .prepare('SELECT id FROM request_log WHERE project_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?')
         .pluck()
         .get(projectId, options.maxPerProject - 1) as number | undefined
-      if (edge !== undefined) {
-        deleted += db.prepare('DELETE FROM request_log WHERE project_id = ? AND id < ?').run(projectId, edge).changes
-      }
+      if (edge === undefined) continue
+      await chunked(
+        'DELETE FROM request_log WHERE id IN (SELECT id FROM request_log WHERE project_id = ? AND id < ? LIMIT ?)',
+        projectId,
+        edge,
+      )
     }
     const now = options.now.getTime()
     db.prepare('DELETE FROM admin_sessions WHERE expires_at <= ?').run(now)
