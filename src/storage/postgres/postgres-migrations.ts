@@ -67,10 +67,15 @@ CREATE TABLE change_horizon (
   },
   {
     // Issue 8: the admin API and console. request_log leads its key with project_id (distributable).
+    // User counts: every write appends its delta to project_user_deltas (append-only, so concurrent
+    // uploads never wait on one projects row), and listing projects folds the deltas into projects.users.
     id: '0002_admin',
     sql: `
 ALTER TABLE api_keys ADD COLUMN expires_at timestamptz;
 ALTER TABLE projects ADD COLUMN last_upload_at timestamptz;
+ALTER TABLE projects ADD COLUMN users bigint NOT NULL DEFAULT 0;
+UPDATE projects p SET users = (SELECT count(*) FROM profiles f WHERE f.project_id = p.id);
+CREATE TABLE project_user_deltas (project_id integer NOT NULL, delta integer NOT NULL);
 CREATE TABLE key_events (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   project_id integer NOT NULL,

@@ -66,6 +66,9 @@ WITH upserted AS (
   ON CONFLICT (project_id, user_id) DO UPDATE
   SET attributes = jsonb_strip_nulls(p.attributes || ($3::jsonb -> excluded.user_id)), updated_at = excluded.updated_at
   RETURNING (p.xmax = 0) AS created
+), counted AS (
+  INSERT INTO project_user_deltas (project_id, delta)
+  SELECT $1, n FROM (SELECT count(*) FILTER (WHERE created)::int AS n FROM upserted) c WHERE n > 0
 )${
   changeLog
     ? `, logged AS (
@@ -327,7 +330,8 @@ export class PostgresStore implements Store {
       ? `, logged AS (INSERT INTO change_log (project_id, xid, user_id) SELECT $1, pg_current_xact_id(), user_id FROM deleted)`
       : ''
     const { rows } = await this.pool.query<{ n: number }>(
-      `WITH deleted AS (DELETE FROM profiles WHERE project_id = $1 AND user_id = $2 RETURNING user_id)${log}
+      `WITH deleted AS (DELETE FROM profiles WHERE project_id = $1 AND user_id = $2 RETURNING user_id),
+       counted AS (INSERT INTO project_user_deltas (project_id, delta) SELECT $1, -1 FROM deleted)${log}
        SELECT count(*)::int AS n FROM deleted`,
       [projectId, userId],
     )
@@ -424,17 +428,14 @@ export class PostgresStore implements Store {
   // ---- Administration ----
 
   async listProjects(): Promise<ProjectSummary[]> {
+    await this.foldUserCounts()
     const { rows } = await this.pool.query<{
       id: number
       name: string
       created_at: Date
       last_upload_at: Date | null
       users: string
-    }>(
-      `SELECT p.id, p.name, p.created_at, p.last_upload_at,
-         (SELECT count(*) FROM profiles f WHERE f.project_id = p.id) AS users
-       FROM projects p ORDER BY p.name`,
-    )
+    }>('SELECT p.id, p.name, p.created_at, p.last_upload_at, p.users FROM projects p ORDER BY p.name')
     return rows.map((r) => ({
       id: r.id,
       name: r.name,
@@ -442,6 +443,18 @@ export class PostgresStore implements Store {
       users: Number(r.users),
       lastUploadAt: r.last_upload_at === null ? null : r.last_upload_at.toISOString(),
     }))
+  }
+
+  /**
+   * Moves the appended user-count deltas into projects.users, atomically: deleted and summed in one
+   * statement, so two processes folding at once never count a delta twice.
+   */
+  private async foldUserCounts(): Promise<void> {
+    await this.pool.query(
+      `WITH d AS (DELETE FROM project_user_deltas RETURNING project_id, delta)
+       UPDATE projects p SET users = p.users + s.total
+       FROM (SELECT project_id, sum(delta) AS total FROM d GROUP BY project_id) s WHERE p.id = s.project_id`,
+    )
   }
 
   async getProject(id: number): Promise<Project | undefined> {
@@ -777,6 +790,7 @@ export class PostgresStore implements Store {
        SELECT (SELECT count(*) FROM old)::int + (SELECT count(*) FROM over)::int AS n`,
       [options.maxPerProject, options.olderThan],
     )
+    await this.foldUserCounts()
     await this.pool.query('DELETE FROM admin_sessions WHERE expires_at <= $1', [options.now])
     await this.pool.query('DELETE FROM admin_login_failures WHERE at < $1', [
       new Date(options.now.getTime() - 24 * 3600_000),
