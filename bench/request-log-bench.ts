@@ -118,6 +118,11 @@ async function main(): Promise<void> {
   log(`baseline (REQUEST_LOG=off): ${Math.round(off).toLocaleString('en-US')} users/s`)
   log(`with the request log:       ${Math.round(on).toLocaleString('en-US')} users/s`)
   log(`ratio on/off: ${(on / off).toFixed(3)} (cost ${((1 - on / off) * 100).toFixed(1)} %; the issue allows 5 %)`)
+  const cpuOff = totals.off.cpu / totals.off.users
+  const cpuOn = totals.on.cpu / totals.on.users
+  log(
+    `server CPU per user: off ${(cpuOff * 1e6).toFixed(1)} µs, on ${(cpuOn * 1e6).toFixed(1)} µs, ratio on/off ${(cpuOn / cpuOff).toFixed(3)} (cost ${((cpuOn / cpuOff - 1) * 100).toFixed(1)} %)`,
+  )
   log(
     `load average at the end: ${loadavg()
       .map((l) => l.toFixed(1))
