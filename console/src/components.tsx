@@ -2,6 +2,16 @@ import type { ComponentChildren } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { formatCount } from './format.js'
 
+/**
+ * Focus on mount: the `autofocus` attribute only works on page load, not for a form that appears
+ * after a click, where keyboard users need the focus moved for them.
+ */
+export function useAutoFocus<T extends HTMLElement>() {
+  const ref = useRef<T>(null)
+  useEffect(() => ref.current?.focus(), [])
+  return ref
+}
+
 /** A modal confirmation on the native <dialog>: focus is trapped and Escape cancels, for free. */
 export function ConfirmDialog(props: {
   title: string

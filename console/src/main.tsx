@@ -127,6 +127,12 @@ function SignedIn(props: { route: Route; onSignedOut: () => Promise<void> }) {
     }
   }
 
+  // A new page moves the focus to its content, so keyboard and screen reader users start there.
+  const routeKey = 'projectId' in route ? `${route.page}/${route.projectId}` : route.page
+  useEffect(() => {
+    document.getElementById('content')?.focus({ preventScroll: true })
+  }, [routeKey])
+
   const project = 'projectId' in route ? projects?.find((p) => String(p.id) === route.projectId) : undefined
 
   return (

@@ -368,6 +368,23 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
       return `${cells[col('user_id')]}|${cells[col('plan')]}|${cells[col('ltv')]}`
     })
     assert.deepEqual(rows.sort(), EXPECTED.map((u) => `${u.user_id}|${u.plan}|${u.ltv}`).sort())
+
+    // The same segment as NDJSON.
+    await page.getByRole('button', { name: 'Export', exact: true }).click()
+    await page.getByRole('dialog').getByText(`${EXPECTED.length} rows`).waitFor()
+    await page.getByRole('dialog').getByLabel('Format').selectOption('ndjson')
+    const [ndjson] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('dialog').getByRole('button', { name: 'Download' }).click(),
+    ])
+    const lines = readFileSync(await ndjson.path(), 'utf8')
+      .trim()
+      .split('\n')
+    const members = lines.map((line) => JSON.parse(line) as { user_id: string; attributes: Record<string, string> })
+    assert.deepEqual(
+      members.map((m) => `${m.user_id}|${m.attributes.plan}|${m.attributes.ltv}`).sort(),
+      EXPECTED.map((u) => `${u.user_id}|${u.plan}|${u.ltv}`).sort(),
+    )
   })
 
   test('segments: edit an any-group, see the count change, delete with confirmation', async () => {
@@ -390,6 +407,12 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
   test('rotate a key: both work during the grace period; revoke one and the API refuses it', async () => {
     await go('Integration')
     const row = page.getByRole('row').filter({ hasText: 'backend' })
+    await row.getByRole('button', { name: 'Rotate' }).click()
+    // Escape cancels a dialog, and focus was moved into it.
+    await page.getByRole('dialog').getByLabel('Keep the old key working for').waitFor()
+    assert.equal(await page.evaluate<string>('document.activeElement?.closest("dialog") ? "in" : "out"'), 'in')
+    await page.keyboard.press('Escape')
+    await page.getByRole('dialog').waitFor({ state: 'detached' })
     await row.getByRole('button', { name: 'Rotate' }).click()
     const dialog = page.getByRole('dialog')
     await dialog.getByLabel('Keep the old key working for').selectOption('3600')
@@ -430,6 +453,34 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
     await page.getByRole('button', { name: 'Save' }).click()
     await page.getByRole('link', { name: 'Acme store' }).waitFor()
     await capture(page, '16-projects')
+  })
+
+  test('keyboard only: a project and a key are created without the mouse', async () => {
+    /** Presses Tab until the focused element's text or label is `name`; fails after 80 presses. */
+    const tabTo = async (name: string) => {
+      for (let i = 0; i < 80; i++) {
+        await page.keyboard.press('Tab')
+        const focused = await page.evaluate<string>(
+          "(document.activeElement?.labels?.[0]?.textContent ?? document.activeElement?.textContent ?? '').trim()",
+        )
+        if (focused === name) return
+      }
+      assert.fail(`Tab never reached "${name}"`)
+    }
+    // From the projects page, where the previous test ended.
+    await page.getByRole('heading', { level: 1, name: 'Projects' }).waitFor()
+    await tabTo('New project')
+    await page.keyboard.press('Enter')
+    await page.keyboard.type('Keyboard co')
+    await page.keyboard.press('Enter')
+    await page.getByRole('heading', { level: 1, name: 'Integration' }).waitFor()
+    await tabTo('Label')
+    await page.keyboard.type('kb')
+    await page.keyboard.press('Enter')
+    assert.match(await page.getByRole('textbox', { name: 'New API key' }).inputValue(), /^tbk_/)
+    // A visible focus ring: the focused element draws an outline.
+    const outline = await page.evaluate<string>('getComputedStyle(document.activeElement).outlineStyle')
+    assert.notEqual(outline, 'none')
   })
 
   test('sign out closes the console', async () => {
