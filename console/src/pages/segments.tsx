@@ -225,7 +225,9 @@ function Editor(props: {
         body: { where: JSON.parse(whereJson) as unknown, limit: 1 },
         signal: controller.signal,
       }).then(
-        (page) => setCount({ value: page.count, pending: false, error: null }),
+        (page) => {
+          if (!controller.signal.aborted) setCount({ value: page.count, pending: false, error: null })
+        },
         (e: unknown) => {
           if (controller.signal.aborted) return
           const msg = e instanceof Error ? e.message : String(e)
