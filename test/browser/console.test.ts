@@ -393,6 +393,20 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
     await page.getByLabel('Users matching').selectOption('any')
     const any = USERS.filter((u) => u.plan === 'pro' || Number(u.ltv) >= 50).length
     await waitForCount(any)
+    // Changed and not saved: the export sends the condition on screen, not the saved one.
+    await page.getByRole('button', { name: 'Export', exact: true }).click()
+    await page.getByRole('dialog').getByText(`${any} rows`).waitFor()
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('dialog').getByRole('button', { name: 'Download' }).click(),
+    ])
+    assert.equal(
+      readFileSync(await download.path(), 'utf8')
+        .trim()
+        .split(/\r?\n/).length,
+      any + 1,
+      'header + rows',
+    )
     await page.getByRole('button', { name: 'Add group' }).click()
     await page.getByLabel('Operator', { exact: true }).nth(2).selectOption('in')
     await page.getByLabel('Field', { exact: true }).nth(2).selectOption('country')

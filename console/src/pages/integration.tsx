@@ -48,7 +48,14 @@ export function IntegrationPage(props: { project: Project; reloadProjects: () =>
       <KeyHistory base={base} keys={keys ?? []} />
       <SnippetsSection secret={secret} />
       <TestRequestSection secret={secret} />
-      <RequestLog base={base} keys={keys ?? []} onNewRequests={props.reloadProjects} />
+      <RequestLog
+        base={base}
+        keys={keys ?? []}
+        onNewRequests={async () => {
+          // New calls move "last upload" (the waiting banner) and the keys' "last used".
+          await Promise.all([props.reloadProjects(), loadKeys()])
+        }}
+      />
     </>
   )
 }
@@ -362,12 +369,14 @@ function KeysSection(props: {
 function KeyHistory(props: { base: string; keys: ApiKey[] }) {
   const [events, setEvents] = useState<KeyEvent[] | null>(null)
   const [error, setError] = useState<string | null>(null)
+  // Reload when a key is created, rotated or revoked, not each time "last used" moves.
+  const keySignature = props.keys.map((k) => `${k.id}:${k.state}`).join(',')
   useEffect(() => {
     api<{ events: KeyEvent[] }>('GET', `${props.base}/key-events`).then(
       (answer) => setEvents(answer.events),
       (e: unknown) => setError(e instanceof Error ? e.message : String(e)),
     )
-  }, [props.base, props.keys])
+  }, [props.base, keySignature])
   const labelOf = (keyId: string) => props.keys.find((k) => k.id === keyId)?.label || keyId
   return (
     <details class="history">
