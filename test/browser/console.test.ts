@@ -112,6 +112,20 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
     await capture(page, '01-no-password')
   })
 
+  test('the built assets are served hashed and immutable, the page no-cache under a strict CSP', async () => {
+    const index = await fetch(`${base}/console/`)
+    assert.equal(index.headers.get('cache-control'), 'no-cache')
+    assert.match(index.headers.get('content-security-policy') ?? '', /script-src 'self'/)
+    const html = await index.text()
+    const assets = [...html.matchAll(/(?:src|href)="(main-[A-Z0-9]{8}\.(?:js|css))"/g)].map((m) => m[1])
+    assert.equal(assets.length, 2, html)
+    for (const asset of assets) {
+      const res = await fetch(`${base}/console/${asset}`)
+      assert.equal(res.status, 200)
+      assert.equal(res.headers.get('cache-control'), 'public, max-age=31536000, immutable')
+    }
+  })
+
   test('a password set with the CLI opens the console; a wrong one is refused next to the field', async () => {
     const set = await setPasswordWithCli(databaseUrl, PASSWORD)
     assert.equal(set.code, 0, set.out)
@@ -502,6 +516,17 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
     await page.getByLabel('Password').waitFor()
     const res = await fetch(`${base}/admin/api/projects`)
     assert.equal(res.status, 401)
+  })
+
+  test('repeated wrong passwords are throttled, and the page says when to retry', async () => {
+    const field = page.getByLabel('Password')
+    for (let i = 0; i < 6; i++) {
+      await field.fill(`wrong ${i}`)
+      await page.getByRole('button', { name: 'Sign in' }).click()
+      await page.getByRole('alert').waitFor()
+    }
+    await page.getByText(/Too many failed attempts\. Try again in \d+ seconds\./).waitFor()
+    await capture(page, '17-sign-in-throttled')
   })
 
   test('no script error and no Content-Security-Policy violation on any page', () => {
