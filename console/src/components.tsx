@@ -112,8 +112,10 @@ export function BarChart(props: { title: string; bars: { label: string; value: n
   const rowHeight = 26
   // About the width it is drawn at in a card, so the 13px text stays 13px.
   const width = 440
-  const labelWidth = 150
   const countWidth = 70
+  // As wide as the longest (shortened) label needs, in 13px monospace (about 8px a character).
+  const longest = Math.max(...props.bars.map((b) => Math.min(18, Math.max(b.label.length, 7))))
+  const labelWidth = Math.min(160, longest * 8 + 14)
   const max = Math.max(1, ...props.bars.map((b) => b.value))
   const height = props.bars.length * rowHeight + 4
   const barSpace = width - labelWidth - countWidth

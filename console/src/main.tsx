@@ -155,7 +155,7 @@ function SignedIn(props: { route: Route; onSignedOut: () => Promise<void> }) {
       </header>
       {project && 'projectId' in route ? (
         <nav class="tabs" aria-label="Project">
-          <a href="#/">All projects</a>
+          <a href="#/">Projects</a>
           {TABS.map((tab) => (
             <a
               key={tab.page}

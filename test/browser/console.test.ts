@@ -473,7 +473,7 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
   })
 
   test('projects: the list shows users and last upload; rename', async () => {
-    await page.getByRole('link', { name: 'All projects' }).click()
+    await page.getByRole('navigation', { name: 'Project' }).getByRole('link', { name: 'Projects' }).click()
     const row = page.getByRole('row').filter({ hasText: 'Acme shop' })
     await row.getByText('44').waitFor()
     await row.getByRole('button', { name: 'Rename' }).click()
