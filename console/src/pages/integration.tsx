@@ -591,6 +591,8 @@ function RequestLog(props: { base: string; keys: ApiKey[]; onNewRequests: () => 
   const [rows, setRows] = useState<LoggedRequest[] | null>(null)
   const [older, setOlder] = useState<string | number | null>(null)
   const [error, setError] = useState<string | null>(null)
+  /** False when the server runs with REQUEST_LOG=off (it says so in `enabled`). */
+  const [enabled, setEnabled] = useState(true)
   const [fresh, setFresh] = useState<Set<string>>(new Set())
   const newest = useRef<string | number | null>(null)
   const onNew = useRef(props.onNewRequests)
@@ -613,8 +615,13 @@ function RequestLog(props: { base: string; keys: ApiKey[]; onNewRequests: () => 
     setRows(null)
     const first = async () => {
       try {
-        const page = await api<{ requests: LoggedRequest[]; next_before: string | number | null }>('GET', query({}))
+        const page = await api<{
+          requests: LoggedRequest[]
+          next_before: string | number | null
+          enabled?: boolean
+        }>('GET', query({}))
         if (stopped) return
+        setEnabled(page.enabled !== false)
         setRows(page.requests)
         setOlder(page.next_before)
         newest.current = page.requests[0]?.id ?? null
@@ -707,9 +714,15 @@ function RequestLog(props: { base: string; keys: ApiKey[]; onNewRequests: () => 
           {error}
         </p>
       ) : null}
+      {!enabled ? (
+        <p class="warning">
+          The request log is off on this server (<code>REQUEST_LOG=off</code>): calls are not recorded, and the
+          first-upload banner above cannot see uploads. Restart the server without it to turn the log on.
+        </p>
+      ) : null}
       {rows === null ? (
         <p aria-busy="true">Loading…</p>
-      ) : rows.length === 0 ? (
+      ) : rows.length === 0 && !enabled ? null : rows.length === 0 ? (
         <EmptyState title={status || keyId ? 'No requests match these filters' : 'No requests yet'}>
           <p>
             {status || keyId
