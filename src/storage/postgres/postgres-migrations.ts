@@ -74,8 +74,9 @@ CREATE TABLE change_horizon (
 ALTER TABLE api_keys ADD COLUMN expires_at timestamptz;
 ALTER TABLE projects ADD COLUMN last_upload_at timestamptz;
 ALTER TABLE projects ADD COLUMN users bigint NOT NULL DEFAULT 0;
-UPDATE projects p SET users = (SELECT count(*) FROM profiles f WHERE f.project_id = p.id);
 CREATE TABLE project_user_deltas (project_id integer NOT NULL, delta integer NOT NULL);
+-- The users already stored, as deltas (no correlated subquery: Citus refuses them over reference tables).
+INSERT INTO project_user_deltas (project_id, delta) SELECT project_id, count(*)::int FROM profiles GROUP BY project_id;
 CREATE TABLE key_events (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   project_id integer NOT NULL,
