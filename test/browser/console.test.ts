@@ -360,7 +360,11 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
     await page.getByText('Give the segment a name.').waitFor()
     await page.getByLabel('Segment name').fill('High-value pro')
     await page.getByRole('button', { name: 'Save segment' }).click()
-    await page.getByRole('row').filter({ hasText: 'High-value pro' }).getByText(String(EXPECTED.length)).waitFor()
+    await page
+      .getByRole('row')
+      .filter({ hasText: 'High-value pro' })
+      .getByRole('cell', { name: String(EXPECTED.length), exact: true })
+      .waitFor()
     await capture(page, '11-segments-builder')
 
     await page.getByRole('button', { name: 'Export', exact: true }).click()
@@ -475,7 +479,7 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
   test('projects: the list shows users and last upload; rename', async () => {
     await page.getByRole('navigation', { name: 'Project' }).getByRole('link', { name: 'Projects' }).click()
     const row = page.getByRole('row').filter({ hasText: 'Acme shop' })
-    await row.getByText('44').waitFor()
+    await row.getByRole('cell', { name: '44', exact: true }).waitFor()
     await row.getByRole('button', { name: 'Rename' }).click()
     await page.getByLabel('New name for Acme shop').fill('Acme store')
     await page.getByRole('button', { name: 'Save' }).click()
