@@ -262,6 +262,19 @@ describe('admin API: who may call it', () => {
     clock += 3600_000 + 1000
     assert.equal((await as(app, s)('GET', '/admin/api/projects')).statusCode, 401)
   })
+
+  test('a session in use slides: its expiry and its cookie move forward', async (t) => {
+    let clock = Date.now()
+    const { app, s } = await setup(t, { ADMIN_SESSION_HOURS: '1' }, () => clock)
+    clock += 40 * 60_000
+    const used = await as(app, s)('GET', '/admin/api/projects')
+    assert.equal(used.statusCode, 200)
+    assert.match(String(used.headers['set-cookie']), /^tb_session=[A-Za-z0-9_-]{43}; .*Max-Age=3600/)
+    // Give the fire-and-forget extension its turn.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    clock += 40 * 60_000
+    assert.equal((await as(app, s)('GET', '/admin/api/projects')).statusCode, 200, '80 min after sign-in, 40 after use')
+  })
 })
 
 describe('admin API: projects and keys', () => {

@@ -67,7 +67,7 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
   })
 
   void app.register(async (api) => {
-    api.addHook('onRequest', async (request) => auth.requireAdmin(request))
+    api.addHook('onRequest', async (request, reply) => auth.requireAdmin(request, reply))
     registerProjectRoutes(api, { store, now })
     registerRequestLogRoutes(api, store)
     registerUserRoutes(api, store)
