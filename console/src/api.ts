@@ -76,7 +76,8 @@ export interface Session {
 }
 
 export interface Project {
-  id: string
+  /** A number from this server; a string is accepted too. */
+  id: string | number
   name: string
   created_at: string
   users: number
@@ -109,6 +110,17 @@ export interface LoggedRequest {
   users_created: number | null
   users_updated: number | null
   error: string | null
+  /** A "Send a test request" call: validated, nothing stored. */
+  dry_run?: boolean
+}
+
+export interface KeyEvent {
+  id: number | string
+  key_id: string
+  event: string
+  at: string
+  actor: string
+  detail: string
 }
 
 export interface UserSummary {

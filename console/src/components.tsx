@@ -2,6 +2,16 @@ import type { ComponentChildren } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { formatCount } from './format.js'
 
+/**
+ * Focus on mount: the `autofocus` attribute only works on page load, not for a form that appears
+ * after a click, where keyboard users need the focus moved for them.
+ */
+export function useAutoFocus<T extends HTMLElement>() {
+  const ref = useRef<T>(null)
+  useEffect(() => ref.current?.focus(), [])
+  return ref
+}
+
 /** A modal confirmation on the native <dialog>: focus is trapped and Escape cancels, for free. */
 export function ConfirmDialog(props: {
   title: string
@@ -100,13 +110,16 @@ export function ErrorText(props: { id?: string; children: ComponentChildren }) {
 /** Horizontal bars, drawn by hand: value labels on the left, counts on the right, scaled to the largest. */
 export function BarChart(props: { title: string; bars: { label: string; value: number }[]; total?: number }) {
   const rowHeight = 26
-  const width = 600
-  const labelWidth = 190
-  const countWidth = 110
+  // About the width it is drawn at in a card, so the 13px text stays 13px.
+  const width = 440
+  const countWidth = 70
+  // As wide as the longest (shortened) label needs, in 13px monospace (about 8px a character).
+  const longest = Math.max(...props.bars.map((b) => Math.min(18, Math.max(b.label.length, 7))))
+  const labelWidth = Math.min(160, longest * 8 + 14)
   const max = Math.max(1, ...props.bars.map((b) => b.value))
   const height = props.bars.length * rowHeight + 4
   const barSpace = width - labelWidth - countWidth
-  const shorten = (text: string) => (text.length > 26 ? `${text.slice(0, 25)}…` : text)
+  const shorten = (text: string) => (text.length > 18 ? `${text.slice(0, 17)}…` : text)
   return (
     <figure class="chart">
       <svg

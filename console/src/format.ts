@@ -22,9 +22,11 @@ export function formatDateTime(value: string | number | null | undefined, never 
   return Number.isNaN(date.getTime()) ? String(value) : dateTime.format(date)
 }
 
-export function formatTime(value: string | number): string {
+/** The time of day for today's entries, with the date for older ones. */
+export function formatTime(value: string | number, now = new Date()): string {
   const date = toDate(value)
-  return Number.isNaN(date.getTime()) ? String(value) : timeOnly.format(date)
+  if (Number.isNaN(date.getTime())) return String(value)
+  return date.toDateString() === now.toDateString() ? timeOnly.format(date) : dateTime.format(date)
 }
 
 /** "in 23 hours", "5 minutes ago". */

@@ -127,7 +127,13 @@ function SignedIn(props: { route: Route; onSignedOut: () => Promise<void> }) {
     }
   }
 
-  const project = 'projectId' in route ? projects?.find((p) => p.id === route.projectId) : undefined
+  // A new page moves the focus to its content, so keyboard and screen reader users start there.
+  const routeKey = 'projectId' in route ? `${route.page}/${route.projectId}` : route.page
+  useEffect(() => {
+    document.getElementById('content')?.focus({ preventScroll: true })
+  }, [routeKey])
+
+  const project = 'projectId' in route ? projects?.find((p) => String(p.id) === route.projectId) : undefined
 
   return (
     <>
@@ -149,11 +155,11 @@ function SignedIn(props: { route: Route; onSignedOut: () => Promise<void> }) {
       </header>
       {project && 'projectId' in route ? (
         <nav class="tabs" aria-label="Project">
-          <a href="#/">All projects</a>
+          <a href="#/">Projects</a>
           {TABS.map((tab) => (
             <a
               key={tab.page}
-              href={projectHref(project.id, tab.page)}
+              href={projectHref(String(project.id), tab.page)}
               aria-current={route.page === tab.page ? 'page' : undefined}
             >
               {tab.label}

@@ -18,6 +18,7 @@ import { registerJsonBodyParser } from './json-body.js'
 import { MALFORMED_QUERY, parseQueryString, type ParsedQuery } from './query.js'
 import { createMetrics, registerMetrics, type Metrics } from './metrics.js'
 import { registerHealthRoutes } from './routes/health.js'
+import { registerConsoleRoutes } from './routes/console.js'
 import { registerProfileRoutes } from './routes/profiles.js'
 import { registerRateLimit } from './rate-limit.js'
 import { registerAttributeRoutes } from './routes/attributes.js'
@@ -211,6 +212,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     fastifyPlugin(async (root: FastifyInstance) => {
       registerMetrics(root, metrics)
       registerHealthRoutes(root, store, now)
+      registerConsoleRoutes(root, { now })
       // The /v1 API in one child context, so the rate limiter is loaded before its routes are declared.
       void root.register(async (api) => {
         if (requestLog !== undefined) registerRequestLogHooks(api, requestLog, now)

@@ -714,6 +714,12 @@ export function describeStoreContract(
       await store.appendRequestLog([logEntry(p.id, { time: at - 1000, upload: true })])
       listed = (await store.listProjects()).find((x) => x.id === p.id)
       assert.equal(listed?.lastUploadAt, '2026-01-02T03:04:05.678Z', 'the latest upload wins, whatever the order')
+      await store.applyUpload(p.id, batch(['u2', { a: '3' }], ['u3', { a: '3' }]))
+      await store.deleteProfile(p.id, 'u1')
+      await store.deleteProfile(p.id, 'u1')
+      listed = (await store.listProjects()).find((x) => x.id === p.id)
+      assert.equal(listed?.users, 2, 'created users counted once, deletions subtracted once')
+      assert.equal(listed?.users, await store.countProfiles(p.id))
     })
 
     test('key rotation: a new key, the old one expires at the grace end; revoked or foreign keys are refused', async () => {

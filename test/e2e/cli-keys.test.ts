@@ -11,7 +11,7 @@ import { ROOT, SERVER, postgresTestDatabase, runCli, type CliResult } from './pr
 // Black-box: the real CLI (`node bin/traitbase.js`, built by `npm run build`) against a real database.
 
 const SECRET = /^tbk_[A-Za-z0-9_-]{43}$/
-const LISTING_KEYS = ['created_at', 'id', 'label', 'last_used_at', 'revoked_at', 'scopes']
+const LISTING_KEYS = ['created_at', 'expires_at', 'id', 'label', 'last_used_at', 'revoked_at', 'scopes']
 
 function lastLine(text: string): string {
   const lines = text.split('\n')
@@ -120,7 +120,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
 
       const table = await cli('keys', 'list', '--project', 'demo')
       assert.equal(table.code, 0, table.stderr)
-      assert.match(table.stdout, /^ID\s+LABEL\s+SCOPES\s+CREATED\s+LAST USED\s+REVOKED\n/)
+      assert.match(table.stdout, /^ID\s+LABEL\s+SCOPES\s+CREATED\s+LAST USED\s+REVOKED\s+EXPIRES\n/)
       assert.ok(table.stdout.includes(key.id) && table.stdout.includes('first key'))
       for (const out of [table.stdout, JSON.stringify(listing)]) {
         assert.equal(out.includes(secret), false, 'list never shows the secret')

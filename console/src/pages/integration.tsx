@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks'
-import { api, enc, type ApiKey, type LoggedRequest, type Project } from '../api.js'
+import { api, enc, type ApiKey, type KeyEvent, type LoggedRequest, type Project } from '../api.js'
 import { ConfirmDialog, CopyButton, EmptyState } from '../components.js'
 import { formatCount, formatDateTime, formatDuration, formatRelative, formatTime } from '../format.js'
 import { buildSnippets, SAMPLE_BODY, type SnippetLanguage } from '../snippets.js'
@@ -45,9 +45,17 @@ export function IntegrationPage(props: { project: Project; reloadProjects: () =>
         secret={secret}
         onSecret={(s) => setSecret(s)}
       />
+      <KeyHistory base={base} keys={keys ?? []} />
       <SnippetsSection secret={secret} />
       <TestRequestSection secret={secret} />
-      <RequestLog base={base} keys={keys ?? []} onNewRequests={props.reloadProjects} />
+      <RequestLog
+        base={base}
+        keys={keys ?? []}
+        onNewRequests={async () => {
+          // New calls move "last upload" (the waiting banner) and the keys' "last used".
+          await Promise.all([props.reloadProjects(), loadKeys()])
+        }}
+      />
     </>
   )
 }
@@ -357,6 +365,45 @@ function KeysSection(props: {
   )
 }
 
+/** Who created, rotated and revoked which key, newest first: reloaded whenever the keys change. */
+function KeyHistory(props: { base: string; keys: ApiKey[] }) {
+  const [events, setEvents] = useState<KeyEvent[] | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  // Reload when a key is created, rotated or revoked, not each time "last used" moves.
+  const keySignature = props.keys.map((k) => `${k.id}:${k.state}`).join(',')
+  useEffect(() => {
+    api<{ events: KeyEvent[] }>('GET', `${props.base}/key-events`).then(
+      (answer) => setEvents(answer.events),
+      (e: unknown) => setError(e instanceof Error ? e.message : String(e)),
+    )
+  }, [props.base, keySignature])
+  const labelOf = (keyId: string) => props.keys.find((k) => k.id === keyId)?.label || keyId
+  return (
+    <details class="history">
+      <summary>Key history{events ? ` (${formatCount(events.length)})` : ''}</summary>
+      {error ? (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      ) : events === null ? (
+        <p aria-busy="true">Loading…</p>
+      ) : events.length === 0 ? (
+        <p class="muted">No key was created, rotated or revoked yet.</p>
+      ) : (
+        <ul>
+          {events.map((event) => (
+            <li key={event.id}>
+              <time dateTime={event.at}>{formatDateTime(event.at)}</time> <strong>{event.event}</strong>{' '}
+              {labelOf(event.key_id)} <span class="muted">by {event.actor}</span>
+              {event.detail ? <span class="muted"> · {event.detail}</span> : null}
+            </li>
+          ))}
+        </ul>
+      )}
+    </details>
+  )
+}
+
 function SnippetsSection(props: { secret: KnownSecret | null }) {
   const [language, setLanguage] = useState<SnippetLanguage>('curl')
   const snippets = buildSnippets(location.origin, props.secret?.secret ?? null)
@@ -544,6 +591,8 @@ function RequestLog(props: { base: string; keys: ApiKey[]; onNewRequests: () => 
   const [rows, setRows] = useState<LoggedRequest[] | null>(null)
   const [older, setOlder] = useState<string | number | null>(null)
   const [error, setError] = useState<string | null>(null)
+  /** False when the server runs with REQUEST_LOG=off (it says so in `enabled`). */
+  const [enabled, setEnabled] = useState(true)
   const [fresh, setFresh] = useState<Set<string>>(new Set())
   const newest = useRef<string | number | null>(null)
   const onNew = useRef(props.onNewRequests)
@@ -566,8 +615,13 @@ function RequestLog(props: { base: string; keys: ApiKey[]; onNewRequests: () => 
     setRows(null)
     const first = async () => {
       try {
-        const page = await api<{ requests: LoggedRequest[]; next_before: string | number | null }>('GET', query({}))
+        const page = await api<{
+          requests: LoggedRequest[]
+          next_before: string | number | null
+          enabled?: boolean
+        }>('GET', query({}))
         if (stopped) return
+        setEnabled(page.enabled !== false)
         setRows(page.requests)
         setOlder(page.next_before)
         newest.current = page.requests[0]?.id ?? null
@@ -660,9 +714,15 @@ function RequestLog(props: { base: string; keys: ApiKey[]; onNewRequests: () => 
           {error}
         </p>
       ) : null}
+      {!enabled ? (
+        <p class="warning">
+          The request log is off on this server (<code>REQUEST_LOG=off</code>): calls are not recorded, and the
+          first-upload banner above cannot see uploads. Restart the server without it to turn the log on.
+        </p>
+      ) : null}
       {rows === null ? (
         <p aria-busy="true">Loading…</p>
-      ) : rows.length === 0 ? (
+      ) : rows.length === 0 && !enabled ? null : rows.length === 0 ? (
         <EmptyState title={status || keyId ? 'No requests match these filters' : 'No requests yet'}>
           <p>
             {status || keyId
@@ -695,6 +755,7 @@ function RequestLog(props: { base: string; keys: ApiKey[]; onNewRequests: () => 
                   </span>
                 ) : null}
                 <span class="mono small">id {row.request_id}</span>
+                {row.dry_run ? <span class="tag">dry run: nothing stored</span> : null}
               </div>
               {row.error ? <p class="log-error mono">{row.error}</p> : null}
             </li>

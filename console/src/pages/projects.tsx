@@ -1,6 +1,7 @@
+import type { JSX } from 'preact'
 import { useState } from 'preact/hooks'
 import { api, ApiError, type Project } from '../api.js'
-import { EmptyState } from '../components.js'
+import { EmptyState, useAutoFocus } from '../components.js'
 import { formatCount, formatDateTime } from '../format.js'
 import { projectHref } from '../routes.js'
 
@@ -42,10 +43,9 @@ export function ProjectsPage(props: { projects: Project[]; reload: () => Promise
       {creating ? (
         <form class="card stack" onSubmit={(e) => void create(e)} noValidate>
           <label for="project-name">Project name</label>
-          <input
+          <AutoFocusInput
             id="project-name"
             value={name}
-            autoFocus
             maxLength={100}
             aria-invalid={error ? 'true' : undefined}
             aria-describedby={error ? 'project-name-error' : undefined}
@@ -98,7 +98,7 @@ export function ProjectsPage(props: { projects: Project[]; reload: () => Promise
             </thead>
             <tbody>
               {props.projects.map((project) =>
-                renaming === project.id ? (
+                renaming === String(project.id) ? (
                   <RenameRow
                     key={project.id}
                     project={project}
@@ -119,7 +119,7 @@ export function ProjectsPage(props: { projects: Project[]; reload: () => Promise
                       <button
                         type="button"
                         aria-label={`Rename ${project.name}`}
-                        onClick={() => setRenaming(project.id)}
+                        onClick={() => setRenaming(String(project.id))}
                       >
                         Rename
                       </button>
@@ -157,10 +157,9 @@ function RenameRow(props: { project: Project; onDone: () => Promise<void> }) {
       <td colSpan={5}>
         <form class="inline-form" onSubmit={(e) => void save(e)} noValidate>
           <label for={id}>New name for {props.project.name}</label>
-          <input
+          <AutoFocusInput
             id={id}
             value={name}
-            autoFocus
             aria-invalid={error ? 'true' : undefined}
             aria-describedby={error ? `${id}-error` : undefined}
             onInput={(e) => setName(e.currentTarget.value)}
@@ -183,4 +182,9 @@ function RenameRow(props: { project: Project; onDone: () => Promise<void> }) {
       </td>
     </tr>
   )
+}
+
+function AutoFocusInput(props: JSX.IntrinsicElements['input']) {
+  const ref = useAutoFocus<HTMLInputElement>()
+  return <input ref={ref} {...props} />
 }

@@ -225,7 +225,9 @@ function Editor(props: {
         body: { where: JSON.parse(whereJson) as unknown, limit: 1 },
         signal: controller.signal,
       }).then(
-        (page) => setCount({ value: page.count, pending: false, error: null }),
+        (page) => {
+          if (!controller.signal.aborted) setCount({ value: page.count, pending: false, error: null })
+        },
         (e: unknown) => {
           if (controller.signal.aborted) return
           const msg = e instanceof Error ? e.message : String(e)
@@ -462,10 +464,15 @@ function Editor(props: {
             value={format}
             onChange={(e) => setFormat(e.currentTarget.value === 'ndjson' ? 'ndjson' : 'csv')}
           >
-            <option value="csv">CSV (user_id, then one column per attribute)</option>
-            <option value="ndjson">NDJSON (one JSON object per line)</option>
+            <option value="csv">CSV</option>
+            <option value="ndjson">NDJSON</option>
           </select>
-          <p class="hint">No row cap: the file is streamed from the database.</p>
+          <p class="hint">
+            {format === 'csv'
+              ? 'user_id, then one column per attribute.'
+              : 'One {"user_id", "attributes"} object per line.'}{' '}
+            No row cap: the file is streamed from the database.
+          </p>
         </ConfirmDialog>
       ) : null}
       {props.catalog && props.catalog.attributes.length === 0 ? (
@@ -751,7 +758,7 @@ function RuleEditor(props: {
         </div>
       </div>
       {suggestions.length > 0 ? (
-        <div class="suggestions" role="group" aria-label={`Values of ${rule.field}`}>
+        <div class="suggestions" role="group" aria-label={`Suggestions for ${rule.field}`}>
           {suggestions.map((s) => (
             <button
               key={s.value}

@@ -56,6 +56,8 @@ export function SignInPage(props: { onSignedIn: () => Promise<void> }) {
     <main class="narrow">
       <h1>Sign in to traitbase</h1>
       <form onSubmit={(e) => void submit(e)} class="stack" noValidate>
+        {/* For password managers: the console has one account. */}
+        <input type="text" name="username" autocomplete="username" value="admin" hidden readOnly />
         <label for="password">Password</label>
         <input
           id="password"

@@ -105,13 +105,15 @@ export function UsersPage(props: { project: Project; reloadProjects: () => Promi
         </div>
         <fieldset class="field">
           <legend>Match</legend>
-          <label class="check">
-            <input type="radio" name="match" checked={mode === 'exact'} onChange={() => setMode('exact')} /> Exactly
-          </label>
-          <label class="check">
-            <input type="radio" name="match" checked={mode === 'prefix'} onChange={() => setMode('prefix')} /> Starts
-            with
-          </label>
+          <div class="radios">
+            <label class="check">
+              <input type="radio" name="match" checked={mode === 'exact'} onChange={() => setMode('exact')} /> Exactly
+            </label>
+            <label class="check">
+              <input type="radio" name="match" checked={mode === 'prefix'} onChange={() => setMode('prefix')} /> Starts
+              with
+            </label>
+          </div>
         </fieldset>
         <div class="field end">
           <button type="submit" class="primary">

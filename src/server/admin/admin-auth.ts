@@ -33,9 +33,12 @@ const TOUCH_EVERY_MS = 60_000
 
 export interface AdminAuth {
   /** `onRequest` hook of every /admin/api route but the session ones: 401/403 or sets `request.admin`. */
-  requireAdmin(request: FastifyRequest): Promise<void>
-  /** The valid session of this request's cookie, if any (no CSRF check). */
-  sessionOf(request: FastifyRequest): Promise<AdminSession | undefined>
+  requireAdmin(request: FastifyRequest, reply?: FastifyReply): Promise<void>
+  /**
+   * The valid session of this request's cookie, if any (no CSRF check). With `reply`, a session whose
+   * expiry moved forward gets its cookie renewed too, so the browser keeps it as long as the server does.
+   */
+  sessionOf(request: FastifyRequest, reply?: FastifyReply): Promise<AdminSession | undefined>
   /** True when a console password is set (environment or database). */
   passwordSet(): Promise<boolean>
   /** Starts a session: stores it and sets the cookie; returns its CSRF token. */
@@ -78,7 +81,7 @@ export function createAdminAuth({ store, now, envPassword, sessionHours }: Admin
   const ttlMs = sessionHours * 3600_000
   const lastTouch = new Map<string, number>()
 
-  const sessionOf = async (request: FastifyRequest): Promise<AdminSession | undefined> => {
+  const sessionOf = async (request: FastifyRequest, reply?: FastifyReply): Promise<AdminSession | undefined> => {
     const secret = readCookie(request.headers.cookie, SESSION_COOKIE)
     if (secret === undefined || !/^[A-Za-z0-9_-]{43}$/.test(secret)) return undefined
     const session = await store.findSession(sha256(secret))
@@ -89,6 +92,7 @@ export function createAdminAuth({ store, now, envPassword, sessionHours }: Admin
       store.extendSession(session.idHash, new Date(at + ttlMs)).catch((error: unknown) => {
         request.log.warn({ err: error }, 'could not extend the console session')
       })
+      reply?.header('set-cookie', cookie(request, secret, Math.floor(ttlMs / 1000)))
     }
     return session
   }
@@ -132,13 +136,13 @@ export function createAdminAuth({ store, now, envPassword, sessionHours }: Admin
   }
 
   return {
-    async requireAdmin(request) {
+    async requireAdmin(request, reply) {
       const header = request.headers.authorization
       if (header !== undefined && header !== '') {
         request.admin = await byToken(request, header)
         return
       }
-      const session = await sessionOf(request)
+      const session = await sessionOf(request, reply)
       if (session === undefined) {
         throw new TraitbaseError(
           'UNAUTHORIZED',

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
-import { describe, test, type TestContext } from 'node:test'
+import { after, before, describe, test, type TestContext } from 'node:test'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { ADMIN_PASSWORD_SETTING, hashPassword } from '../../storage/admin-password.js'
 import { generateAdminToken } from '../../storage/api-keys.js'
 import { openStore } from '../../storage/open-store.js'
+import { createTestDatabase, type TestDatabase } from '../../storage/postgres/test-database.js'
 import { buildApp } from '../app.js'
 import { loadConfig } from '../config.js'
 import { createMetrics } from '../metrics.js'
@@ -247,12 +248,32 @@ describe('admin API: who may call it', () => {
     assert.equal((await app.inject({ method: 'GET', url: '/admin/api/projects', headers })).statusCode, 401)
   })
 
+  test('a wrong method on an admin path is a 405 with Allow, before any auth', async (t) => {
+    const { app } = await buildTestApp(t)
+    const r = await app.inject({ method: 'PUT', url: '/admin/api/projects' })
+    assert.equal(r.statusCode, 405)
+    assert.equal(r.headers['allow'], 'GET, HEAD, POST')
+  })
+
   test('an expired session opens nothing', async (t) => {
     let clock = Date.now()
     const { app, s } = await setup(t, { ADMIN_SESSION_HOURS: '1' }, () => clock)
     assert.equal((await as(app, s)('GET', '/admin/api/projects')).statusCode, 200)
     clock += 3600_000 + 1000
     assert.equal((await as(app, s)('GET', '/admin/api/projects')).statusCode, 401)
+  })
+
+  test('a session in use slides: its expiry and its cookie move forward', async (t) => {
+    let clock = Date.now()
+    const { app, s } = await setup(t, { ADMIN_SESSION_HOURS: '1' }, () => clock)
+    clock += 40 * 60_000
+    const used = await as(app, s)('GET', '/admin/api/projects')
+    assert.equal(used.statusCode, 200)
+    assert.match(String(used.headers['set-cookie']), /^tb_session=[A-Za-z0-9_-]{43}; .*Max-Age=3600/)
+    // Give the fire-and-forget extension its turn.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    clock += 40 * 60_000
+    assert.equal((await as(app, s)('GET', '/admin/api/projects')).statusCode, 200, '80 min after sign-in, 40 after use')
   })
 })
 
@@ -571,5 +592,67 @@ describe('admin API: users, catalog, segments', () => {
       payload: { where },
     })
     assert.equal(noCsrf.statusCode, 403)
+  })
+})
+
+describe('admin API on PostgreSQL', () => {
+  let db: TestDatabase | undefined
+  let skip: string | undefined
+  before(async () => {
+    const created = await createTestDatabase()
+    if ('skip' in created) skip = created.skip
+    else db = created
+  })
+  after(async () => db?.drop())
+
+  test('sign-in, project, key, upload, request log, counts, rotation and users work the same', async (t) => {
+    if (db === undefined) return t.skip(skip)
+    const { app } = await buildTestApp(t, { TRAITBASE_ADMIN_PASSWORD: PASSWORD }, undefined, db.url)
+    const call = as(app, await signIn(app))
+    const name = `pg-${Date.now()}`
+    const project = (await call('POST', '/admin/api/projects', { name })).json() as { id: number }
+    assert.equal((await call('POST', '/admin/api/projects', { name })).statusCode, 409)
+    const { key, secret } = (await call('POST', `/admin/api/projects/${project.id}/keys`, { label: 'pg' })).json()
+    assert.equal(
+      (
+        await upload(app, secret, {
+          field_name: ['user_id', 'a'],
+          values: [
+            ['u1', 'x'],
+            ['u2', 'y'],
+          ],
+        })
+      ).statusCode,
+      200,
+    )
+    assert.equal((await upload(app, secret, { field_name: ['user_id', 'a'], values: [['u1', null]] })).statusCode, 400)
+    await app.flushRequestLog()
+    const log = (await call('GET', `/admin/api/projects/${project.id}/requests`)).json().requests
+    assert.deepEqual(
+      log.map((e: { status: number; users_created: number | null }) => [e.status, e.users_created]),
+      [
+        [400, null],
+        [200, 2],
+      ],
+    )
+    const listed = (await call('GET', '/admin/api/projects'))
+      .json()
+      .projects.find((p: { id: number }) => p.id === project.id)
+    assert.equal(listed.users, 2)
+    assert.match(listed.last_upload_at, /Z$/)
+    assert.deepEqual((await call('DELETE', `/admin/api/projects/${project.id}/users/u1`)).json(), { deleted: true })
+    assert.equal((await call('GET', `/admin/api/projects/${project.id}`)).json().users, 1)
+    const rotated = await call('POST', `/admin/api/projects/${project.id}/keys/${key.id}/rotate`, { grace_seconds: 0 })
+    assert.equal(rotated.statusCode, 201)
+    assert.equal((await upload(app, secret, { field_name: ['user_id'], values: [['u9']] })).statusCode, 401)
+    assert.equal(
+      (await upload(app, rotated.json().secret, { field_name: ['user_id'], values: [['u9']] })).statusCode,
+      200,
+    )
+    const users = (await call('GET', `/admin/api/projects/${project.id}/users?prefix=u`)).json().users
+    assert.deepEqual(
+      users.map((u: { user_id: string }) => u.user_id),
+      ['u2', 'u9'],
+    )
   })
 })

@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, HTTPMethods } from 'fastify'
+import { addMethodNotAllowed } from '../errors.js'
 import { isJsonObject } from '../../core/json-value.js'
 import { TraitbaseError } from '../../core/errors.js'
 import { SCOPES } from '../../core/scopes.js'
@@ -40,6 +41,21 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
   })
   app.decorateRequest('admin', null)
 
+  // Explicit 405s (with Allow) for the admin paths, as for /v1.
+  const allowed: [string, HTTPMethods[]][] = [
+    ['/admin/api/session', ['GET', 'POST', 'DELETE']],
+    ['/admin/api/projects', ['GET', 'POST']],
+    ['/admin/api/projects/:project_id', ['GET', 'PATCH']],
+    ['/admin/api/projects/:project_id/keys', ['GET', 'POST']],
+    ['/admin/api/projects/:project_id/keys/:key_id/revoke', ['POST']],
+    ['/admin/api/projects/:project_id/keys/:key_id/rotate', ['POST']],
+    ['/admin/api/projects/:project_id/key-events', ['GET']],
+    ['/admin/api/projects/:project_id/requests', ['GET']],
+    ['/admin/api/projects/:project_id/users', ['GET']],
+    ['/admin/api/projects/:project_id/users/:user_id', ['GET', 'DELETE']],
+  ]
+  for (const [url, methods] of allowed) addMethodNotAllowed(app, now, url, methods)
+
   void app.register(async (api) => {
     registerSessionRoutes(api, {
       store,
@@ -51,7 +67,7 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
   })
 
   void app.register(async (api) => {
-    api.addHook('onRequest', async (request) => auth.requireAdmin(request))
+    api.addHook('onRequest', async (request, reply) => auth.requireAdmin(request, reply))
     registerProjectRoutes(api, { store, now })
     registerRequestLogRoutes(api, store)
     registerUserRoutes(api, store)

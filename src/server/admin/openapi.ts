@@ -198,7 +198,8 @@ const ADMIN_PROJECT = '/admin/api/projects/:project_id'
 function describeRoute(route: RouteOptions, url: string, schema: FastifySchema | undefined): FastifySchema {
   const methods = Array.isArray(route.method) ? route.method : [route.method]
   // addMethodNotAllowed's routes answer every method a path does not serve (always TRACE among them).
-  if (methods.includes('TRACE')) return { ...schema, hide: true } as FastifySchema
+  // The console's pages are not an API.
+  if (methods.includes('TRACE') || /^\/console\b/.test(url)) return { ...schema, hide: true } as FastifySchema
   if (schema !== undefined && Object.keys(schema).length > 0) return schema
   const isAdmin = url.startsWith(ADMIN_PROJECT)
   const rest = isAdmin ? '/user' + url.slice(ADMIN_PROJECT.length) : url.replace(/^\/v1/, '')

@@ -68,10 +68,16 @@ CREATE TABLE change_horizon (
   },
   {
     // Issue 8: the admin API and console. request_log leads its key with project_id (distributable).
+    // User counts: every write appends its delta to project_user_deltas (append-only, so concurrent
+    // uploads never wait on one projects row), and listing projects folds the deltas into projects.users.
     id: '0002_admin',
     sql: `
 ALTER TABLE api_keys ADD COLUMN expires_at timestamptz;
 ALTER TABLE projects ADD COLUMN last_upload_at timestamptz;
+ALTER TABLE projects ADD COLUMN users bigint NOT NULL DEFAULT 0;
+CREATE TABLE project_user_deltas (project_id integer NOT NULL, delta integer NOT NULL);
+-- The users already stored, as deltas (no correlated subquery: Citus refuses them over reference tables).
+INSERT INTO project_user_deltas (project_id, delta) SELECT project_id, count(*)::int FROM profiles GROUP BY project_id;
 CREATE TABLE key_events (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   project_id integer NOT NULL,
@@ -117,6 +123,7 @@ CREATE TABLE request_log (
   dry_run boolean NOT NULL,
   PRIMARY KEY (project_id, id)
 );
+CREATE INDEX request_log_time ON request_log (time);
 `,
   },
   {
@@ -162,6 +169,10 @@ BEGIN
     ON CONFLICT (project_id, user_id) DO UPDATE
     SET attributes = jsonb_strip_nulls(p.attributes || (p_patches -> excluded.user_id)), updated_at = excluded.updated_at
     RETURNING (p.xmax = 0) AS is_new
+  ), counted AS (
+    -- projects.users is maintained: the deltas are folded in when projects are listed (0002_admin).
+    INSERT INTO project_user_deltas (project_id, delta)
+    SELECT p_project, n FROM (SELECT count(*) FILTER (WHERE is_new)::int AS n FROM upserted) c WHERE n > 0
   ), logged AS (
     INSERT INTO change_log (project_id, xid, user_id)
     SELECT p_project, pg_current_xact_id(), u FROM unnest(p_users) AS u WHERE p_log
@@ -176,6 +187,8 @@ DECLARE n integer;
 BEGIN
   WITH deleted AS (
     DELETE FROM profiles WHERE project_id = p_project AND user_id = p_user RETURNING user_id
+  ), counted AS (
+    INSERT INTO project_user_deltas (project_id, delta) SELECT p_project, -1 FROM deleted
   ), logged AS (
     INSERT INTO change_log (project_id, xid, user_id)
     SELECT p_project, pg_current_xact_id(), user_id FROM deleted WHERE p_log

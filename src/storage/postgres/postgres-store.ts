@@ -416,17 +416,14 @@ export class PostgresStore implements Store {
   // ---- Administration ----
 
   async listProjects(): Promise<ProjectSummary[]> {
+    await this.foldUserCounts()
     const { rows } = await this.pool.query<{
       id: number
       name: string
       created_at: Date
       last_upload_at: Date | null
       users: string
-    }>(
-      `SELECT p.id, p.name, p.created_at, p.last_upload_at,
-         (SELECT count(*) FROM profiles f WHERE f.project_id = p.id) AS users
-       FROM projects p ORDER BY p.name`,
-    )
+    }>('SELECT p.id, p.name, p.created_at, p.last_upload_at, p.users FROM projects p ORDER BY p.name')
     return rows.map((r) => ({
       id: r.id,
       name: r.name,
@@ -434,6 +431,35 @@ export class PostgresStore implements Store {
       users: Number(r.users),
       lastUploadAt: r.last_upload_at === null ? null : r.last_upload_at.toISOString(),
     }))
+  }
+
+  /**
+   * Moves the appended user-count deltas into projects.users, atomically: deleted and summed in one
+   * statement, so two processes folding at once never count a delta twice.
+   */
+  private async foldUserCounts(): Promise<void> {
+    const client = await this.pool.connect()
+    try {
+      await client.query('BEGIN')
+      try {
+        // Deleting takes the rows' locks: a concurrent fold waits, then finds them gone.
+        const { rows } = await client.query<{ project_id: number; delta: number }>(
+          'DELETE FROM project_user_deltas RETURNING project_id, delta',
+        )
+        const totals = new Map<number, number>()
+        for (const r of rows) totals.set(r.project_id, (totals.get(r.project_id) ?? 0) + r.delta)
+        for (const [projectId, total] of totals) {
+          if (total !== 0)
+            await client.query('UPDATE projects SET users = users + $2 WHERE id = $1', [projectId, total])
+        }
+        await client.query('COMMIT')
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined)
+        throw error
+      }
+    } finally {
+      client.release()
+    }
   }
 
   async getProject(id: number): Promise<Project | undefined> {
@@ -505,9 +531,9 @@ export class PostgresStore implements Store {
           replacement.scopes,
         ])
         await client.query(
-          `UPDATE api_keys SET expires_at = least(coalesce(expires_at, 'infinity'), greatest(now(), $2::timestamptz))
+          `UPDATE api_keys SET expires_at = least(coalesce(expires_at, 'infinity'), $2::timestamptz)
            WHERE project_id = $1 AND id = $3`,
-          [projectId, expiresAt, keyId],
+          [projectId, new Date(Math.max(Date.now(), expiresAt.getTime())), keyId],
         )
         const both = await client.query<KeyRow>(`${KEY_SELECT} WHERE k.id = ANY($1::text[])`, [[id, keyId]])
         await client.query('COMMIT')
@@ -562,9 +588,9 @@ export class PostgresStore implements Store {
 
   async setSetting(name: string, value: string): Promise<void> {
     await this.pool.query(
-      `INSERT INTO admin_settings (name, value) VALUES ($1, $2)
-       ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = now()`,
-      [name, value],
+      `INSERT INTO admin_settings (name, value, updated_at) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      [name, value, new Date()],
     )
   }
 
@@ -592,8 +618,8 @@ export class PostgresStore implements Store {
 
   async revokeAdminToken(id: string): Promise<boolean> {
     const { rowCount } = await this.pool.query(
-      'UPDATE admin_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL',
-      [id],
+      'UPDATE admin_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL',
+      [id, new Date()],
     )
     return rowCount === 1
   }
@@ -668,16 +694,10 @@ export class PostgresStore implements Store {
     if (entries.length === 0 || this.closed) return
     const col = <T>(f: (e: RequestLogEntry) => T): T[] => entries.map(f)
     await this.pool.query(
-      `WITH logged AS (
-         INSERT INTO request_log (project_id, time, method, path, key_id, key_label, request_id, status, duration_ms,
-           users_created, users_updated, error, dry_run)
-         SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-           $8::int[], $9::float8[], $10::int[], $11::int[], $12::text[], $13::boolean[])
-         RETURNING 1
-       )
-       UPDATE projects p SET last_upload_at = greatest(p.last_upload_at, u.at)
-       FROM (SELECT project_id, max(at) AS at FROM unnest($14::int[], $15::timestamptz[]) AS t(project_id, at) GROUP BY project_id) u
-       WHERE p.id = u.project_id`,
+      `INSERT INTO request_log (project_id, time, method, path, key_id, key_label, request_id, status, duration_ms,
+         users_created, users_updated, error, dry_run)
+       SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+         $8::int[], $9::float8[], $10::int[], $11::int[], $12::text[], $13::boolean[])`,
       [
         col((e) => e.projectId),
         col((e) => new Date(e.time)),
@@ -692,10 +712,17 @@ export class PostgresStore implements Store {
         col((e) => e.usersUpdated),
         col((e) => e.error),
         col((e) => e.dryRun),
-        entries.filter((e) => e.upload).map((e) => e.projectId),
-        entries.filter((e) => e.upload).map((e) => new Date(e.time)),
       ],
     )
+    const lastUpload = new Map<number, number>()
+    for (const e of entries)
+      if (e.upload) lastUpload.set(e.projectId, Math.max(lastUpload.get(e.projectId) ?? 0, e.time))
+    for (const [projectId, at] of lastUpload) {
+      await this.pool.query(
+        'UPDATE projects SET last_upload_at = greatest(last_upload_at, $2::timestamptz) WHERE id = $1',
+        [projectId, new Date(at)],
+      )
+    }
   }
 
   async listRequestLog(projectId: number, q: RequestLogQuery): Promise<RequestLogRecord[]> {
@@ -753,23 +780,25 @@ export class PostgresStore implements Store {
     }))
   }
 
+  /** Statements that each touch one project (one shard on Citus), plus one by time. */
   async pruneAdminData(options: { maxPerProject: number; olderThan: Date; now: Date }): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>(
-      `WITH ranked AS (
-         SELECT project_id, id, row_number() OVER (PARTITION BY project_id ORDER BY id DESC) AS r FROM request_log
-       ), deleted AS (
-         DELETE FROM request_log l USING ranked
-         WHERE l.project_id = ranked.project_id AND l.id = ranked.id AND (ranked.r > $1 OR l.time < $2)
-         RETURNING 1
-       )
-       SELECT count(*)::int AS n FROM deleted`,
-      [options.maxPerProject, options.olderThan],
-    )
+    let deleted = (await this.pool.query('DELETE FROM request_log WHERE time < $1', [options.olderThan])).rowCount ?? 0
+    const { rows: projects } = await this.pool.query<{ id: number }>('SELECT id FROM projects')
+    for (const { id } of projects) {
+      if (this.closed) return deleted
+      const { rowCount } = await this.pool.query(
+        `DELETE FROM request_log WHERE project_id = $1
+           AND id < (SELECT id FROM request_log WHERE project_id = $1 ORDER BY id DESC OFFSET $2 LIMIT 1)`,
+        [id, options.maxPerProject - 1],
+      )
+      deleted += rowCount ?? 0
+    }
+    await this.foldUserCounts()
     await this.pool.query('DELETE FROM admin_sessions WHERE expires_at <= $1', [options.now])
     await this.pool.query('DELETE FROM admin_login_failures WHERE at < $1', [
       new Date(options.now.getTime() - 24 * 3600_000),
     ])
-    return rows[0]?.n ?? 0
+    return deleted
   }
 
   async listUsers(projectId: number, options: ListUsersOptions): Promise<UserSummary[]> {

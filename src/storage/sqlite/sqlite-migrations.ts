@@ -60,11 +60,14 @@ CREATE TABLE change_log (
   },
   {
     // Issue 8: the admin API and console. Request-log ids are global (rowid) so a poll's `after` works
-    // across projects; rows are looked up by (project_id, id).
+    // across projects; rows are looked up by (project_id, id). `projects.users` is kept by every write
+    // (in the same transaction), because counting a million-user project would hold the event loop.
     id: '0002_admin',
     sql: `
 ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
 ALTER TABLE projects ADD COLUMN last_upload_at INTEGER;
+ALTER TABLE projects ADD COLUMN users INTEGER NOT NULL DEFAULT 0;
+UPDATE projects SET users = (SELECT count(*) FROM profiles WHERE profiles.project_id = projects.id);
 CREATE TABLE key_events (
   id INTEGER PRIMARY KEY,
   project_id INTEGER NOT NULL,
@@ -110,6 +113,7 @@ CREATE TABLE request_log (
   dry_run INTEGER NOT NULL
 );
 CREATE INDEX request_log_project ON request_log (project_id, id);
+CREATE INDEX request_log_time ON request_log (time);
 `,
   },
   {

@@ -415,6 +415,7 @@ export class SqliteStore implements Store {
       for (const name in patch.attributes) if (patch.attributes[name] !== null) valuesWritten++
       if (this.changeLog) s.insertChange.run(projectId, ++seq, patch.userId, now)
     }
+    if (created > 0) s.addUsers.run(created, projectId)
     return { created, updated, valuesWritten }
   }
 
@@ -428,6 +429,7 @@ export class SqliteStore implements Store {
     return this.database
       .transaction(() => {
         if (s.deleteProfile.run(projectId, userId).changes === 0) return false
+        s.addUsers.run(-1, projectId)
         if (this.changeLog) {
           const seq = s.advanceSeq.get(1, projectId) as number
           s.insertChange.run(projectId, seq, userId, Date.now())
@@ -509,11 +511,7 @@ export class SqliteStore implements Store {
 
   async listProjects(): Promise<ProjectSummary[]> {
     const rows = this.database
-      .prepare(
-        `SELECT p.id, p.name, p.created_at, p.last_upload_at,
-           (SELECT count(*) FROM profiles f WHERE f.project_id = p.id) AS users
-         FROM projects p ORDER BY p.name`,
-      )
+      .prepare('SELECT p.id, p.name, p.created_at, p.last_upload_at, p.users FROM projects p ORDER BY p.name')
       .all() as { id: number; name: string; created_at: number; last_upload_at: number | null; users: number }[]
     return rows.map((r) => ({
       id: r.id,
@@ -779,17 +777,35 @@ export class SqliteStore implements Store {
     }))
   }
 
+  /** Deletes in chunks with the event loop freed between them: pruning never stalls uploads. */
   async pruneAdminData(options: { maxPerProject: number; olderThan: Date; now: Date }): Promise<number> {
     const db = this.database
-    let deleted = db.prepare('DELETE FROM request_log WHERE time < ?').run(options.olderThan.getTime()).changes
+    let deleted = 0
+    const chunked = async (sql: string, ...params: unknown[]): Promise<void> => {
+      for (;;) {
+        if (this.closed) return
+        const n = db.prepare(sql).run(...params, PRUNE_CHUNK).changes
+        deleted += n
+        if (n < PRUNE_CHUNK) return
+        await yieldToEventLoop()
+      }
+    }
+    await chunked(
+      'DELETE FROM request_log WHERE id IN (SELECT id FROM request_log WHERE time < ? LIMIT ?)',
+      options.olderThan.getTime(),
+    )
     for (const projectId of this.s.projectIds.all() as number[]) {
+      if (this.closed) return deleted
       const edge = db
         .prepare('SELECT id FROM request_log WHERE project_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?')
         .pluck()
         .get(projectId, options.maxPerProject - 1) as number | undefined
-      if (edge !== undefined) {
-        deleted += db.prepare('DELETE FROM request_log WHERE project_id = ? AND id < ?').run(projectId, edge).changes
-      }
+      if (edge === undefined) continue
+      await chunked(
+        'DELETE FROM request_log WHERE id IN (SELECT id FROM request_log WHERE project_id = ? AND id < ? LIMIT ?)',
+        projectId,
+        edge,
+      )
     }
     const now = options.now.getTime()
     db.prepare('DELETE FROM admin_sessions WHERE expires_at <= ?').run(now)
@@ -978,6 +994,7 @@ function prepareStatements(db: Database.Database) {
     oldestChanges: p('SELECT seq, changed_at FROM change_log WHERE project_id = ? ORDER BY seq LIMIT ?'),
     deleteChanges: p('DELETE FROM change_log WHERE project_id = ? AND seq <= ?'),
     setPruned: p('UPDATE projects SET pruned_seq = max(pruned_seq, ?) WHERE id = ?'),
+    addUsers: p('UPDATE projects SET users = users + ? WHERE id = ?'),
     insertRequestLog: p(
       `INSERT INTO request_log (project_id, time, method, path, key_id, key_label, request_id, status, duration_ms,
          users_created, users_updated, error, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
