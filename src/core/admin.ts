@@ -41,6 +41,36 @@ export function parseProjectBody(input: unknown): Result<{ name: string }, Issue
   return issues.length > 0 || name === undefined ? err(issues) : ok({ name })
 }
 
+/**
+ * `{"name"?: "…", "time_zone"?: "…"}` for changing a project: at least one. The time zone is checked
+ * by the store (it knows the IANA names); here it only has to be a non-empty string.
+ */
+export function parseProjectPatch(input: unknown): Result<{ name?: string; timeZone?: string }, Issue[]> {
+  const issues: Issue[] = []
+  const body = objectBody(input, ['name', 'time_zone'], issues)
+  if (body === undefined) return err(issues)
+  const name = text(body, 'name', issues, false)
+  if (body['name'] !== undefined && name === '') {
+    issues.push({ code: 'too_small', path: 'name', message: 'must not be empty' })
+  }
+  const zone = body['time_zone']
+  if (zone !== undefined && (typeof zone !== 'string' || zone.trim() === '')) {
+    issues.push({
+      code: 'invalid_type',
+      path: 'time_zone',
+      message: `must be an IANA time zone name, got ${describeJsonValue(zone)}`,
+    })
+  }
+  if (body['name'] === undefined && zone === undefined) {
+    issues.push({ code: 'required', path: 'name', message: 'give "name", "time_zone" or both' })
+  }
+  if (issues.length > 0) return err(issues)
+  return ok({
+    ...(name === undefined ? {} : { name }),
+    ...(typeof zone === 'string' ? { timeZone: zone.trim() } : {}),
+  })
+}
+
 /** `{"label"?: "…", "scopes"?: ["profiles:write", …]}` for a new key; default label "", every scope. */
 export function parseNewKeyBody(input: unknown): Result<{ label: string; scopes: Scope[] }, Issue[]> {
   const issues: Issue[] = []

@@ -309,6 +309,29 @@ describe('admin API: projects and keys', () => {
     assert.equal((await call('GET', '/admin/api/projects/abc')).statusCode, 404)
   })
 
+  test('time zone: PATCH sets it (canonical name), a bad one is a 400 that changes nothing, segments use it', async (t) => {
+    const { call, project, app, secret } = await setup(t)
+    const url = `/admin/api/projects/${project.id}`
+    assert.equal((await call('GET', url)).json().time_zone, 'UTC')
+    const bad = await call('PATCH', url, { name: 'other', time_zone: 'Mars/Olympus' })
+    assert.equal(bad.statusCode, 400, bad.body)
+    assert.match(bad.json().msg, /time_zone/)
+    assert.deepEqual([(await call('GET', url)).json().name, (await call('GET', url)).json().time_zone], ['demo', 'UTC'])
+    assert.equal((await call('PATCH', url, {})).statusCode, 400)
+    assert.equal((await call('PATCH', url, { time_zone: 42 })).statusCode, 400)
+    const set = await call('PATCH', url, { time_zone: 'asia/tokyo' })
+    assert.equal(set.statusCode, 200, set.body)
+    assert.equal(set.json().time_zone, 'Asia/Tokyo')
+    assert.equal(set.json().name, 'demo')
+    // A bare date is midnight in Tokyo: 2026-03-01 is 2026-02-28T15:00Z, so it is before 2026-02-28T16:00Z.
+    const up = await upload(app, secret, { field_name: ['user_id', 'signup'], values: [['u1', '2026-03-01']] })
+    assert.equal(up.statusCode, 200, up.body)
+    const q = await call('POST', `${url}/segments/query`, {
+      where: { field: 'signup', op: 'before', value: '2026-02-28T16:00:00Z' },
+    })
+    assert.equal(q.json().count, 1, q.body)
+  })
+
   test('keys: create shows the secret once, list never does; revoke stops the key at once', async (t) => {
     const { app, call, project, secret, key } = await setup(t)
     const listed = await call('GET', `/admin/api/projects/${project.id}/keys`)

@@ -81,7 +81,13 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
         requireScope: () => async (request) => {
           await auth.requireAdmin(request)
           const project = await projectOf(store, request)
-          request.auth = { projectId: project.id, keyId: 'admin', keyLabel: 'admin', scopes: [...SCOPES], rateLimit: null }
+          request.auth = {
+            projectId: project.id,
+            keyId: 'admin',
+            keyLabel: 'admin',
+            scopes: [...SCOPES],
+            rateLimit: null,
+          }
         },
       }
       api.addHook('preHandler', async (request) => exportFormat(request))

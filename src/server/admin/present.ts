@@ -22,13 +22,15 @@ export function presentKey(key: KeyRecord, now: number) {
   }
 }
 
-export function presentProject(p: Project | ProjectSummary) {
+/** A project for the admin API; `time_zone` only where the answer is about one project. */
+export function presentProject(p: Project | ProjectSummary, timeZone?: string) {
   return {
     id: p.id,
     name: p.name,
     created_at: p.createdAt,
     users: 'users' in p ? p.users : 0,
     last_upload_at: 'lastUploadAt' in p ? p.lastUploadAt : null,
+    ...(timeZone === undefined ? {} : { time_zone: timeZone }),
   }
 }
 

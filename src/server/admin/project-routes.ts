@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { parseNewKeyBody, parseProjectBody, parseRotateBody } from '../../core/admin.js'
+import { parseNewKeyBody, parseProjectBody, parseProjectPatch, parseRotateBody } from '../../core/admin.js'
 import { TraitbaseError, validationError } from '../../core/errors.js'
 import { generateApiKey } from '../../storage/api-keys.js'
 import type { KeyRecord, Project, Store } from '../../storage/store.js'
@@ -39,7 +39,7 @@ export function registerProjectRoutes(app: FastifyInstance, { store, now }: Proj
   }
 
   app.get('/admin/api/projects', { schema: ADMIN_SCHEMAS.listProjects }, async () => ({
-    projects: (await store.listProjects()).map(presentProject),
+    projects: (await store.listProjects()).map((p) => presentProject(p)),
   }))
 
   app.post('/admin/api/projects', { schema: ADMIN_SCHEMAS.createProject }, async (request, reply) => {
@@ -52,7 +52,7 @@ export function registerProjectRoutes(app: FastifyInstance, { store, now }: Proj
   app.get<ProjectParams>('/admin/api/projects/:project_id', { schema: ADMIN_SCHEMAS.getProject }, async (request) => {
     const project = await projectOf(store, request)
     const summary = (await store.listProjects()).find((p) => p.id === project.id)
-    return presentProject(summary ?? project)
+    return presentProject(summary ?? project, await store.getProjectTimeZone(project.id))
   })
 
   app.patch<ProjectParams>(
@@ -60,12 +60,14 @@ export function registerProjectRoutes(app: FastifyInstance, { store, now }: Proj
     { schema: ADMIN_SCHEMAS.renameProject },
     async (request) => {
       const project = await projectOf(store, request)
-      const parsed = parseProjectBody(request.body)
+      const parsed = parseProjectPatch(request.body)
       if (!parsed.ok) throw validationError(parsed.error)
-      await store.renameProject(project.id, parsed.value.name)
+      // The zone first: it is the change that can be refused (an unknown name), and nothing is changed then.
+      if (parsed.value.timeZone !== undefined) await store.setProjectTimeZone(project.id, parsed.value.timeZone)
+      if (parsed.value.name !== undefined) await store.renameProject(project.id, parsed.value.name)
       const summary = (await store.listProjects()).find((p) => p.id === project.id)
       if (summary === undefined) throw new TraitbaseError('NOT_FOUND', 'The project was deleted meanwhile')
-      return presentProject(summary)
+      return presentProject(summary, await store.getProjectTimeZone(project.id))
     },
   )
 

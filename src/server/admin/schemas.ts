@@ -47,6 +47,11 @@ export const PROJECT = obj({
   last_upload_at: nullable(time('last successful upload (from the request log)')),
 })
 
+const PROJECT_WITH_ZONE = obj({
+  ...(PROJECT['properties'] as Record<string, Schema>),
+  time_zone: str('IANA time zone of the project (default UTC)'),
+})
+
 export const KEY = obj({
   id: str('public id, key_…'),
   label: str(),
@@ -105,15 +110,18 @@ export const ADMIN_SCHEMAS = {
     body: obj({ name: str() }),
     response: { 201: PROJECT, ...errors(400, 401, 403, 409) },
   }),
-  getProject: route('One project', {
+  getProject: route('One project, with its time zone', {
     params: PROJECT_PARAMS,
-    response: { 200: PROJECT, ...errors(401, 404) },
+    response: { 200: PROJECT_WITH_ZONE, ...errors(401, 404) },
   }),
-  renameProject: route('Rename a project', {
-    params: PROJECT_PARAMS,
-    body: obj({ name: str() }),
-    response: { 200: PROJECT, ...errors(400, 401, 403, 404, 409) },
-  }),
+  renameProject: route(
+    'Rename a project or set its time zone (IANA name: bare dates and whole-day units of segments)',
+    {
+      params: PROJECT_PARAMS,
+      body: obj({ name: str(), time_zone: str('IANA time zone name, e.g. Asia/Tokyo') }, []),
+      response: { 200: PROJECT_WITH_ZONE, ...errors(400, 401, 403, 404, 409) },
+    },
+  ),
   listKeys: route("A project's API keys (never their secrets)", {
     params: PROJECT_PARAMS,
     response: { 200: obj({ keys: arrayOf(KEY) }), ...errors(401, 404) },
