@@ -132,16 +132,17 @@ token
   .description('revoke an admin token')
   .argument('<TOKEN_ID>', 'id as shown by "admin token list"')
   .action(run((id: string) => withStore((store) => revokeAdminToken({ store, out, id }), { mustExist: true })))
+
 const projects = program.command('projects').description('project settings (uses DATABASE_URL, like the server)')
 
 projects
-  .command('set-rate-limit')
+  .command('rate-limit')
   .description("set a project's requests per minute per key (0 = unlimited, default = the server's RATE_LIMIT)")
-  .argument('<NAME>', 'project name')
+  .requiredOption('--project <name>', 'project name')
   .argument('<LIMIT>', 'requests per minute per key, 0, or "default"')
   .action(
-    run((project: string, limit: string) =>
-      withStore((store) => setRateLimit({ store, out, project, limit }), { mustExist: true }),
+    run((limit: string, opts: { project: string }) =>
+      withStore((store) => setRateLimit({ store, out, project: opts.project, limit }), { mustExist: true }),
     ),
   )
 
@@ -154,7 +155,6 @@ program
     out.err('error: run "traitbase serve" through the traitbase binary (bin/traitbase.js)')
     process.exitCode = EXIT_USAGE
   })
-
 
 projects
   .command('timezone')

@@ -22,7 +22,7 @@ export interface RateLimitOptions {
 /**
  * Per-key rate limiting with rate-limiter-flexible: in Redis when `REDIS_URL` is set (every server
  * process counts against one budget per key), in process memory otherwise. A project's own limit
- * (`traitbase projects set-rate-limit`, read with the key on every request) replaces `RATE_LIMIT` for
+ * (`traitbase projects rate-limit --project NAME LIMIT`, read with the key on every request) replaces `RATE_LIMIT` for
  * its keys; 0 turns limiting off for them.
  *
  * It runs before the body is read (preParsing), after the route's auth hook, so the bucket is the

@@ -31,7 +31,7 @@ export interface KeyRecord {
   readonly revokedAt: string | null
   /** Set by rotation: the key stops working at this time (ISO-8601); null = no expiry. */
   readonly expiresAt: string | null
-  /** The project's own requests-per-minute limit per key (`projects set-rate-limit`); null: the server's `RATE_LIMIT`. */
+  /** The project's own requests-per-minute limit per key (`projects rate-limit --project NAME LIMIT`); null: the server's `RATE_LIMIT`. */
   readonly projectRateLimit: number | null
 }
 
