@@ -15,11 +15,13 @@ import {
 import { BIN, ROOT, SERVER, runCli } from '../e2e/processes.js'
 
 // The Integration page's snippets, run as a user pastes them: each against the real server, then the
-// uploaded user is read back. Go runs only where a Go toolchain is installed, Python only with `requests`.
+// uploaded user is read back. Go runs only where a Go toolchain is installed, Python only with `requests`;
+// in CI (CI=true, where .ci/run installs both) they run always, so a missing toolchain fails instead of skipping.
 
 const has = (command: string, args: string[]): boolean => spawnSync(command, args, { stdio: 'ignore' }).status === 0
 const HAS_GO = has('go', ['version'])
 const HAS_REQUESTS = has('python3', ['-c', 'import requests'])
+const IN_CI = process.env['CI'] === 'true'
 
 function run(
   command: string,
@@ -117,13 +119,13 @@ describe('upload snippets run as pasted', () => {
   }
   test(
     'python (requests), key filled in',
-    { skip: HAS_REQUESTS ? false : 'python3 with requests is not installed' },
+    { skip: HAS_REQUESTS || IN_CI ? false : 'python3 with requests is not installed' },
     () => check('python', true),
   )
-  test('python (requests), key from the environment', { skip: HAS_REQUESTS ? false : 'no requests' }, () =>
+  test('python (requests), key from the environment', { skip: HAS_REQUESTS || IN_CI ? false : 'no requests' }, () =>
     check('python', false),
   )
-  test('go (net/http)', { skip: HAS_GO ? false : 'no Go toolchain on this machine' }, () => check('go', true))
+  test('go (net/http)', { skip: HAS_GO || IN_CI ? false : 'no Go toolchain on this machine' }, () => check('go', true))
 
   test('a refused upload makes every snippet exit non-zero', async () => {
     const snippets = buildSnippets(server.baseUrl, 'tbk_wrong')
