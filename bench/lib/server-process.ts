@@ -18,6 +18,8 @@ export interface StartServerOptions {
   readonly entry: string
   /** Added to the inherited environment; PORT and HOST are set here. */
   readonly env: Readonly<Record<string, string>>
+  /** Arguments after the entry, e.g. `['--workers', '2']`. Default none. */
+  readonly args?: readonly string[]
   /** Where the server's stdout and stderr go. */
   readonly logFile: string
   /** Default 60 s: migrations on a big database may take a while. */
@@ -28,7 +30,7 @@ export interface StartServerOptions {
 export async function startServer(options: StartServerOptions): Promise<ServerProcess> {
   const port = await findFreePort()
   const log = openSync(options.logFile, 'a')
-  const child = spawn(process.execPath, [options.entry], {
+  const child = spawn(process.execPath, [options.entry, ...(options.args ?? [])], {
     env: { ...process.env, ...options.env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', log, log],
   })
