@@ -111,9 +111,18 @@ async function serve(config: Config): Promise<void> {
     }
   }
 
+  // A signal while the store opens (a worker replaced just before a shutdown): stop right after.
+  let signalledEarly: NodeJS.Signals | undefined
+  const early = (signal: NodeJS.Signals): void => {
+    signalledEarly = signal
+  }
+  process.on('SIGTERM', early)
+  process.on('SIGINT', early)
   // openStore runs the migrations (safe when several servers start at once; a no-op once done).
   const store: Store = await openStore(config.databaseUrl, storeOptionsOf(config))
   const app = buildApp({ store, config, ...(tls === undefined ? {} : { tls }) })
+  process.off('SIGTERM', early)
+  process.off('SIGINT', early)
 
   let stopping = false
   const stop = (signal: NodeJS.Signals): void => {
@@ -139,6 +148,7 @@ async function serve(config: Config): Promise<void> {
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+  if (signalledEarly !== undefined) return stop(signalledEarly)
 
   try {
     const address = await app.listen({ port: config.port, host: config.host })
