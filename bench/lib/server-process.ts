@@ -48,8 +48,9 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
   return {
     baseUrl,
     pid,
-    peakRssBytes: () => readPeakRssBytes(pid),
-    cpuSeconds: () => readCpuSeconds(pid),
+    // With `--workers N` the work happens in the primary's children: count them too.
+    peakRssBytes: () => sumOver([pid, ...readChildren(pid)], readPeakRssBytes),
+    cpuSeconds: () => sumOver([pid, ...readChildren(pid)], readCpuSeconds),
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return
       child.kill('SIGTERM')
@@ -58,6 +59,24 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
       clearTimeout(timer)
     },
   }
+}
+
+/** Child pids from /proc (the workers of a `--workers N` server); empty when unreadable. */
+export function readChildren(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
+
+function sumOver(pids: readonly number[], read: (pid: number) => number | null): number | null {
+  let total: number | null = null
+  for (const pid of pids) {
+    const v = read(pid)
+    if (v !== null) total = (total ?? 0) + v
+  }
+  return total
 }
 
 /** VmHWM from /proc/PID/status, in bytes; null when unreadable (not Linux, process gone). */
