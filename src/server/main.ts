@@ -77,8 +77,7 @@ async function main(): Promise<void> {
       primaryLog('warn', `WEB_CONCURRENCY=${workers} ignored: ${why}; running one process`)
     } else if (workers > 1) {
       // Migrate once here, so N workers do not all wait on the migration lock at start.
-      const store = await openStore(config.databaseUrl, { changeLog: config.segments, poolSize: 1 })
-      await store.close()
+      await migrate(config)
       primaryLog('info', `starting ${workers} server processes`, {
         workers,
         maxDatabaseConnections: workers * config.database.poolSize,
@@ -93,7 +92,17 @@ async function main(): Promise<void> {
       return
     }
   }
+  if (cluster.isPrimary && parseDatabaseUrl(config.databaseUrl).kind === 'postgres') await migrate(config)
   await serve(config)
+}
+
+/**
+ * Migrates on a connection of its own, free of DATABASE_STATEMENT_TIMEOUT_MS: a migration on a big
+ * table may run for minutes, which no request should. The serving store's own migrate() is then a no-op.
+ */
+async function migrate(config: Config): Promise<void> {
+  const store = await openStore(config.databaseUrl, { changeLog: config.segments, poolSize: 1 })
+  await store.close()
 }
 
 /**
