@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs'
 import { DEFAULT_DATABASE_URL, openStore, parseDatabaseUrl } from '../storage/open-store.js'
 import type { Store } from '../storage/store.js'
 import { createKey, listKeys, revokeKey } from './commands/keys.js'
-import { setRateLimit } from './commands/projects.js'
+import { isolateProject, NeedsCitusError, setRateLimit } from './commands/projects.js'
 import { abortOnInterrupt, EXIT_USAGE, uploadFile, type UploadCommandOptions } from './commands/upload.js'
 import { countSegment, exportSegment } from './commands/segment.js'
 import { createConsoleOutput } from './output.js'
@@ -100,6 +100,21 @@ projects
       withStore((store) => setRateLimit({ store, out, project, limit }), { mustExist: true }),
     ),
   )
+
+projects
+  .command('isolate')
+  .description(
+    'Citus only: give a big project a shard of its own on the least loaded worker (its writes wait meanwhile)',
+  )
+  .argument('<NAME>', 'project name')
+  .action(async (project: string) => {
+    try {
+      await withStore((store) => isolateProject({ store, out, project }), { mustExist: true })
+    } catch (error) {
+      out.err(`error: ${error instanceof Error ? error.message : String(error)}`)
+      process.exitCode = error instanceof NeedsCitusError ? EXIT_USAGE : 1
+    }
+  })
 
 // Listed for --help only: bin/traitbase.js hands `serve` to the server before this parser runs.
 program

@@ -5,7 +5,9 @@ import { openStore } from '../../storage/open-store.js'
 import type { Store } from '../../storage/store.js'
 import { createMemoryOutput, type MemoryOutput } from '../output.js'
 import { createKey } from './keys.js'
-import { setRateLimit } from './projects.js'
+import { isolateProject, NeedsCitusError, setRateLimit } from './projects.js'
+import { createTestDatabase } from '../../storage/postgres/test-database.js'
+import { parseUploadBody } from '../../core/upload.js'
 
 describe('projects set-rate-limit (in-process, SQLite in memory)', () => {
   let store: Store
@@ -45,3 +47,50 @@ describe('projects set-rate-limit (in-process, SQLite in memory)', () => {
     assert.equal((await store.findKeyByHash(key.hash))?.projectRateLimit, 7)
   })
 })
+
+describe('projects isolate', () => {
+  test('SQLite and plain PostgreSQL: NeedsCitusError (exit 2); Citus: the project gets a shard of its own', async (t) => {
+    const out = createMemoryOutput()
+    const sqlite = await openStore('sqlite::memory:')
+    await sqlite.ensureProject('big')
+    await assert.rejects(isolateProject({ store: sqlite, out, project: 'big' }), NeedsCitusError)
+    await assert.rejects(isolateProject({ store: sqlite, out, project: 'nope' }), /No project named "nope"/)
+    await sqlite.close()
+
+    for (const backend of ['postgres', 'citus'] as const) {
+      const db = await createTestDatabase(backend)
+      if ('skip' in db) {
+        t.diagnostic(`${backend} skipped: ${db.skip}`)
+        continue
+      }
+      const store = await openStore(db.url)
+      try {
+        const project = await store.ensureProject('big')
+        await store.ensureProject('small')
+        await store.applyUpload(
+          project.id,
+          parseBatch([
+            ['u1', 'a'],
+            ['u2', 'b'],
+          ]),
+        )
+        if (backend === 'postgres') {
+          await assert.rejects(isolateProject({ store, out, project: 'big' }), NeedsCitusError)
+          continue
+        }
+        await isolateProject({ store, out, project: 'big' })
+        assert.match(out.stdout.at(-1) ?? '', /^Project "big" now alone on shard \d+ on worker :\d+/)
+        assert.equal((await store.getProfile(project.id, 'u2'))?.attributes['plan'], 'b', 'data moved with it')
+      } finally {
+        await store.close()
+        await db.drop()
+      }
+    }
+  })
+})
+
+function parseBatch(rows: [string, string][]) {
+  const parsed = parseUploadBody({ field_name: ['user_id', 'plan'], values: rows })
+  assert.ok(parsed.ok)
+  return parsed.value
+}
