@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks'
 import { SCOPES } from '../src/core/scopes.js'
 import { generateApiKey } from '../src/storage/api-keys.js'
 import { openStore } from '../src/storage/open-store.js'
+import type { PostgresStore } from '../src/storage/postgres/postgres-store.js'
 import { runFeedProbe } from './lib/feed-probe.js'
 import { summarizeLatencies, type LatencySummary } from './lib/latency.js'
 import type { LoadConfig, LoadResult } from './lib/load-run.js'
@@ -50,6 +51,8 @@ interface Row {
   uploadErrors: number
   indexLoadSeconds: number
   serverCpuSeconds: number
+  /** Citus only: how long isolating the project to its own shard and moving it took. */
+  isolateSeconds?: number
 }
 
 async function main(): Promise<void> {
@@ -80,6 +83,24 @@ async function main(): Promise<void> {
           rows.push(row)
           log(
             `  ${processes} process(es): ${Math.round(row.usersPerSecond)} users/s, probe p50 ${row.probe.p50.toFixed(0)} ms, ${row.probeFailures.length} wrong`,
+          )
+        }
+        if (db.citus && env['BENCH_ISOLATE'] !== 'off') {
+          // The large-tenant path: the project gets a shard group of its own, moved to the other
+          // worker; then the largest process count runs again on it.
+          const admin = (await openStore(db.url)) as PostgresStore
+          const t1 = performance.now()
+          const moved = await admin.isolateProject(project.id)
+          const isolateSeconds = (performance.now() - t1) / 1000
+          await admin.close()
+          log(
+            `  isolated to shard ${moved.shardId} on :${moved.nodePort} (from :${moved.movedFrom}) in ${isolateSeconds.toFixed(1)} s`,
+          )
+          const processes = Math.max(...processCounts)
+          const row = await runOne(`${backend.name}, project isolated`, db.url, secret, preload, processes)
+          rows.push({ ...row, isolateSeconds })
+          log(
+            `  ${processes} process(es), isolated: ${Math.round(row.usersPerSecond)} users/s, ${row.probeFailures.length} wrong`,
           )
         }
       } finally {
