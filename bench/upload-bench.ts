@@ -142,6 +142,9 @@ interface KeyedRun {
   readonly errorSamples: readonly string[]
   /** users/s with keys ÷ users/s without, both measured in this run. */
   readonly ratio: number
+  /** Server CPU per user stored, with and without keys (steadier than users/s on a shared machine). */
+  readonly serverCpuMicrosPerUser: number | null
+  readonly serverCpuMicrosPerUserWithoutKeys: number | null
 }
 
 function formatKeyed(report: RunReport, keyed: KeyedRun): string[] {
@@ -149,6 +152,7 @@ function formatKeyed(report: RunReport, keyed: KeyedRun): string[] {
   return [
     `  with Idempotency-Key: ${formatInt(keyed.usersPerSecond)} users/s, p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, ${keyed.errors} errors`,
     `  ratio to the same HTTP run without keys (${formatInt(Math.round(report.httpUsersPerSecond))} users/s): ${keyed.ratio.toFixed(3)}`,
+    `  server CPU per user: ${keyed.serverCpuMicrosPerUser ?? '?'} µs with keys, ${keyed.serverCpuMicrosPerUserWithoutKeys ?? '?'} µs without`,
   ]
 }
 
@@ -196,6 +200,8 @@ async function benchOne(
         errors: run.load.errors,
         errorSamples: run.load.errorSamples,
         ratio: Number((withKeys / withoutKeys).toFixed(3)),
+        serverCpuMicrosPerUser: microsPerUser(run.serverCpu, run.load.users),
+        serverCpuMicrosPerUserWithoutKeys: microsPerUser(http.serverCpu, http.load.users),
       }
     }
 
@@ -290,6 +296,10 @@ function formatLoad(): string {
   return loadavg()
     .map((l) => l.toFixed(1))
     .join(' / ')
+}
+
+function microsPerUser(seconds: number | null, users: number): number | null {
+  return seconds === null || users === 0 ? null : Math.round((seconds * 1e6) / users)
 }
 
 function minus(a: number | null, b: number | null): number | null {
