@@ -5,11 +5,11 @@ import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { startServer, type ServerProcess } from '../../bench/lib/server-process.js'
 import { createTestKey } from '../../src/server/test-app.js'
+import { redisSkipReason, TEST_REDIS_URL as REDIS_URL } from '../../src/server/test-redis.js'
 import { openStore } from '../../src/storage/open-store.js'
 import { createTestDatabase, type TestBackend } from '../../src/storage/postgres/test-database.js'
 import { SERVER } from './processes.js'
 
-const REDIS_URL = process.env['TEST_REDIS_URL'] || 'redis://127.0.0.1:6379'
 const USERS = 200
 const REQUESTS = 40
 const PER_REQUEST = 50
@@ -67,6 +67,8 @@ for (const backend of ['citus', 'postgres'] as TestBackend[]) {
 
     test('overlapping uploads through both at once, exact counts from both, one shared rate limit, idempotent retry through the other', async (t) => {
       assert.ok(existsSync(SERVER), `${SERVER} is missing: run "npm run build" first (npm test does)`)
+      const noRedis = await redisSkipReason()
+      if (noRedis !== undefined) return t.skip(noRedis)
       const db = await createTestDatabase(backend)
       if ('skip' in db) return t.skip(db.skip)
       cleanup = db.drop
