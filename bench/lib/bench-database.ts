@@ -23,7 +23,62 @@ export async function createBenchDatabase(postgresUrl: string | undefined, suffi
     return sqliteDatabase(dir, join(dir, `${suffix}.db`))
   }
   const name = `traitbase_bench_${randomBytes(4).toString('hex')}`
+  if (await isCitus(postgresUrl)) return citusSchema(postgresUrl, name, `${name}_${suffix}`, undefined)
   return postgresDatabase(postgresUrl, name, `${name}_${suffix}`, undefined)
+}
+
+async function isCitus(serverUrl: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: serverUrl, connectionTimeoutMillis: 5000 })
+  await client.connect()
+  try {
+    return (await client.query(`SELECT 1 FROM pg_extension WHERE extname = 'citus'`)).rows.length > 0
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * On a Citus coordinator: a schema (a new database would need the extension and the workers set
+ * up on every node). A copy is a new schema, migrated (so its tables are distributed like any
+ * deployment's), filled table by table with INSERT … SELECT from the template.
+ */
+async function citusSchema(
+  serverUrl: string,
+  base: string,
+  name: string,
+  template: string | undefined,
+): Promise<BenchDatabase> {
+  await admin(serverUrl, `CREATE SCHEMA ${name}`)
+  const url = new URL(serverUrl)
+  url.searchParams.set('options', `-c search_path=${name}`)
+  if (template !== undefined) {
+    const { openStore } = await import('../../src/storage/open-store.js')
+    await (await openStore(url.toString())).close()
+    const client = new pg.Client({ connectionString: serverUrl })
+    await client.connect()
+    try {
+      const { rows } = await client.query<{ table: string }>(
+        `SELECT c.relname AS table FROM pg_class c
+         WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+         ORDER BY 1`,
+        [template],
+      )
+      for (const { table } of rows) {
+        const exists = await client.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [`${name}.${table}`])
+        if (exists.rows[0]?.ok !== true) {
+          await client.query(`CREATE TABLE ${name}.${table} (LIKE ${template}.${table} INCLUDING ALL)`)
+        } else if (table === 'traitbase_migrations') continue
+        await client.query(`INSERT INTO ${name}.${table} SELECT * FROM ${template}.${table}`)
+      }
+    } finally {
+      await client.end()
+    }
+  }
+  return {
+    url: url.toString(),
+    copy: (suffix) => citusSchema(serverUrl, base, `${base}_${suffix}`, name),
+    drop: () => admin(serverUrl, `DROP SCHEMA IF EXISTS ${name} CASCADE`),
+  }
 }
 
 function sqliteDatabase(dir: string, file: string): BenchDatabase {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { runLoad, type LoadConfig, type LoadResult } from './load-run.js'
 
@@ -61,6 +62,8 @@ export async function runFeedProbe(config: ProbeConfig): Promise<ProbeOutcome> {
   let k = 0
   /** Markers acknowledged, and markers whose upload failed (they may or may not be stored). */
   let acked = 0
+  // A tag of this run: markers of earlier runs on the same project are not counted.
+  const tag = randomBytes(4).toString('hex')
   let unsure = 0
   // Markers carry an attribute the background load never sets, so their count is known exactly.
   while (performance.now() < deadline || k < (config.minProbes ?? 0)) {
@@ -70,7 +73,7 @@ export async function runFeedProbe(config: ProbeConfig): Promise<ProbeOutcome> {
       writer,
       config.apiKey,
       '/v1/user/profiles',
-      { field_name: ['user_id', 'probe_marker'], values: [[`probe-${k}`, 'yes']] },
+      { field_name: ['user_id', 'probe_marker'], values: [[`probe-${tag}-${k}`, tag]] },
       timeoutMs,
     )
     k++
@@ -85,7 +88,7 @@ export async function runFeedProbe(config: ProbeConfig): Promise<ProbeOutcome> {
       reader,
       config.apiKey,
       '/v1/user/segments/query',
-      { where: { field: 'probe_marker', op: 'eq', value: 'yes' }, limit: 1 },
+      { where: { field: 'probe_marker', op: 'eq', value: tag }, limit: 1 },
       timeoutMs,
     )
     const ms = performance.now() - t0

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import http from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { generateLoadBody, USERS_PER_REQUEST } from './profile-generator.js'
@@ -12,6 +13,8 @@ export interface LoadConfig {
   /** Users preloaded before the run: request k updates users below preload + 50·k. */
   readonly preload: number
   readonly seed: number
+  /** Send a unique `Idempotency-Key` with every request (the SDK's behaviour). Default false. */
+  readonly idempotencyKeys?: boolean
 }
 
 export interface LoadResult {
@@ -43,15 +46,18 @@ export async function runLoad(config: LoadConfig): Promise<LoadResult> {
   const errorSamples = new Set<string>()
   let next = 0
   let errors = 0
+  const runId = randomUUID()
   const cpuStart = process.cpuUsage()
   const start = performance.now()
   const deadline = start + config.seconds * 1000
 
   const loop = async (): Promise<void> => {
     while (performance.now() < deadline) {
-      const body = JSON.stringify(generateLoadBody(next++, config.preload, config.seed))
+      const n = next++
+      const body = JSON.stringify(generateLoadBody(n, config.preload, config.seed))
+      const key = config.idempotencyKeys === true ? `"${runId}-${n}"` : undefined
       const t0 = performance.now()
-      const problem = await post(url, agent, config.apiKey, body)
+      const problem = await post(url, agent, config.apiKey, body, key)
       if (problem === undefined) latenciesMs.push(performance.now() - t0)
       else {
         errors++
@@ -75,7 +81,13 @@ export async function runLoad(config: LoadConfig): Promise<LoadResult> {
 }
 
 /** Resolves undefined on a 200, else a one-line description of what went wrong. Never rejects. */
-function post(url: URL, agent: http.Agent, apiKey: string, body: string): Promise<string | undefined> {
+function post(
+  url: URL,
+  agent: http.Agent,
+  apiKey: string,
+  body: string,
+  idempotencyKey?: string,
+): Promise<string | undefined> {
   return new Promise((resolve) => {
     const req = http.request(
       url,
@@ -87,6 +99,7 @@ function post(url: URL, agent: http.Agent, apiKey: string, body: string): Promis
           authorization: `Bearer ${apiKey}`,
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(body),
+          ...(idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey }),
         },
       },
       (res) => {

@@ -18,6 +18,8 @@ export interface StartServerOptions {
   readonly entry: string
   /** Added to the inherited environment; PORT and HOST are set here. */
   readonly env: Readonly<Record<string, string>>
+  /** Arguments after the entry, e.g. `['--workers', '2']`. Default none. */
+  readonly args?: readonly string[]
   /** Where the server's stdout and stderr go. */
   readonly logFile: string
   /** Default 60 s: migrations on a big database may take a while. */
@@ -28,7 +30,7 @@ export interface StartServerOptions {
 export async function startServer(options: StartServerOptions): Promise<ServerProcess> {
   const port = await findFreePort()
   const log = openSync(options.logFile, 'a')
-  const child = spawn(process.execPath, [options.entry], {
+  const child = spawn(process.execPath, [options.entry, ...(options.args ?? [])], {
     env: { ...process.env, ...options.env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', log, log],
   })
@@ -46,8 +48,9 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
   return {
     baseUrl,
     pid,
-    peakRssBytes: () => readPeakRssBytes(pid),
-    cpuSeconds: () => readCpuSeconds(pid),
+    // With `--workers N` the work happens in the primary's children: count them too.
+    peakRssBytes: () => sumOver([pid, ...readChildren(pid)], readPeakRssBytes),
+    cpuSeconds: () => sumOver([pid, ...readChildren(pid)], readCpuSeconds),
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return
       child.kill('SIGTERM')
@@ -56,6 +59,24 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
       clearTimeout(timer)
     },
   }
+}
+
+/** Child pids from /proc (the workers of a `--workers N` server); empty when unreadable. */
+export function readChildren(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
+
+function sumOver(pids: readonly number[], read: (pid: number) => number | null): number | null {
+  let total: number | null = null
+  for (const pid of pids) {
+    const v = read(pid)
+    if (v !== null) total = (total ?? 0) + v
+  }
+  return total
 }
 
 /** VmHWM from /proc/PID/status, in bytes; null when unreadable (not Linux, process gone). */

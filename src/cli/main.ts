@@ -13,7 +13,7 @@ import {
 } from './commands/admin.js'
 import { abortOnInterrupt, EXIT_USAGE, uploadFile, type UploadCommandOptions } from './commands/upload.js'
 import { countSegment, exportSegment } from './commands/segment.js'
-import { projectTimeZone, setRateLimit } from './commands/projects.js'
+import { isolateProject, NeedsCitusError, projectTimeZone, setRateLimit } from './commands/projects.js'
 import { createConsoleOutput } from './output.js'
 
 // Commander wiring only: each action parses nothing itself and calls one command function.
@@ -145,6 +145,21 @@ projects
       withStore((store) => setRateLimit({ store, out, project: opts.project, limit }), { mustExist: true }),
     ),
   )
+
+projects
+  .command('isolate')
+  .description(
+    'Citus only: give a big project a shard of its own on the least loaded worker (its writes wait meanwhile)',
+  )
+  .requiredOption('--project <name>', 'project name')
+  .action(async ({ project }: { project: string }) => {
+    try {
+      await withStore((store) => isolateProject({ store, out, project }), { mustExist: true })
+    } catch (error) {
+      out.err(`error: ${error instanceof Error ? error.message : String(error)}`)
+      process.exitCode = error instanceof NeedsCitusError ? EXIT_USAGE : 1
+    }
+  })
 
 // Listed for --help only: bin/traitbase.js hands `serve` to the server before this parser runs.
 program

@@ -33,6 +33,7 @@ export interface PrimaryOptions {
 export function runPrimary({ config, workers, workerEnv, log, exec }: PrimaryOptions): void {
   cluster.setupPrimary({ exec, args: [] })
   let stopping = false
+  let exitCode = 0
   const failures = new Map<number, number>() // slot → consecutive quick deaths
   const slots = new Map<Worker, { slot: number; startedAt: number }>()
 
@@ -46,6 +47,7 @@ export function runPrimary({ config, workers, workerEnv, log, exec }: PrimaryOpt
     slots.delete(worker)
     if (info === undefined) return
     if (stopping) {
+      if (code !== 0) exitCode = 1
       if (slots.size === 0) finish()
       return
     }
@@ -65,10 +67,6 @@ export function runPrimary({ config, workers, workerEnv, log, exec }: PrimaryOpt
     }, delay).unref()
   })
 
-  let exitCode = 0
-  cluster.on('exit', (_worker, code) => {
-    if (stopping && code !== 0) exitCode = 1
-  })
   const finish = (): void => {
     log('info', 'all workers stopped', { exitCode })
     process.exit(exitCode)

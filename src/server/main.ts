@@ -77,8 +77,7 @@ async function main(): Promise<void> {
       primaryLog('warn', `WEB_CONCURRENCY=${workers} ignored: ${why}; running one process`)
     } else if (workers > 1) {
       // Migrate once here, so N workers do not all wait on the migration lock at start.
-      const store = await openStore(config.databaseUrl, { changeLog: config.segments, poolSize: 1 })
-      await store.close()
+      await migrate(config)
       primaryLog('info', `starting ${workers} server processes`, {
         workers,
         maxDatabaseConnections: workers * config.database.poolSize,
@@ -93,7 +92,17 @@ async function main(): Promise<void> {
       return
     }
   }
+  if (cluster.isPrimary && parseDatabaseUrl(config.databaseUrl).kind === 'postgres') await migrate(config)
   await serve(config)
+}
+
+/**
+ * Migrates on a connection of its own, free of DATABASE_STATEMENT_TIMEOUT_MS: a migration on a big
+ * table may run for minutes, which no request should. The serving store's own migrate() is then a no-op.
+ */
+async function migrate(config: Config): Promise<void> {
+  const store = await openStore(config.databaseUrl, { changeLog: config.segments, poolSize: 1 })
+  await store.close()
 }
 
 /**
@@ -111,9 +120,18 @@ async function serve(config: Config): Promise<void> {
     }
   }
 
+  // A signal while the store opens (a worker replaced just before a shutdown): stop right after.
+  let signalledEarly: NodeJS.Signals | undefined
+  const early = (signal: NodeJS.Signals): void => {
+    signalledEarly = signal
+  }
+  process.on('SIGTERM', early)
+  process.on('SIGINT', early)
   // openStore runs the migrations (safe when several servers start at once; a no-op once done).
   const store: Store = await openStore(config.databaseUrl, storeOptionsOf(config))
   const app = buildApp({ store, config, ...(tls === undefined ? {} : { tls }) })
+  process.off('SIGTERM', early)
+  process.off('SIGINT', early)
 
   let stopping = false
   const stop = (signal: NodeJS.Signals): void => {
@@ -139,6 +157,7 @@ async function serve(config: Config): Promise<void> {
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+  if (signalledEarly !== undefined) return stop(signalledEarly)
 
   try {
     const address = await app.listen({ port: config.port, host: config.host })

@@ -6,6 +6,7 @@ import { buildApp } from './app.js'
 import { loadConfig } from './config.js'
 import { createMetrics } from './metrics.js'
 import { buildTestApp, createTestKey } from './test-app.js'
+import { redisSkipReason, TEST_REDIS_URL as REDIS_URL } from './test-redis.js'
 
 const body = { field_name: ['user_id', 'plan'], values: [['u1', 'pro']] }
 
@@ -56,8 +57,6 @@ test('RATE_LIMIT is off by default and must be a non-negative integer', async (t
     assert.equal(res.statusCode, 200)
   }
 })
-
-const REDIS_URL = process.env['TEST_REDIS_URL'] || 'redis://127.0.0.1:6379'
 
 function postWith(app: FastifyInstance, k: string) {
   return app.inject({
@@ -117,6 +116,8 @@ test('a project limit (store.setProjectRateLimit, as the CLI does) replaces RATE
 })
 
 test('REDIS_URL: two servers share one budget per key (the sum respects the limit)', async (t) => {
+  const skip = await redisSkipReason()
+  if (skip !== undefined) return t.skip(skip)
   const first = await buildTestApp(t, { RATE_LIMIT: '5', REDIS_URL })
   const k = await first.key('shared')
   // A second server process on the same database: its own app and limiter, the same Redis.

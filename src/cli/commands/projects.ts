@@ -77,3 +77,46 @@ export async function projectTimeZone(options: TimeZoneOptions): Promise<string>
   out.out(`Project "${project.name}" now uses time zone ${zone}.`)
   return zone
 }
+
+/** What a store offers when it runs on Citus (PostgresStore): checked by shape, so the CLI never loads `pg` for SQLite. */
+interface IsolatingStore {
+  isolateProject(projectId: number): Promise<{ shardId: string; nodePort: number; movedFrom: number }>
+}
+
+/** Thrown when the database is not a Citus cluster; the CLI exits 2 with its message. */
+export class NeedsCitusError extends Error {}
+
+/**
+ * Gives a big project a shard of its own on the least loaded worker (Citus only; see
+ * `PostgresStore.isolateProject`). Writes to that project wait while its rows are copied.
+ */
+export async function isolateProject({
+  store,
+  out,
+  project,
+}: {
+  store: Store
+  out: Output
+  project: string
+}): Promise<void> {
+  const found = await store.findProject(project)
+  if (found === undefined) throw new TraitbaseError('NOT_FOUND', `No project named "${project}"`)
+  const isolating = store as Partial<IsolatingStore>
+  if (store.kind !== 'postgres' || typeof isolating.isolateProject !== 'function') {
+    throw new NeedsCitusError('projects isolate needs a Citus cluster (DATABASE_URL pointing at its coordinator)')
+  }
+  let moved: Awaited<ReturnType<IsolatingStore['isolateProject']>>
+  try {
+    moved = await isolating.isolateProject(found.id)
+  } catch (error) {
+    // Plain PostgreSQL has no isolate_tenant_to_new_shard (undefined_function).
+    if ((error as { code?: unknown }).code === '42883') {
+      throw new NeedsCitusError('projects isolate needs a Citus cluster: this PostgreSQL has no Citus extension')
+    }
+    throw error
+  }
+  out.out(
+    `Project "${project}" now alone on shard ${moved.shardId} on worker :${moved.nodePort}` +
+      (moved.movedFrom === moved.nodePort ? '.' : ` (moved from :${moved.movedFrom}).`),
+  )
+}

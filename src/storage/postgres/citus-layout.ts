@@ -72,18 +72,22 @@ export async function applyCitusLayout(client: pg.ClientBase): Promise<LayoutCha
     if (placement === 'reference') {
       await client.query('SELECT create_reference_table($1)', [row.name])
     } else if (row.name === ANCHOR) {
-      await client.query(`SELECT create_distributed_table($1, 'project_id')`, [row.name])
+      // A co-location group of its own: Citus would otherwise put it with every int-distributed table of
+      // the database (other schemas' included), and isolating or moving a tenant would drag those along.
+      await client.query(`SELECT create_distributed_table($1, 'project_id', colocate_with => 'none')`, [row.name])
     } else {
       await client.query(`SELECT create_distributed_table($1, 'project_id', colocate_with => $2)`, [row.name, ANCHOR])
     }
     changes.push({ name: row.name, placement })
   }
   for (const signature of DISTRIBUTED_FUNCTIONS) {
-    const { rows: known } = await client.query(
-      `SELECT 1 FROM pg_dist_object WHERE objid = $1::regprocedure AND distribution_argument_index IS NOT NULL`,
+    // Skips functions a later migration has yet to create, and those already distributed.
+    const { rows: pending } = await client.query(
+      `SELECT 1 WHERE to_regprocedure($1) IS NOT NULL AND NOT EXISTS (
+         SELECT 1 FROM pg_dist_object WHERE objid = to_regprocedure($1) AND distribution_argument_index IS NOT NULL)`,
       [signature],
     )
-    if (known.length > 0) continue
+    if (pending.length === 0) continue
     await client.query(`SELECT create_distributed_function($1, 'p_project', colocate_with => $2)`, [signature, ANCHOR])
     changes.push({ name: signature, placement: 'function' })
   }

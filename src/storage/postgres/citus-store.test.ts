@@ -6,6 +6,7 @@ import { openStore } from '../open-store.js'
 import { describeStoreContract, type StoreFixture } from '../store.contract.js'
 import type { Store } from '../store.js'
 import { placementOf } from './citus-layout.js'
+import { POSTGRES_MIGRATIONS } from './postgres-migrations.js'
 import { PostgresStore } from './postgres-store.js'
 import { createTestDatabase } from './test-database.js'
 
@@ -102,6 +103,30 @@ if ('skip' in db) {
         assert.equal(fns.rows[0]?.n, 4)
         await Promise.all(stores.map((s) => s.close()))
       } finally {
+        await fresh.drop()
+      }
+    })
+
+    test('a cluster laid out by an earlier version migrates to this one (later migrations on distributed tables)', async () => {
+      const fresh = await createTestDatabase('citus')
+      assert.ok(!('skip' in fresh))
+      const store = new PostgresStore(fresh.url)
+      try {
+        // Version 1: only the first migration, its tables distributed and referenced at once.
+        await store.migrate(POSTGRES_MIGRATIONS.slice(0, 1))
+        const before = await store.pool.query(
+          `SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'profiles'::regclass`,
+        )
+        assert.equal(before.rows.length, 1)
+        // Then every later migration runs against the distributed tables, and their new tables are placed.
+        await store.migrate()
+        const { rows } = await store.pool.query<{ id: string }>('SELECT id FROM traitbase_migrations ORDER BY id')
+        assert.equal(rows.length, POSTGRES_MIGRATIONS.length)
+        const p = (await store.ensureProject('upgraded')).id
+        await store.applyUpload(p, one('u', { a: '1' }))
+        assert.deepEqual((await readAll(store, p, null)).ids, ['u'])
+      } finally {
+        await store.close()
         await fresh.drop()
       }
     })

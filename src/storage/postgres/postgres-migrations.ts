@@ -146,7 +146,10 @@ CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
   {
     // A project's own rate limit per key (requests per minute); NULL: the server's RATE_LIMIT.
     id: '0002_project_rate_limit',
-    sql: `ALTER TABLE projects ADD COLUMN rate_limit integer CHECK (rate_limit >= 0);`,
+    // Column and constraint in two commands, the constraint named: Citus refuses an unnamed
+    // constraint added with a column once `projects` is a reference table (an upgraded cluster).
+    sql: `ALTER TABLE projects ADD COLUMN rate_limit integer;
+ALTER TABLE projects ADD CONSTRAINT projects_rate_limit_check CHECK (rate_limit >= 0);`,
   },
   {
     // Every write that logs a change, and the pruning of the log, as functions: on Citus they are

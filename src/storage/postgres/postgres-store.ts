@@ -36,8 +36,10 @@ import type {
 import { startPruneTimer } from '../pruning.js'
 import { checkTimeZone } from '../time-zone.js'
 import { DEFAULT_CHANGE_RETENTION_MS } from '../store.js'
+import type { Migration } from '../migration.js'
 import { applyCitusLayout } from './citus-layout.js'
 import { MIGRATION_LOCK_KEY, POSTGRES_MIGRATIONS } from './postgres-migrations.js'
+import { splitStatements } from './sql-statements.js'
 
 /** Tuning of the PostgreSQL store. */
 export interface PostgresStoreOptions extends StoreOptions {
@@ -120,9 +122,10 @@ export class PostgresStore implements Store {
   /**
    * One transaction per migration, each under a transaction-level advisory lock (servers starting
    * at once migrate one after the other; no session state, so it works behind PgBouncer in
-   * transaction mode). The last one places the tables on Citus (see citus-layout.ts).
+   * transaction mode). The last one places the tables on Citus (see citus-layout.ts). `migrations`
+   * is for tests that replay an upgrade from an earlier version.
    */
-  async migrate(): Promise<void> {
+  async migrate(migrations: readonly Migration[] = POSTGRES_MIGRATIONS): Promise<void> {
     const client = await this.pool.connect()
     try {
       for (;;) {
@@ -135,13 +138,13 @@ export class PostgresStore implements Store {
           const done = new Set(
             (await client.query<{ id: string }>('SELECT id FROM traitbase_migrations')).rows.map((r) => r.id),
           )
-          const next = POSTGRES_MIGRATIONS.find((m) => !done.has(m.id))
+          const next = migrations.find((m) => !done.has(m.id))
           if (next === undefined) {
             await applyCitusLayout(client)
             await client.query('COMMIT')
             return
           }
-          await client.query(next.sql)
+          for (const statement of splitStatements(next.sql)) await client.query(statement)
           await client.query('INSERT INTO traitbase_migrations (id) VALUES ($1)', [next.id])
           await client.query('COMMIT')
         } catch (error) {

@@ -43,3 +43,54 @@ function restore(name: string, value: string | undefined): void {
   if (value === undefined) delete process.env[name]
   else process.env[name] = value
 }
+
+test('createTestDatabase("citus") gives a fresh schema on the coordinator and drops it', async (t) => {
+  const db = await createTestDatabase('citus')
+  if ('skip' in db) return t.skip(db.skip)
+  const schema = /search_path%3D(traitbase_test_[0-9a-f]{12})/.exec(db.url)?.[1]
+  assert.ok(schema, db.url)
+  const client = new pg.Client({ connectionString: db.url })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ s: string }>('SELECT current_schema() AS s')
+    assert.equal(rows[0]?.s, schema)
+    await db.drop()
+    const gone = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])
+    assert.equal(gone.rows.length, 0)
+  } finally {
+    await client.end()
+  }
+})
+
+test('an unreachable Citus coordinator skips, or fails when TRAITBASE_REQUIRE_CITUS=1', async () => {
+  const saved = { url: process.env['TEST_CITUS_URL'], req: process.env['TRAITBASE_REQUIRE_CITUS'] }
+  process.env['TEST_CITUS_URL'] = 'postgres://postgres@127.0.0.1:1/postgres'
+  try {
+    delete process.env['TRAITBASE_REQUIRE_CITUS']
+    const r = await createTestDatabase('citus')
+    assert.ok('skip' in r)
+    assert.match(r.skip, /Citus coordinator at .*127\.0\.0\.1:1/)
+    process.env['TRAITBASE_REQUIRE_CITUS'] = '1'
+    await assert.rejects(createTestDatabase('citus'), /TRAITBASE_REQUIRE_CITUS=1/)
+  } finally {
+    restore('TEST_CITUS_URL', saved.url)
+    restore('TRAITBASE_REQUIRE_CITUS', saved.req)
+  }
+})
+
+test('a plain PostgreSQL server is not taken for a Citus coordinator', async (t) => {
+  const plain = await createTestDatabase()
+  if ('skip' in plain) return t.skip(plain.skip)
+  const saved = { url: process.env['TEST_CITUS_URL'], req: process.env['TRAITBASE_REQUIRE_CITUS'] }
+  process.env['TEST_CITUS_URL'] = plain.url
+  try {
+    delete process.env['TRAITBASE_REQUIRE_CITUS']
+    const r = await createTestDatabase('citus')
+    assert.ok('skip' in r)
+    assert.match(r.skip, /citus extension is not installed/)
+  } finally {
+    restore('TEST_CITUS_URL', saved.url)
+    restore('TRAITBASE_REQUIRE_CITUS', saved.req)
+    await plain.drop()
+  }
+})

@@ -74,7 +74,7 @@ describe('sqlite specifics', () => {
     const b = new SqliteStore(filename)
     await Promise.all([a.migrate(), b.migrate()])
     const count = a.database.prepare('SELECT count(*) FROM traitbase_migrations').pluck().get()
-    assert.equal(count, SQLITE_MIGRATIONS.length)
+    assert.equal(count, SQLITE_MIGRATIONS.length, 'each migration recorded once')
     await Promise.all([a.close(), b.close()])
   })
 
