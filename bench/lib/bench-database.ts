@@ -68,7 +68,8 @@ async function citusSchema(
         if (exists.rows[0]?.ok !== true) {
           await client.query(`CREATE TABLE ${name}.${table} (LIKE ${template}.${table} INCLUDING ALL)`)
         } else if (table === 'traitbase_migrations') continue
-        await client.query(`INSERT INTO ${name}.${table} SELECT * FROM ${template}.${table}`)
+        // OVERRIDING SYSTEM VALUE: identity columns (request_log, key_events) keep the template's ids.
+        await client.query(`INSERT INTO ${name}.${table} OVERRIDING SYSTEM VALUE SELECT * FROM ${template}.${table}`)
       }
     } finally {
       await client.end()

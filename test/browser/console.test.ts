@@ -436,6 +436,36 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
     await page.getByText('No saved segments yet').waitFor()
   })
 
+  test('segments: a date attribute gets date operators, a date picker and the right counts (issue 10)', async () => {
+    const rows = [
+      ['d1', '2025-01-15'],
+      ['d2', '2025-06-01'],
+      ['d3', '2026-02-01T10:00:00Z'],
+    ]
+    assert.equal((await upload(firstKey, { field_name: ['user_id', 'signup'], values: rows })).status, 200)
+    await page.reload()
+    await go('Segments')
+    await page.getByRole('button', { name: 'Add condition' }).click()
+    const field = page.getByLabel('Field', { exact: true }).last()
+    await field.selectOption('signup')
+    const operator = page.getByLabel('Operator', { exact: true }).last()
+    const offered = await operator.locator('option').allTextContents()
+    for (const label of ['is before', 'is after', 'is between', 'is within the last']) {
+      assert.ok(offered.includes(label), `${label} in ${offered.join(', ')}`)
+    }
+    assert.ok(!offered.includes('is greater than'), 'numeric operators are not offered for a date')
+    await operator.selectOption('before')
+    const value = page.getByLabel('Value', { exact: true }).last()
+    assert.equal(await value.getAttribute('type'), 'date')
+    await value.fill('2025-03-01')
+    await waitForCount(1)
+    await operator.selectOption('between')
+    await page.getByLabel('From', { exact: true }).last().fill('2025-01-01')
+    await page.getByLabel('To', { exact: true }).last().fill('2026-01-01')
+    await waitForCount(2)
+    await capture(page, '14-segments-dates')
+  })
+
   test('rotate a key: both work during the grace period; revoke one and the API refuses it', async () => {
     await go('Integration')
     const row = page.getByRole('row').filter({ hasText: 'backend' })
@@ -479,7 +509,8 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
   test('projects: the list shows users and last upload; rename', async () => {
     await page.getByRole('navigation', { name: 'Project' }).getByRole('link', { name: 'Projects' }).click()
     const row = page.getByRole('row').filter({ hasText: 'Acme shop' })
-    await row.getByRole('cell', { name: '44', exact: true }).waitFor()
+    // 44 users before the date test added d1, d2, d3.
+    await row.getByRole('cell', { name: '47', exact: true }).waitFor()
     await row.getByRole('button', { name: 'Rename' }).click()
     await page.getByLabel('New name for Acme shop').fill('Acme store')
     await page.getByRole('button', { name: 'Save' }).click()
