@@ -113,9 +113,12 @@ function SignedIn(props: { route: Route; onSignedOut: () => Promise<void> }) {
       setError(e instanceof ApiError ? e.message : String(e))
     }
   }, [])
+  // Loaded at sign-in and again each time the projects page is opened, so its user counts and last
+  // uploads are current (they move with every upload).
+  const onProjectsPage = route.page === 'projects'
   useEffect(() => {
     void reload()
-  }, [reload])
+  }, [reload, onProjectsPage])
 
   const signOut = async () => {
     try {

@@ -509,7 +509,7 @@ describe('web console in Chromium', { skip: unavailable ?? false }, () => {
   test('projects: the list shows users and last upload; rename', async () => {
     await page.getByRole('navigation', { name: 'Project' }).getByRole('link', { name: 'Projects' }).click()
     const row = page.getByRole('row').filter({ hasText: 'Acme shop' })
-    // 44 users before the date test added d1, d2, d3.
+    // 44 users before the date test added d1, d2, d3; the page shows the count of now, not of sign-in.
     await row.getByRole('cell', { name: '47', exact: true }).waitFor()
     await row.getByRole('button', { name: 'Rename' }).click()
     await page.getByLabel('New name for Acme shop').fill('Acme store')
