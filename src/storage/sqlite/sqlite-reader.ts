@@ -1,7 +1,5 @@
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
-import { NUMBER_PATTERN } from '../../core/segment.js'
-import { SQLITE_NUMBER_FUNCTION } from '../sql-dialect.js'
 
 /**
  * Runs long reads (segment counts and pages without the in-memory index, export pages) on a worker
@@ -10,7 +8,8 @@ import { SQLITE_NUMBER_FUNCTION } from '../sql-dialect.js'
  * before its statement starts, so every upload acknowledged before the read is in its answer.
  *
  * The worker's code is inline (eval), so it runs the same under tsx and from dist/. It registers
- * the same `tb_number` function as the store's connection, from the same NUMBER_PATTERN.
+ * the store's SQL functions (`tb_number`, `tb_date_in`) by importing the same module the store's
+ * connection uses (a worker inherits the loader flags, so under tsx the import resolves to the .ts).
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
@@ -19,10 +18,9 @@ const db = new Database(workerData.filename, { readonly: true, fileMustExist: tr
 db.pragma('busy_timeout = 5000')
 db.pragma('cache_size = ' + -1024 * workerData.cacheMiB)
 db.pragma('mmap_size = ' + 1024 * 1024 * workerData.mmapMiB)
-const numberRe = new RegExp(workerData.numberPattern)
-db.function(workerData.numberFunction, { deterministic: true }, (v) =>
-  typeof v === 'string' && numberRe.test(v) ? Number(v) : null,
-)
+// The store's own SQL functions (tb_number, tb_date_in), from the same module, so both connections
+// answer every condition alike.
+const ready = import(workerData.dialectUrl).then((dialect) => dialect.registerSqliteFunctions(db))
 const statements = new Map()
 function statement(sql) {
   let s = statements.get(sql)
@@ -34,14 +32,14 @@ function statement(sql) {
   return s
 }
 parentPort.on('message', (m) => {
-  if (m.type === 'stop') { db.close(); parentPort.close(); return }
-  try {
+  if (m.type === 'stop') { ready.finally(() => { db.close(); parentPort.close() }); return }
+  ready.then(() => {
     const s = statement(m.sql)
     const result = m.mode === 'value' ? s.pluck().get(...m.params) : s.pluck(false).all(...m.params)
     parentPort.postMessage({ id: m.id, result })
-  } catch (error) {
+  }).catch((error) => {
     parentPort.postMessage({ id: m.id, error: String(error && error.message) })
-  }
+  })
 })
 `
 
@@ -74,8 +72,7 @@ export class SqliteReader {
         filename: options.filename,
         cacheMiB: options.cacheMiB,
         mmapMiB: options.mmapMiB,
-        numberPattern: NUMBER_PATTERN,
-        numberFunction: SQLITE_NUMBER_FUNCTION,
+        dialectUrl: new URL('../sql-dialect.js', import.meta.url).href,
       },
     })
     this.worker.on('message', (m: { id: number; result?: unknown; error?: string }) => {

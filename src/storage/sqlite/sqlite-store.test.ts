@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
+import { parseCondition, resolveDates } from '../../core/segment.js'
 import { openStore } from '../open-store.js'
 import { describeStoreContract, type StoreFixture } from '../store.contract.js'
 import type { Store } from '../store.js'
@@ -180,6 +181,29 @@ describe('sqlite reader thread', () => {
       await store.close()
     })
   }
+
+  test('the reader has the SQL functions of the store: numeric and date conditions answer as on the main connection', async () => {
+    for (const reads of ['worker', 'inline'] as const) {
+      const store = new SqliteStore(join(dir, `reader-functions-${reads}.db`), { reads })
+      await store.migrate()
+      const p = (await store.ensureProject('f')).id
+      const users = [
+        ['a', '5', '2025-01-15'],
+        ['b', '50', '2025-06-01T10:00:00+09:00'],
+        ['c', 'x', 'not a date'],
+      ] as const
+      await store.applyUpload(p, {
+        rows: users.length,
+        patches: users.map(([userId, n, d]) => ({ userId, attributes: attrs({ n, d }) })),
+      })
+      const parsed = parseCondition({ field: 'd', op: 'before', value: '2025-03-01' })
+      assert.ok(parsed.ok)
+      const before = resolveDates(parsed.value, { now: Date.parse('2026-01-01T00:00:00Z'), timeZone: 'UTC' })
+      assert.equal(await store.countProfiles(p, before), 1, `date condition with reads: ${reads}`)
+      assert.equal(await store.countProfiles(p, { kind: 'numeric', field: 'n', op: 'gt', value: 10 }), 1)
+      await store.close()
+    }
+  })
 
   test('the reader sees every acknowledged upload and deletion at once', async () => {
     const store = new SqliteStore(join(dir, 'reader-exact.db'))
