@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster'
-import type { Config } from './config.js'
+import { DEFAULT_CONFIG, type Config } from './config.js'
 
 /** A worker that ran at least this long before dying is a fresh failure: its restart delay starts over. */
 const STABLE_MS = 60_000
@@ -92,10 +92,18 @@ export function runPrimary({ config, workers, workerEnv, log, exec }: PrimaryOpt
 }
 
 /**
- * Each process keeps its own segment indexes, so a memory budget meant for the machine is divided
- * among the workers (`SEGMENT_INDEX_MEMORY_MB`, when set, is the total for all of them).
+ * Each process keeps its own segment indexes, so the budget meant for the machine is divided among
+ * the workers: `SEGMENT_INDEX_MEMORY_MB` when set, else the default (a quarter of the machine), is
+ * the total for all of them, never N times it. A malformed value is left for the worker's own
+ * configuration check to refuse.
  */
-export function divideMemoryBudget(totalMb: string | undefined, workers: number): Record<string, string> {
-  if (totalMb === undefined || !/^\d+$/.test(totalMb.trim())) return {}
-  return { SEGMENT_INDEX_MEMORY_MB: String(Math.max(1, Math.floor(Number(totalMb) / workers))) }
+export function divideMemoryBudget(
+  totalMb: string | undefined,
+  workers: number,
+  defaultMb = DEFAULT_CONFIG.segmentIndexMemoryMb,
+): Record<string, string> {
+  const given = totalMb?.trim()
+  if (given !== undefined && given !== '' && !/^\d+$/.test(given)) return {}
+  const total = given === undefined || given === '' ? defaultMb : Number(given)
+  return { SEGMENT_INDEX_MEMORY_MB: String(Math.max(1, Math.floor(total / workers))) }
 }
