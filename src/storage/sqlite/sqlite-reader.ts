@@ -20,7 +20,10 @@ db.pragma('cache_size = ' + -1024 * workerData.cacheMiB)
 db.pragma('mmap_size = ' + 1024 * 1024 * workerData.mmapMiB)
 // The store's own SQL functions (tb_number, tb_date_in), from the same module, so both connections
 // answer every condition alike.
-const ready = import(workerData.dialectUrl).then((dialect) => dialect.registerSqliteFunctions(db))
+// Under tsx (tests) the module is TypeScript: the worker registers tsx's loader first (workers do
+// not inherit it); from dist/ it is plain JavaScript and tsx is never loaded.
+const loader = workerData.tsxApi === undefined ? Promise.resolve() : import(workerData.tsxApi).then((tsx) => tsx.register())
+const ready = loader.then(() => import(workerData.dialectUrl)).then((dialect) => dialect.registerSqliteFunctions(db))
 const statements = new Map()
 function statement(sql) {
   let s = statements.get(sql)
@@ -64,7 +67,10 @@ export class SqliteReader {
   private readonly exited: Promise<void>
 
   constructor(options: SqliteReaderOptions) {
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3')
+    const require = createRequire(import.meta.url)
+    const driver = require.resolve('better-sqlite3')
+    // Running from TypeScript source (tests under tsx) rather than dist/.
+    const underTsx = import.meta.url.endsWith('.ts')
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {
@@ -72,7 +78,8 @@ export class SqliteReader {
         filename: options.filename,
         cacheMiB: options.cacheMiB,
         mmapMiB: options.mmapMiB,
-        dialectUrl: new URL('../sql-dialect.js', import.meta.url).href,
+        dialectUrl: new URL(`../sql-dialect${underTsx ? '.ts' : '.js'}`, import.meta.url).href,
+        ...(underTsx ? { tsxApi: import.meta.resolve('tsx/esm/api') } : {}),
       },
     })
     this.worker.on('message', (m: { id: number; result?: unknown; error?: string }) => {

@@ -201,6 +201,9 @@ describe('sqlite reader thread', () => {
       const before = resolveDates(parsed.value, { now: Date.parse('2026-01-01T00:00:00Z'), timeZone: 'UTC' })
       assert.equal(await store.countProfiles(p, before), 1, `date condition with reads: ${reads}`)
       assert.equal(await store.countProfiles(p, { kind: 'numeric', field: 'n', op: 'gt', value: 10 }), 1)
+      // The answers above would also come from the fallback to the main connection: the thread must be up.
+      const reader = (store as unknown as { reader?: { available: boolean } }).reader
+      assert.equal(reader?.available ?? false, reads === 'worker', 'the reader thread answered and is still up')
       await store.close()
     }
   })
