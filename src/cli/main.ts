@@ -13,7 +13,7 @@ import {
 } from './commands/admin.js'
 import { abortOnInterrupt, EXIT_USAGE, uploadFile, type UploadCommandOptions } from './commands/upload.js'
 import { countSegment, exportSegment } from './commands/segment.js'
-import { isolateProject, NeedsCitusError, projectTimeZone, setRateLimit } from './commands/projects.js'
+import { isolateProject, NeedsCitusError, projectTimeZone, setRateLimit, spreadProject } from './commands/projects.js'
 import { createConsoleOutput } from './output.js'
 
 // Commander wiring only: each action parses nothing itself and calls one command function.
@@ -155,6 +155,22 @@ projects
   .action(async ({ project }: { project: string }) => {
     try {
       await withStore((store) => isolateProject({ store, out, project }), { mustExist: true })
+    } catch (error) {
+      out.err(`error: ${error instanceof Error ? error.message : String(error)}`)
+      process.exitCode = error instanceof NeedsCitusError ? EXIT_USAGE : 1
+    }
+  })
+
+projects
+  .command('spread')
+  .description(
+    'Citus only: spread an empty project over N buckets on every worker, for projects too big for one (see docs/scaling.md)',
+  )
+  .requiredOption('--project <name>', 'project name')
+  .requiredOption('--buckets <n>', 'buckets (2 or more; at least the number of workers)')
+  .action(async ({ project, buckets }: { project: string; buckets: string }) => {
+    try {
+      await withStore((store) => spreadProject({ store, out, project, buckets }), { mustExist: true })
     } catch (error) {
       out.err(`error: ${error instanceof Error ? error.message : String(error)}`)
       process.exitCode = error instanceof NeedsCitusError ? EXIT_USAGE : 1

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { TraitbaseError } from '../core/errors.js'
 import type { Condition } from '../core/segment.js'
-import type { Store } from '../storage/store.js'
+import { ProjectNotIndexedError, type Store } from '../storage/store.js'
 import { ProjectIndex, type AttributeSummary, type IndexPage } from './project-index.js'
 
 /** Answer of {@link SegmentIndex.query}. */
@@ -31,6 +31,8 @@ interface ProjectState {
   failures: number
   retryAt: number
   lastError: string
+  /** A spread project (no change feed): every question goes to the database path. */
+  unindexed: boolean
 }
 
 /** Counters and gauges of {@link SegmentIndex}, for /metrics. */
@@ -168,6 +170,7 @@ export class SegmentIndex {
         failures: 0,
         retryAt: 0,
         lastError: '',
+        unindexed: false,
       }
       this.projects.set(projectId, state)
     }
@@ -220,6 +223,7 @@ export class SegmentIndex {
    */
   async sync(projectId: number): Promise<ProjectIndex> {
     const state = this.stateOf(projectId)
+    if (state.unindexed) throw new ProjectNotIndexedError(projectId)
     if (!state.loaded && state.running === undefined && this.now() < state.retryAt) throw unavailable(state)
     try {
       await this.catchUp(projectId, state)
@@ -283,6 +287,15 @@ export class SegmentIndex {
       state.failures = 0
       state.retryAt = 0
     } catch (error) {
+      if (error instanceof ProjectNotIndexedError) {
+        // Spread (for good): drop what was held, no retries, no failure; the database answers.
+        state.index = new ProjectIndex(this.dictionaryLimit)
+        state.bytes = 0
+        state.token = null
+        state.loaded = false
+        state.unindexed = true
+        throw error
+      }
       // An incremental read that failed leaves the loaded index as it was (the next read retries).
       if (state.loaded && !(error instanceof OverBudgetError)) throw error
       // A load that failed is dropped whole; the project is answered by the database path until
@@ -374,6 +387,10 @@ export class SegmentIndex {
    * budget, or its feed was pruned past it).
    */
   private async loadedIndex(projectId: number): Promise<ProjectIndex | undefined> {
+    if (this.projects.get(projectId)?.unindexed === true) {
+      this.stateOf(projectId)
+      return undefined
+    }
     if (!this.isLoaded(projectId)) {
       this.warm(projectId)
       return undefined

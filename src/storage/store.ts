@@ -1,3 +1,4 @@
+import { TraitbaseError } from '../core/errors.js'
 import type { Scope } from '../core/scopes.js'
 import type { Condition } from '../core/segment.js'
 import type { UploadBatch } from '../core/upload.js'
@@ -394,4 +395,20 @@ export interface AdminStore {
   pruneAdminData(options: { maxPerProject: number; olderThan: Date; now: Date }): Promise<number>
 
   listUsers(projectId: number, options: ListUsersOptions): Promise<UserSummary[]>
+}
+
+/**
+ * Thrown by `readChanges` for a project spread over several workers (`traitbase projects spread`,
+ * Citus): it has no change feed, so no in-memory segment index; its segments are counted and paged
+ * by the database path (every worker scans its part in parallel), which is exact by construction.
+ * A 409 where the index itself is needed (the attribute catalog).
+ */
+export class ProjectNotIndexedError extends TraitbaseError {
+  constructor(projectId: number) {
+    super(
+      'CONFLICT',
+      `Project ${projectId} is spread over several database workers: it has no in-memory segment index, so no attribute catalog (segment counts and pages come from the database; name the fields of a CSV export)`,
+    )
+    this.name = 'ProjectNotIndexedError'
+  }
 }

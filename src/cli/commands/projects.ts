@@ -120,3 +120,54 @@ export async function isolateProject({
       (moved.movedFrom === moved.nodePort ? '.' : ` (moved from :${moved.movedFrom}).`),
   )
 }
+
+/** What a PostgresStore offers to spread a project (checked by shape, like {@link IsolatingStore}). */
+interface SpreadingStore {
+  spreadProject(projectId: number, buckets: number): Promise<{ keys: string[]; workers: number[]; already: boolean }>
+}
+
+/**
+ * Spreads an empty project over BUCKETS buckets on every worker (Citus only; see
+ * `PostgresStore.spreadProject` and docs/scaling.md). SQLite and plain PostgreSQL: a usage error.
+ */
+export async function spreadProject({
+  store,
+  out,
+  project,
+  buckets,
+}: {
+  store: Store
+  out: Output
+  project: string
+  buckets: string
+}): Promise<void> {
+  const count = /^[0-9]{1,4}$/.test(buckets) ? Number(buckets) : Number.NaN
+  if (!Number.isInteger(count) || count < 2)
+    throw new NeedsCitusError(`--buckets must be an integer of at least 2, not "${buckets}"`)
+  const found = await store.findProject(project)
+  if (found === undefined) throw new TraitbaseError('NOT_FOUND', `No project named "${project}"`)
+  const spreading = store as Partial<SpreadingStore>
+  if (store.kind !== 'postgres' || typeof spreading.spreadProject !== 'function') {
+    throw new NeedsCitusError('projects spread needs a Citus cluster (DATABASE_URL pointing at its coordinator)')
+  }
+  let result: Awaited<ReturnType<SpreadingStore['spreadProject']>>
+  try {
+    result = await spreadingStore(spreading).spreadProject(found.id, count)
+  } catch (error) {
+    // Refusals (not Citus, not empty, another count) are the user's to fix: exit 2 with the reason.
+    if (error instanceof TraitbaseError && error.status < 500) throw new NeedsCitusError(error.message)
+    throw error
+  }
+  const perWorker = new Map<number, number>()
+  for (const port of result.workers) perWorker.set(port, (perWorker.get(port) ?? 0) + 1)
+  const where = [...perWorker].map(([port, n]) => `${n} on :${port}`).join(', ')
+  out.out(
+    result.already
+      ? `Project "${project}" is spread over ${result.keys.length} buckets already (${where}).`
+      : `Project "${project}" is now spread over ${result.keys.length} buckets (${where}); its segments are counted by the database.`,
+  )
+}
+
+function spreadingStore(store: Partial<SpreadingStore>): SpreadingStore {
+  return store as SpreadingStore
+}

@@ -15,7 +15,8 @@ import type pg from 'pg'
  *   lookups by key and joins with it stay local;
  * - `traitbase_migrations` stays on the coordinator (only migrations read it);
  * - a table comment containing `citus:reference`, `citus:distributed` or `citus:local` overrides
- *   the rule.
+ *   the rule; `citus:distribute-by=COLUMN` distributes the table by that column in a co-location
+ *   group of its own (`spread_profiles`, by `dist_key`: see docs/scaling.md).
  * The functions of {@link DISTRIBUTED_FUNCTIONS} are distributed by their project argument: a call
  * outside a transaction block runs whole on the worker holding that project's shards.
  */
@@ -67,6 +68,12 @@ export async function applyCitusLayout(client: pg.ClientBase): Promise<LayoutCha
       AND NOT EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = c.oid)
     ORDER BY c.relname = '${ANCHOR}' DESC, c.relname`)
   for (const row of rows) {
+    const column = /citus:distribute-by=([a-z_][a-z0-9_]*)/.exec(row.comment ?? '')?.[1]
+    if (column !== undefined) {
+      await client.query(`SELECT create_distributed_table($1, $2, colocate_with => 'none')`, [row.name, column])
+      changes.push({ name: row.name, placement: 'distributed' })
+      continue
+    }
     const placement = placementOf(row.has_project, row.unique_ok, row.comment)
     if (placement === 'local') continue
     if (placement === 'reference') {

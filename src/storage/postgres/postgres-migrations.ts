@@ -293,4 +293,76 @@ END
 $fn$;
 `,
   },
+  {
+    // Issue 9: a project can be spread over every worker (`projects spread`, Citus only; see
+    // docs/scaling.md). Its profiles live in spread_profiles, distributed by dist_key (one value per
+    // bucket of hash(user_id), listed in projects.spread_keys), in a co-location group of its own;
+    // every other project keeps profiles and its layout unchanged. Cheap on a large database: a
+    // nullable column (no rewrite), an empty table, and two functions replaced. The functions gain
+    // one check, after their write: a spread project takes no rows in profiles (the store then
+    // switches to the spread path); `projects spread` holds a SHARE lock on profiles while it checks
+    // that the project is empty, so a write that raced with it either finished first (and the
+    // project is refused as not empty) or sees spread_keys and is rolled back.
+    id: '0003_spread',
+    sql: `
+ALTER TABLE projects ADD COLUMN spread_keys bigint[];
+CREATE TABLE spread_profiles (
+  dist_key bigint NOT NULL,
+  project_id integer NOT NULL,
+  user_id text COLLATE "C" NOT NULL,
+  attributes jsonb NOT NULL,
+  created_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL,
+  PRIMARY KEY (project_id, user_id, dist_key)
+) WITH (fillfactor = 75);
+COMMENT ON TABLE spread_profiles IS 'citus:distribute-by=dist_key: the rows of spread projects, one dist_key per bucket';
+
+CREATE OR REPLACE FUNCTION traitbase_upload(p_project integer, p_users text[], p_patches jsonb, p_log boolean,
+  OUT n_created integer, OUT n_total integer)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+  WITH upserted AS (
+    INSERT INTO profiles AS p (project_id, user_id, attributes, created_at, updated_at)
+    SELECT p_project, t.u, jsonb_strip_nulls(p_patches -> t.u), now(), now()
+    FROM unnest(p_users) AS t(u)
+    ORDER BY t.u COLLATE "C"
+    ON CONFLICT (project_id, user_id) DO UPDATE
+    SET attributes = jsonb_strip_nulls(p.attributes || (p_patches -> excluded.user_id)), updated_at = excluded.updated_at
+    RETURNING (p.xmax = 0) AS is_new
+  ), counted AS (
+    INSERT INTO project_user_deltas (project_id, delta)
+    SELECT p_project, n FROM (SELECT count(*) FILTER (WHERE is_new)::int AS n FROM upserted) c WHERE n > 0
+  ), logged AS (
+    INSERT INTO change_log (project_id, xid, user_id)
+    SELECT p_project, pg_current_xact_id(), u FROM unnest(p_users) AS u WHERE p_log
+  )
+  SELECT count(*) FILTER (WHERE is_new)::int, count(*)::int INTO n_created, n_total FROM upserted;
+  -- After the write (its lock on profiles is held): see 0003_spread.
+  IF EXISTS (SELECT 1 FROM projects WHERE id = p_project AND spread_keys IS NOT NULL) THEN
+    RAISE EXCEPTION 'project % is spread', p_project USING ERRCODE = 'TBSPR';
+  END IF;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION traitbase_delete(p_project integer, p_user text, p_log boolean) RETURNS integer
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE n integer;
+BEGIN
+  WITH deleted AS (
+    DELETE FROM profiles WHERE project_id = p_project AND user_id = p_user RETURNING user_id
+  ), counted AS (
+    INSERT INTO project_user_deltas (project_id, delta) SELECT p_project, -1 FROM deleted
+  ), logged AS (
+    INSERT INTO change_log (project_id, xid, user_id)
+    SELECT p_project, pg_current_xact_id(), user_id FROM deleted WHERE p_log
+  )
+  SELECT count(*)::int INTO n FROM deleted;
+  IF n = 0 AND EXISTS (SELECT 1 FROM projects WHERE id = p_project AND spread_keys IS NOT NULL) THEN
+    RAISE EXCEPTION 'project % is spread', p_project USING ERRCODE = 'TBSPR';
+  END IF;
+  RETURN n;
+END
+$fn$;
+`,
+  },
 ]

@@ -33,12 +33,14 @@ import type {
   StoreOptions,
   UploadOutcome,
 } from '../store.js'
+import { ProjectNotIndexedError } from '../store.js'
 import { startPruneTimer } from '../pruning.js'
 import { checkTimeZone } from '../time-zone.js'
 import { DEFAULT_CHANGE_RETENTION_MS } from '../store.js'
 import type { Migration } from '../migration.js'
 import { applyCitusLayout } from './citus-layout.js'
 import { MIGRATION_LOCK_KEY, POSTGRES_MIGRATIONS } from './postgres-migrations.js'
+import { keyOf, spreadDelete, spreadProject, spreadUpload } from './spread.js'
 import { splitStatements } from './sql-statements.js'
 
 /** Tuning of the PostgreSQL store. */
@@ -55,6 +57,17 @@ const TOKEN_PREFIX = 'p3:'
 /** Change-log entries deleted per pruning statement. */
 const PRUNE_CHUNK = 10_000
 const PROFILE_COLUMNS = { userId: 'user_id', attrs: 'attributes' }
+/** SQLSTATE of the write functions for a project spread since this process last looked (0003_spread). */
+const SPREAD_STATE = 'TBSPR'
+
+/**
+ * Where a project's profiles are read: `FROM ${from}` with `params` as $1… A spread project (see
+ * spread.ts) names every key of its buckets, so Citus runs the statement on every worker.
+ */
+interface ProfileSource {
+  readonly from: string
+  readonly params: unknown[]
+}
 
 interface ProfileRow {
   user_id: string
@@ -101,6 +114,12 @@ export class PostgresStore implements Store {
   private readonly changeLog: boolean
   private touches = new Map<string, { at: Date; waiters: (() => void)[] }>()
   private touchScheduled = false
+  /**
+   * Keys of the projects known to be spread (spreading is for good). Any other project is read from
+   * `profiles`; an empty answer there is checked against `projects.spread_keys` (a spread project has
+   * no row in `profiles`), and writes are checked by the functions themselves.
+   */
+  private readonly spread = new Map<number, readonly string[]>()
   private pruneTimer: NodeJS.Timeout | undefined
   private closed = false
 
@@ -292,6 +311,26 @@ export class PostgresStore implements Store {
     const patches = batch.patches
     if (patches.length === 0) return { created: 0, updated: 0, valuesWritten: 0 }
     const valuesWritten = checkStorable(patches)
+    let keys = this.spread.get(projectId)
+    if (keys === undefined) {
+      try {
+        return await this.applyLocalUpload(projectId, patches, valuesWritten)
+      } catch (error) {
+        keys = await this.spreadKeysAfter(error, projectId)
+      }
+    }
+    const { created, total } = await spreadUpload(this.pool, projectId, keys, patches)
+    if (total !== patches.length) {
+      throw new Error(`Upsert wrote ${total} profiles for ${patches.length} patches; user ids must be distinct`)
+    }
+    return { created, updated: patches.length - created, valuesWritten }
+  }
+
+  private async applyLocalUpload(
+    projectId: number,
+    patches: readonly ProfilePatch[],
+    valuesWritten: number,
+  ): Promise<UploadOutcome> {
     // Sorted by the function in code point order, so overlapping batches lock rows in one order.
     const userIds: string[] = []
     const byUser = Object.create(null) as Record<string, ProfilePatch['attributes']>
@@ -312,26 +351,115 @@ export class PostgresStore implements Store {
 
   async getProfile(projectId: number, userId: string): Promise<Profile | undefined> {
     if (userId.includes('\0')) return undefined
-    const { rows } = await this.pool.query<ProfileRow>(
-      'SELECT user_id, attributes, created_at, updated_at FROM profiles WHERE project_id = $1 AND user_id = $2',
-      [projectId, userId],
+    const read = async (source: ProfileSource): Promise<Profile | undefined> => {
+      const params = [...source.params, userId]
+      const { rows } = await this.pool.query<ProfileRow>(
+        `SELECT user_id, attributes, created_at, updated_at FROM ${source.from} AND user_id = $${params.length}`,
+        params,
+      )
+      return rows[0] && toProfile(rows[0])
+    }
+    const keys = this.spread.get(projectId)
+    // One bucket: the statement goes to the one shard holding the user.
+    if (keys !== undefined) return read(this.sourceOf(projectId, [keyOf(keys, userId)]))
+    const found = await read(this.sourceOf(projectId))
+    if (found !== undefined) return found
+    const learned = await this.spreadKeysOf(projectId)
+    return learned === undefined ? undefined : read(this.sourceOf(projectId, [keyOf(learned, userId)]))
+  }
+
+  /** The table and filter of the project's profiles; `keys` narrows a spread project to those buckets. */
+  private sourceOf(projectId: number, keys?: readonly string[]): ProfileSource {
+    const spread = keys ?? this.spread.get(projectId)
+    if (spread === undefined) return { from: 'profiles WHERE project_id = $1', params: [projectId] }
+    return {
+      from: 'spread_profiles WHERE project_id = $1 AND dist_key = ANY($2::bigint[])',
+      params: [projectId, spread],
+    }
+  }
+
+  /**
+   * Runs a read on the project's source; when it came back empty from `profiles`, the project may
+   * have been spread since this process last looked: then it runs again on the spread table.
+   */
+  private async readProfiles<T>(
+    projectId: number,
+    read: (source: ProfileSource) => Promise<T>,
+    empty: (t: T) => boolean,
+  ): Promise<T> {
+    const known = this.spread.has(projectId)
+    const result = await read(this.sourceOf(projectId))
+    if (known || !empty(result) || (await this.spreadKeysOf(projectId)) === undefined) return result
+    return read(this.sourceOf(projectId))
+  }
+
+  /** Reads (and remembers) the project's spread keys; undefined when it is not spread. */
+  private async spreadKeysOf(projectId: number): Promise<readonly string[] | undefined> {
+    const { rows } = await this.pool.query<{ keys: string[] | null }>(
+      'SELECT spread_keys::text[] AS keys FROM projects WHERE id = $1',
+      [projectId],
     )
-    return rows[0] && toProfile(rows[0])
+    const keys = rows[0]?.keys ?? undefined
+    if (keys !== undefined) this.spread.set(projectId, keys)
+    return keys
+  }
+
+  /** The keys of a project whose write function refused it as spread; anything else is rethrown. */
+  private async spreadKeysAfter(error: unknown, projectId: number): Promise<readonly string[]> {
+    if ((error as { code?: unknown }).code !== SPREAD_STATE) throw error
+    const keys = await this.spreadKeysOf(projectId)
+    if (keys === undefined) throw error
+    return keys
+  }
+
+  /**
+   * Citus only: spreads an empty project over `buckets` buckets on every worker (see spread.ts).
+   * Refused with a 4xx TraitbaseError on plain PostgreSQL, for a project with profiles, or for
+   * another bucket count than it has; the same count again changes nothing.
+   */
+  async spreadProject(
+    projectId: number,
+    buckets: number,
+  ): Promise<{ keys: string[]; workers: number[]; already: boolean }> {
+    const client = await this.pool.connect()
+    try {
+      const result = await spreadProject(client, projectId, buckets)
+      this.spread.set(projectId, result.keys)
+      return result
+    } finally {
+      client.release()
+    }
   }
 
   async deleteProfile(projectId: number, userId: string): Promise<boolean> {
     if (userId.includes('\0')) return false
-    const { rows } = await this.pool.query<{ n: number }>('SELECT traitbase_delete($1, $2, $3) AS n', [
-      projectId,
-      userId,
-      this.changeLog,
-    ])
-    return rows[0]?.n === 1
+    let keys = this.spread.get(projectId)
+    if (keys === undefined) {
+      try {
+        const { rows } = await this.pool.query<{ n: number }>('SELECT traitbase_delete($1, $2, $3) AS n', [
+          projectId,
+          userId,
+          this.changeLog,
+        ])
+        return rows[0]?.n === 1
+      } catch (error) {
+        keys = await this.spreadKeysAfter(error, projectId)
+      }
+    }
+    return spreadDelete(this.pool, projectId, keys, userId)
   }
 
   async scanProfiles(projectId: number, options: ScanOptions): Promise<Profile[]> {
-    const params: unknown[] = [projectId]
-    let sql = 'SELECT user_id, attributes, created_at, updated_at FROM profiles WHERE project_id = $1'
+    return this.readProfiles(
+      projectId,
+      (source) => this.scanSource(source, options),
+      (rows) => rows.length === 0,
+    )
+  }
+
+  private async scanSource(source: ProfileSource, options: ScanOptions): Promise<Profile[]> {
+    const params: unknown[] = [...source.params]
+    let sql = `SELECT user_id, attributes, created_at, updated_at FROM ${source.from}`
     if (options.afterUserId !== undefined) {
       params.push(options.afterUserId)
       sql += ` AND user_id > $${params.length}`
@@ -364,10 +492,18 @@ export class PostgresStore implements Store {
   }
 
   async countProfiles(projectId: number, where?: Condition): Promise<number> {
-    let sql = 'SELECT count(*)::bigint AS n FROM profiles WHERE project_id = $1'
-    const params: unknown[] = [projectId]
+    return this.readProfiles(
+      projectId,
+      (source) => this.countSource(source, where),
+      (n) => n === 0,
+    )
+  }
+
+  private async countSource(source: ProfileSource, where?: Condition): Promise<number> {
+    let sql = `SELECT count(*)::bigint AS n FROM ${source.from}`
+    const params: unknown[] = [...source.params]
     if (where !== undefined) {
-      const compiled = compileCondition(where, postgresDialect, 2, PROFILE_COLUMNS)
+      const compiled = compileCondition(where, postgresDialect, params.length + 1, PROFILE_COLUMNS)
       sql += ` AND (${compiled.sql})`
       params.push(...compiled.params)
     }
@@ -805,8 +941,16 @@ export class PostgresStore implements Store {
   }
 
   async listUsers(projectId: number, options: ListUsersOptions): Promise<UserSummary[]> {
-    const params: unknown[] = [projectId]
-    let sql = 'SELECT user_id, created_at, updated_at FROM profiles WHERE project_id = $1'
+    return this.readProfiles(
+      projectId,
+      (source) => this.listSource(source, options),
+      (users) => users.length === 0,
+    )
+  }
+
+  private async listSource(source: ProfileSource, options: ListUsersOptions): Promise<UserSummary[]> {
+    const params: unknown[] = [...source.params]
+    let sql = `SELECT user_id, created_at, updated_at FROM ${source.from}`
     if (options.prefix !== undefined && options.prefix !== '') {
       if (options.prefix.includes('\0')) return []
       params.push(options.prefix)
@@ -901,13 +1045,16 @@ export class PostgresStore implements Store {
         // Names change_horizon, distributed by project_id: on Citus the whole statement is routed to
         // the worker holding the project, so the snapshot is that node's, the node whose xids the
         // upload function wrote, and the cursor below reads in the same remote transaction.
-        const { rows } = await client.query<{ snapshot: string; node: string; pruned: string | null }>(
+        const { rows } = await client.query<{ snapshot: string; node: string; pruned: string | null; spread: boolean }>(
           `SELECT pg_current_snapshot()::text AS snapshot,
              (SELECT system_identifier::text FROM pg_control_system()) AS node,
-             (SELECT pruned_xid::text FROM change_horizon WHERE project_id = $1) AS pruned`,
+             (SELECT pruned_xid::text FROM change_horizon WHERE project_id = $1) AS pruned,
+             EXISTS (SELECT 1 FROM projects WHERE id = $1 AND spread_keys IS NOT NULL) AS spread`,
           [projectId],
         )
-        const state = rows[0] as { snapshot: string; node: string; pruned: string | null }
+        const state = rows[0] as { snapshot: string; node: string; pruned: string | null; spread: boolean }
+        // A spread project has no feed (its writes span workers: no one node's xids and snapshot).
+        if (state.spread) throw new ProjectNotIndexedError(projectId)
         // Without a change log (benchmark baseline) every read starts over: slow but never wrong.
         // A token of another node (the project's shards moved, or another database) means nothing
         // here: xids of different servers are unrelated, so the read starts over.
