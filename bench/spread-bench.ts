@@ -41,7 +41,11 @@ async function timeCount(store: PostgresStore, project: number, where: Condition
 
 const db = await createScaleDatabase(url)
 if (!db.citus) throw new Error(`${url} is not a Citus coordinator`)
-log(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`)
+log(
+  `load average at start: ${loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}`,
+)
 const rows: string[] = []
 try {
   const store = (await openStore(db.url, { poolSize: connections + 2 })) as PostgresStore
@@ -88,7 +92,11 @@ try {
 } finally {
   await db.drop()
 }
-log(`load average at end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`)
+log(
+  `load average at end: ${loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}`,
+)
 log('')
 log(
   '| layout | users | bulk preload users/s | upload users/s (100-user requests) | upload p50 / p99 ms | count all ms | count plan = pro ms |',

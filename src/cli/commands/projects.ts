@@ -152,7 +152,7 @@ export async function spreadProject({
   }
   let result: Awaited<ReturnType<SpreadingStore['spreadProject']>>
   try {
-    result = await spreadingStore(spreading).spreadProject(found.id, count)
+    result = await (spreading as SpreadingStore).spreadProject(found.id, count)
   } catch (error) {
     // Refusals (not Citus, not empty, another count) are the user's to fix: exit 2 with the reason.
     if (error instanceof TraitbaseError && error.status < 500) throw new NeedsCitusError(error.message)
@@ -166,8 +166,4 @@ export async function spreadProject({
       ? `Project "${project}" is spread over ${result.keys.length} buckets already (${where}).`
       : `Project "${project}" is now spread over ${result.keys.length} buckets (${where}); its segments are counted by the database.`,
   )
-}
-
-function spreadingStore(store: Partial<SpreadingStore>): SpreadingStore {
-  return store as SpreadingStore
 }

@@ -6,7 +6,7 @@ import type { AttributePatch, UploadBatch } from '../../core/upload.js'
 import { SegmentIndex } from '../../segments/segment-index.js'
 import { openStore } from '../open-store.js'
 import { ProjectNotIndexedError } from '../store.js'
-import { PostgresStore } from './postgres-store.js'
+import type { PostgresStore } from './postgres-store.js'
 import { bucketOf } from './spread.js'
 import { createTestDatabase } from './test-database.js'
 
