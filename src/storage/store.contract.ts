@@ -316,7 +316,8 @@ export function describeStoreContract(
       const profiles = new Map<string, Record<string, string>>()
       for (let i = 0; i < 80; i++) {
         const a: Record<string, string> = { plan: ['free', 'pro', 'team', 'Pro'][i % 4] as string }
-        if (i % 5 !== 0) a['ltv'] = [String(i * 7.5), '01', 'abc', '-3e2', ' 5'][i % 5 === 1 ? 1 : i % 7 === 0 ? 2 : 0] as string
+        if (i % 5 !== 0)
+          a['ltv'] = [String(i * 7.5), '01', 'abc', '-3e2', ' 5'][i % 5 === 1 ? 1 : i % 7 === 0 ? 2 : 0] as string
         if (i % 3 === 0) a[odd] = i % 2 === 0 ? 'x' : 'y'
         if (i % 6 !== 0) a['city'] = i % 2 === 0 ? 'Tokyo' : 'Paris'
         profiles.set(`u${String(i).padStart(3, '0')}`, a)
