@@ -434,6 +434,8 @@ export function describeStoreContract(
         ['city', 'ltv', odd].sort(compareCodePoints),
       )
       await check('after a drop')
+      for (const i of await store.listAttributeIndexes(p)) await store.dropAttributeIndex(p, i.name, i.kind)
+      assert.deepEqual(await store.listAttributeIndexes(p), [])
     })
 
     test('attribute indexes: bad names, kinds and projects are clear errors that build nothing', async () => {
