@@ -13,7 +13,14 @@ import {
 } from './commands/admin.js'
 import { abortOnInterrupt, EXIT_USAGE, uploadFile, type UploadCommandOptions } from './commands/upload.js'
 import { countSegment, exportSegment } from './commands/segment.js'
-import { isolateProject, NeedsCitusError, projectTimeZone, setRateLimit, spreadProject } from './commands/projects.js'
+import {
+  indexAttributes,
+  isolateProject,
+  NeedsCitusError,
+  projectTimeZone,
+  setRateLimit,
+  spreadProject,
+} from './commands/projects.js'
 import { createConsoleOutput } from './output.js'
 
 // Commander wiring only: each action parses nothing itself and calls one command function.
@@ -176,6 +183,23 @@ projects
       process.exitCode = error instanceof NeedsCitusError ? EXIT_USAGE : 1
     }
   })
+
+projects
+  .command('index')
+  .description(
+    "list a project's attribute indexes, or build (--drop: drop) one per ATTRIBUTE: segment queries " +
+      'answered by the database (before the in-memory index is ready) then use it instead of scanning; ' +
+      "each costs that project's uploads a little. SQLite: other writers wait while it builds",
+  )
+  .requiredOption('--project <name>', 'project name')
+  .option('--kind <kind>', 'text (eq, neq, in, not_in, exists, not_exists) or number (gt, gte, lt, lte)', 'text')
+  .option('--drop', 'drop the indexes instead of building them')
+  .argument('[ATTRIBUTE...]', 'attribute names')
+  .action(
+    run((attributes: string[], opts: { project: string; kind: string; drop?: boolean }) =>
+      withStore((store) => indexAttributes({ store, out, attributes, ...opts }), { mustExist: true }),
+    ),
+  )
 
 // Listed for --help only: bin/traitbase.js hands `serve` to the server before this parser runs.
 program

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import Database from 'better-sqlite3'
 import type { Condition } from '../core/segment.js'
 import { NUMBER_PATTERN } from '../core/segment.js'
 import {
@@ -8,6 +9,9 @@ import {
   registerSqliteFunctions,
   sqliteDialect,
   sqliteJsonPath,
+  sqliteStringLiteral,
+  postgresStringLiteral,
+  attributeIndexExpression,
   toSqlDateIn,
   toSqlNumber,
   type CompiledSql,
@@ -27,10 +31,10 @@ function testSql(cond: Condition, expected: { sqlite: CompiledSql; postgres: Com
 }
 
 describe('compileCondition', () => {
-  test('eq binds the path and the value', () => {
+  test('eq: the attribute name is a literal (an index on the same expression can serve it), the value a parameter', () => {
     testSql(eq('plan', 'pro'), {
-      sqlite: { sql: 'COALESCE(json_extract(attrs, ?) = ?, FALSE)', params: ['$."plan"', 'pro'] },
-      postgres: { sql: 'COALESCE((attrs ->> $1) = $2, FALSE)', params: ['plan', 'pro'] },
+      sqlite: { sql: `json_extract(attrs, '$."plan"') = ?`, params: ['pro'] },
+      postgres: { sql: `(attrs ->> 'plan') = $1`, params: ['pro'] },
     })
   })
 
@@ -38,22 +42,22 @@ describe('compileCondition', () => {
     testSql(
       { kind: 'text', field: 'a', op: 'neq', value: 'x' },
       {
-        sqlite: { sql: 'COALESCE(json_extract(attrs, ?) <> ?, FALSE)', params: ['$."a"', 'x'] },
-        postgres: { sql: 'COALESCE((attrs ->> $1) <> $2, FALSE)', params: ['a', 'x'] },
+        sqlite: { sql: `json_extract(attrs, '$."a"') <> ?`, params: ['x'] },
+        postgres: { sql: `(attrs ->> 'a') <> $1`, params: ['x'] },
       },
     )
     testSql(
       { kind: 'text', field: 'a', op: 'contains', value: '%_' },
       {
-        sqlite: { sql: 'COALESCE((instr(json_extract(attrs, ?), ?) > 0), FALSE)', params: ['$."a"', '%_'] },
-        postgres: { sql: 'COALESCE((strpos((attrs ->> $1), $2) > 0), FALSE)', params: ['a', '%_'] },
+        sqlite: { sql: `(instr(json_extract(attrs, '$."a"'), ?) > 0)`, params: ['%_'] },
+        postgres: { sql: `(strpos((attrs ->> 'a'), $1) > 0)`, params: ['%_'] },
       },
     )
     testSql(
       { kind: 'text', field: 'a', op: 'starts_with', value: 'x' },
       {
-        sqlite: { sql: 'COALESCE((instr(json_extract(attrs, ?), ?) = 1), FALSE)', params: ['$."a"', 'x'] },
-        postgres: { sql: 'COALESCE(starts_with((attrs ->> $1), $2), FALSE)', params: ['a', 'x'] },
+        sqlite: { sql: `(instr(json_extract(attrs, '$."a"'), ?) = 1)`, params: ['x'] },
+        postgres: { sql: `starts_with((attrs ->> 'a'), $1)`, params: ['x'] },
       },
     )
   })
@@ -63,20 +67,17 @@ describe('compileCondition', () => {
       { kind: 'set', field: 'c', op: 'in', values: ['JP', "U'S"] },
       {
         sqlite: {
-          sql: 'COALESCE((json_extract(attrs, ?) IN (SELECT value FROM json_each(?))), FALSE)',
-          params: ['$."c"', '["JP","U\'S"]'],
+          sql: `(json_extract(attrs, '$."c"') IN (SELECT value FROM json_each(?)))`,
+          params: ['["JP","U\'S"]'],
         },
-        postgres: { sql: 'COALESCE(((attrs ->> $1) = ANY($2::text[])), FALSE)', params: ['c', ['JP', "U'S"]] },
+        postgres: { sql: `((attrs ->> 'c') = ANY($1::text[]))`, params: [['JP', "U'S"]] },
       },
     )
     testSql(
       { kind: 'set', field: 'c', op: 'not_in', values: ['JP'] },
       {
-        sqlite: {
-          sql: 'COALESCE((json_extract(attrs, ?) NOT IN (SELECT value FROM json_each(?))), FALSE)',
-          params: ['$."c"', '["JP"]'],
-        },
-        postgres: { sql: 'COALESCE(((attrs ->> $1) <> ALL($2::text[])), FALSE)', params: ['c', ['JP']] },
+        sqlite: { sql: `(json_extract(attrs, '$."c"') NOT IN (SELECT value FROM json_each(?)))`, params: ['["JP"]'] },
+        postgres: { sql: `((attrs ->> 'c') <> ALL($1::text[]))`, params: [['JP']] },
       },
     )
   })
@@ -85,10 +86,10 @@ describe('compileCondition', () => {
     testSql(
       { kind: 'numeric', field: 'ltv', op: 'gte', value: 2.5 },
       {
-        sqlite: { sql: 'COALESCE(tb_number(json_extract(attrs, ?)) >= ?, FALSE)', params: ['$."ltv"', 2.5] },
+        sqlite: { sql: `tb_number(json_extract(attrs, '$."ltv"')) >= ?`, params: [2.5] },
         postgres: {
-          sql: `COALESCE((CASE WHEN (attrs ->> $1) ~ '${NUMBER_PATTERN}' THEN ((attrs ->> $1))::float8 END) >= $2::float8, FALSE)`,
-          params: ['ltv', 2.5],
+          sql: `(CASE WHEN (attrs ->> 'ltv') ~ '${NUMBER_PATTERN}' THEN ((attrs ->> 'ltv'))::float8 END) >= $1::float8`,
+          params: [2.5],
         },
       },
     )
@@ -102,27 +103,27 @@ describe('compileCondition', () => {
     }
   })
 
-  test('presence', () => {
+  test('presence is IS [NOT] NULL on the same expression (never NULL itself)', () => {
     testSql(
       { kind: 'presence', field: 'a', op: 'exists' },
       {
-        sqlite: { sql: '(json_type(attrs, ?) IS NOT NULL)', params: ['$."a"'] },
-        postgres: { sql: '(attrs ? $1)', params: ['a'] },
+        sqlite: { sql: `(json_extract(attrs, '$."a"') IS NOT NULL)`, params: [] },
+        postgres: { sql: `((attrs ->> 'a') IS NOT NULL)`, params: [] },
       },
     )
     testSql(
       { kind: 'presence', field: 'a', op: 'not_exists' },
       {
-        sqlite: { sql: '(NOT (json_type(attrs, ?) IS NOT NULL))', params: ['$."a"'] },
-        postgres: { sql: '(NOT (attrs ? $1))', params: ['a'] },
+        sqlite: { sql: `(json_extract(attrs, '$."a"') IS NULL)`, params: [] },
+        postgres: { sql: `((attrs ->> 'a') IS NULL)`, params: [] },
       },
     )
   })
 
   test('user_id is the column, always present', () => {
     testSql(eq('user_id', 'u1'), {
-      sqlite: { sql: 'COALESCE(user_id = ?, FALSE)', params: ['u1'] },
-      postgres: { sql: 'COALESCE(user_id = $1, FALSE)', params: ['u1'] },
+      sqlite: { sql: 'user_id = ?', params: ['u1'] },
+      postgres: { sql: 'user_id = $1', params: ['u1'] },
     })
     testSql(
       { kind: 'presence', field: 'user_id', op: 'exists' },
@@ -140,33 +141,58 @@ describe('compileCondition', () => {
     )
   })
 
-  test('groups nest, empty groups are constants, placeholders continue from firstParamIndex', () => {
+  test('groups nest; leaves under a NOT are COALESCEd, others bare; placeholders continue from firstParamIndex', () => {
     const cond: Condition = {
       kind: 'all',
       of: [eq('a', '1'), { kind: 'not', of: { kind: 'any', of: [eq('b', '2'), { kind: 'all', of: [] }] } }],
     }
     assert.deepEqual(compileCondition(cond, postgresDialect, 3), {
-      sql: '(COALESCE((attrs ->> $3) = $4, FALSE) AND (NOT (COALESCE((attrs ->> $5) = $6, FALSE) OR TRUE)))',
-      params: ['a', '1', 'b', '2'],
+      sql: `((attrs ->> 'a') = $3 AND (NOT (COALESCE((attrs ->> 'b') = $4, FALSE) OR TRUE)))`,
+      params: ['1', '2'],
     })
     assert.equal(compileCondition({ kind: 'any', of: [] }, sqliteDialect).sql, 'FALSE')
   })
 
   test('custom column names', () => {
     const { sql } = compileCondition(eq('x', 'y'), postgresDialect, 1, { userId: 'p.user_id', attrs: 'p.attrs' })
-    assert.equal(sql, 'COALESCE((p.attrs ->> $1) = $2, FALSE)')
+    assert.equal(sql, `(p.attrs ->> 'x') = $1`)
   })
 
-  test('hostile names and values never reach the SQL text', () => {
+  test('hostile names are quoted literals and values parameters: SQLite runs them as data', () => {
     const name = `a"b.c$'\\); DROP TABLE profiles; --`
     const value = `'); DROP TABLE profiles; --`
+    const db = new Database(':memory:')
+    db.exec('CREATE TABLE profiles (user_id TEXT, attrs TEXT)')
+    db.prepare('INSERT INTO profiles VALUES (?, ?), (?, ?)').run('u1', JSON.stringify({ [name]: value }), 'u2', '{}')
+    const { sql, params } = compileCondition(
+      { kind: 'all', of: [eq(name, value), { kind: 'set', field: name, op: 'in', values: [value] }] },
+      sqliteDialect,
+    )
+    assert.ok(!params.some((p) => p === name))
+    assert.deepEqual(
+      db
+        .prepare(`SELECT user_id FROM profiles WHERE ${sql}`)
+        .pluck()
+        .all(...params),
+      ['u1'],
+    )
+    assert.equal(db.prepare('SELECT count(*) FROM profiles').pluck().get(), 2)
+    db.close()
+  })
+
+  test('PostgreSQL literals: quotes doubled; a backslash makes an E string with backslashes doubled', () => {
+    assert.equal(postgresStringLiteral(`it's`), `'it''s'`)
+    assert.equal(postgresStringLiteral(`a\\'b`), `E'a\\\\''b'`)
+    assert.equal(sqliteStringLiteral(`it's \\`), `'it''s \\'`)
+  })
+
+  test('an attribute index keys on exactly the expression the conditions use', () => {
     for (const d of [sqliteDialect, postgresDialect]) {
-      const { sql, params } = compileCondition(
-        { kind: 'all', of: [eq(name, value), { kind: 'set', field: name, op: 'in', values: [value] }] },
-        d,
-      )
-      assert.ok(!sql.includes('DROP'), sql)
-      assert.ok(params.length === 4)
+      const text = attributeIndexExpression(d, 'plan', 'text')
+      assert.ok(compileCondition(eq('plan', 'x'), d).sql.startsWith(text), d.name)
+      const number = attributeIndexExpression(d, 'ltv', 'number')
+      const numeric = compileCondition({ kind: 'numeric', field: 'ltv', op: 'lt', value: 1 }, d).sql
+      assert.ok(numeric.startsWith(number), `${d.name}: ${numeric}`)
     }
   })
 })
@@ -210,12 +236,12 @@ describe('date conditions', () => {
   test('compile to tb_date_in with the window as parameters, NULL for an open end', () => {
     testSql(leaf, {
       sqlite: {
-        sql: 'COALESCE(tb_date_in(json_extract(attrs, ?), ?, ?, ?, ?), FALSE)',
-        params: ['$."d"', 1000, null, 3, null],
+        sql: `tb_date_in(json_extract(attrs, '$."d"'), ?, ?, ?, ?)`,
+        params: [1000, null, 3, null],
       },
       postgres: {
-        sql: 'COALESCE(tb_date_in((attrs ->> $1), $2::bigint, $3::bigint, $4::integer, $5::integer), FALSE)',
-        params: ['d', 1000, null, 3, null],
+        sql: `tb_date_in((attrs ->> 'd'), $1::bigint, $2::bigint, $3::integer, $4::integer)`,
+        params: [1000, null, 3, null],
       },
     })
   })

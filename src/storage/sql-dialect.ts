@@ -1,7 +1,10 @@
 /**
  * Compiles a segment {@link Condition} into a boolean SQL expression over the profiles table
  * (`user_id` text column, `attrs` JSON object of string values). Shared by both backends; a
- * {@link SqlDialect} holds only what differs. Every value is a bound parameter.
+ * {@link SqlDialect} holds only what differs. Every value is a bound parameter; attribute names are
+ * SQL string literals (quoted by the dialect), so the expression a condition tests is exactly the
+ * expression of an attribute index ({@link attributeIndexExpression}): a planner only uses an
+ * expression index when the query has the same expression, constants included.
  */
 import { USER_ID_FIELD } from '../core/limits.js'
 import { inWindow, isEmptyWindow, parseDateValue } from '../core/date.js'
@@ -63,12 +66,13 @@ export interface SqlDialect {
   readonly name: 'sqlite' | 'postgres'
   /** The placeholder of the `index`-th parameter (1-based): `?` or `$index`. */
   placeholder(index: number): string
-  /** Parameter value that names attribute `name` for {@link attribute}. */
+  /** SQL string literal that names attribute `name` for {@link attribute} (any name: quotes are escaped). */
   attributeKey(name: string): string
-  /** Text of the attribute named by the parameter at `key`, NULL when absent. */
+  /**
+   * Text of the attribute named by the literal `key`, NULL when absent. Stored values are always
+   * strings (never JSON null: an empty value removes the key), so NULL means exactly "absent".
+   */
   attribute(attrs: string, key: string): string
-  /** True when the attribute named by the parameter at `key` is present. */
-  hasAttribute(attrs: string, key: string): string
   /** The double of text `expr` under NUMBER_PATTERN, NULL otherwise. May repeat `expr`. */
   toNumber(expr: string): string
   /** Placeholder cast for a numeric bound. */
@@ -87,12 +91,25 @@ export function sqliteJsonPath(name: string): string {
   return `$."${name.replace(/["\\]/g, (m) => `\\${m}`)}"`
 }
 
+/** A SQL string literal of `text` for SQLite: `'` doubled, nothing else is special. */
+export function sqliteStringLiteral(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`
+}
+
+/**
+ * A SQL string literal of `text` for PostgreSQL. A text with a backslash is written as an escape
+ * string (`E'…'`, backslashes doubled), which reads the same whatever `standard_conforming_strings` is.
+ */
+export function postgresStringLiteral(text: string): string {
+  const quoted = text.replace(/'/g, "''")
+  return text.includes('\\') ? `E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`
+}
+
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   placeholder: () => '?',
-  attributeKey: sqliteJsonPath,
+  attributeKey: (name) => sqliteStringLiteral(sqliteJsonPath(name)),
   attribute: (attrs, key) => `json_extract(${attrs}, ${key})`,
-  hasAttribute: (attrs, key) => `(json_type(${attrs}, ${key}) IS NOT NULL)`,
   toNumber: (expr) => `${SQLITE_NUMBER_FUNCTION}(${expr})`,
   numberParam: (p) => p,
   contains: (expr, p) => `(instr(${expr}, ${p}) > 0)`,
@@ -106,9 +123,8 @@ export const sqliteDialect: SqlDialect = {
 export const postgresDialect: SqlDialect = {
   name: 'postgres',
   placeholder: (i) => `$${i}`,
-  attributeKey: (name) => name,
+  attributeKey: postgresStringLiteral,
   attribute: (attrs, key) => `(${attrs} ->> ${key})`,
-  hasAttribute: (attrs, key) => `(${attrs} ? ${key})`,
   toNumber: (expr) => `(CASE WHEN ${expr} ~ '${NUMBER_PATTERN}' THEN (${expr})::float8 END)`,
   numberParam: (p) => `${p}::float8`,
   contains: (expr, p) => `(strpos(${expr}, ${p}) > 0)`,
@@ -134,9 +150,32 @@ export interface CompiledSql {
 
 const NUMERIC_SQL = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const
 
+/** The kinds of attribute index: `text` serves eq, neq, in, not_in, exists and not_exists; `number` serves gt/gte/lt/lte. */
+export type AttributeIndexKind = 'text' | 'number'
+
+export const ATTRIBUTE_INDEX_KINDS: readonly AttributeIndexKind[] = ['text', 'number']
+
 /**
- * Compiles `cond` into a boolean SQL expression that is never NULL (so `NOT` keeps the
- * reference semantics). Placeholders are numbered from `firstParamIndex` (default 1) for PostgreSQL.
+ * The expression an attribute index of `kind` on attribute `name` keys on: exactly what
+ * {@link compileCondition} writes for the attribute's conditions of that kind, so the planner
+ * matches the two (the stores create their indexes from this function).
+ */
+export function attributeIndexExpression(
+  dialect: SqlDialect,
+  name: string,
+  kind: AttributeIndexKind,
+  attrs = DEFAULT_COLUMNS.attrs,
+): string {
+  const value = dialect.attribute(attrs, dialect.attributeKey(name))
+  return kind === 'number' ? dialect.toNumber(value) : value
+}
+
+/**
+ * Compiles `cond` into a boolean SQL expression for a WHERE clause. A leaf under no `NOT` is the
+ * bare comparison (NULL for an absent attribute, which a WHERE clause drops like false), so an
+ * index on its expression can serve it; under a `NOT`, leaves are wrapped in COALESCE(…, FALSE) so
+ * the negation keeps the reference semantics. Placeholders are numbered from `firstParamIndex`
+ * (default 1) for PostgreSQL.
  */
 export function compileCondition(
   cond: Condition,
@@ -150,26 +189,28 @@ export function compileCondition(
     return dialect.placeholder(firstParamIndex + params.length - 1)
   }
 
-  const compile = (c: Condition): string => {
+  // `positive`: no NOT above, so NULL and FALSE select the same rows.
+  const compile = (c: Condition, positive: boolean): string => {
     switch (c.kind) {
       case 'all':
-        return c.of.length === 0 ? 'TRUE' : `(${c.of.map(compile).join(' AND ')})`
+        return c.of.length === 0 ? 'TRUE' : `(${c.of.map((x) => compile(x, positive)).join(' AND ')})`
       case 'any':
-        return c.of.length === 0 ? 'FALSE' : `(${c.of.map(compile).join(' OR ')})`
+        return c.of.length === 0 ? 'FALSE' : `(${c.of.map((x) => compile(x, positive)).join(' OR ')})`
       case 'not':
-        return `(NOT ${compile(c.of)})`
+        return `(NOT ${compile(c.of, false)})`
       default:
         break
     }
     const isUserId = c.field === USER_ID_FIELD
     if (c.kind === 'presence') {
       if (isUserId) return c.op === 'exists' ? 'TRUE' : 'FALSE'
-      const has = dialect.hasAttribute(columns.attrs, bind(dialect.attributeKey(c.field)))
-      return c.op === 'exists' ? has : `(NOT ${has})`
+      // IS [NOT] NULL is never NULL itself, and an index on the attribute's expression serves it.
+      const value = dialect.attribute(columns.attrs, dialect.attributeKey(c.field))
+      return `(${value} IS ${c.op === 'exists' ? 'NOT ' : ''}NULL)`
     }
     // Nothing can match an empty date window (e.g. between with to <= from): no function call per row.
     if (c.kind === 'date' && isEmptyWindow(windowOfLeaf(c))) return 'FALSE'
-    const value = isUserId ? columns.userId : dialect.attribute(columns.attrs, bind(dialect.attributeKey(c.field)))
+    const value = isUserId ? columns.userId : dialect.attribute(columns.attrs, dialect.attributeKey(c.field))
     let test: string
     switch (c.kind) {
       case 'text':
@@ -201,9 +242,9 @@ export function compileCondition(
         break
       }
     }
-    // An absent attribute makes the comparison NULL; COALESCE turns that into false.
-    return `COALESCE(${test}, FALSE)`
+    // An absent attribute makes the comparison NULL; under a NOT, COALESCE turns that into false.
+    return positive ? test : `COALESCE(${test}, FALSE)`
   }
 
-  return { sql: compile(cond), params }
+  return { sql: compile(cond, true), params }
 }

@@ -310,6 +310,158 @@ export function describeStoreContract(
       }
     })
 
+    test('attribute indexes: built, listed, dropped; answers stay exactly the reference with and without them', async () => {
+      const p = await newProject()
+      const odd = `it's a "q\\uote"`
+      const profiles = new Map<string, Record<string, string>>()
+      for (let i = 0; i < 80; i++) {
+        const a: Record<string, string> = { plan: ['free', 'pro', 'team', 'Pro'][i % 4] as string }
+        if (i % 5 !== 0)
+          a['ltv'] = [String(i * 7.5), '01', 'abc', '-3e2', ' 5'][i % 5 === 1 ? 1 : i % 7 === 0 ? 2 : 0] as string
+        if (i % 3 === 0) a[odd] = i % 2 === 0 ? 'x' : 'y'
+        if (i % 6 !== 0) a['city'] = i % 2 === 0 ? 'Tokyo' : 'Paris'
+        profiles.set(`u${String(i).padStart(3, '0')}`, a)
+      }
+      const upload = (entries: [string, Record<string, string>][]) =>
+        store.applyUpload(p, batch(...entries.map(([id, a]): [string, Record<string, string | null>] => [id, a])))
+      await upload([...profiles])
+      const conditions: Condition[] = [
+        { kind: 'text', field: 'plan', op: 'eq', value: 'pro' },
+        { kind: 'text', field: 'plan', op: 'neq', value: 'pro' },
+        { kind: 'set', field: 'plan', op: 'in', values: ['team', 'Pro', 'nope'] },
+        { kind: 'set', field: 'plan', op: 'not_in', values: ['free'] },
+        {
+          kind: 'all',
+          of: [
+            { kind: 'text', field: 'plan', op: 'eq', value: 'free' },
+            { kind: 'presence', field: odd, op: 'exists' },
+          ],
+        },
+        { kind: 'presence', field: 'city', op: 'not_exists' },
+        { kind: 'presence', field: odd, op: 'exists' },
+        { kind: 'text', field: odd, op: 'eq', value: 'x' },
+        {
+          kind: 'all',
+          of: [
+            { kind: 'numeric', field: 'ltv', op: 'gte', value: 100 },
+            { kind: 'numeric', field: 'ltv', op: 'lt', value: 400 },
+          ],
+        },
+        { kind: 'numeric', field: 'ltv', op: 'lte', value: 0 },
+        { kind: 'not', of: { kind: 'numeric', field: 'ltv', op: 'gt', value: 200 } },
+        { kind: 'not', of: { kind: 'text', field: 'plan', op: 'eq', value: 'pro' } },
+        {
+          kind: 'any',
+          of: [
+            { kind: 'text', field: 'plan', op: 'eq', value: 'team' },
+            { kind: 'presence', field: 'city', op: 'not_exists' },
+          ],
+        },
+      ]
+      const check = async (label: string) => {
+        for (const where of conditions) {
+          const expected = [...profiles]
+            .filter(([id, a]) => evaluateCondition(where, id, attrs(a) as Record<string, string>))
+            .map(([id]) => id)
+            .sort(compareCodePoints)
+          const what = `${label}: ${JSON.stringify(where)}`
+          assert.equal(await store.countProfiles(p, where), expected.length, what)
+          assert.deepEqual(
+            (await store.scanProfiles(p, { where, limit: 1000 })).map((x) => x.userId),
+            expected,
+            what,
+          )
+          if (expected.length > 1) {
+            const page = await store.scanProfiles(p, { where, limit: 2, afterUserId: expected[0] as string })
+            assert.deepEqual(
+              page.map((x) => x.userId),
+              expected.slice(1, 3),
+              what,
+            )
+          }
+        }
+      }
+      await check('no index')
+      assert.deepEqual(await store.listAttributeIndexes(p), [])
+      const built = await store.createAttributeIndex(p, 'plan', 'text')
+      assert.equal(built.created, true)
+      assert.equal(built.index.name, 'plan')
+      assert.equal(built.index.kind, 'text')
+      assert.match(built.index.indexName, /^tb_attr_\d+_t_[0-9a-f]{16}$/)
+      assert.equal((await store.createAttributeIndex(p, 'plan', 'text')).created, false, 'idempotent')
+      await store.createAttributeIndex(p, 'ltv', 'number')
+      await store.createAttributeIndex(p, 'city', 'text')
+      await store.createAttributeIndex(p, odd, 'text')
+      assert.deepEqual(
+        (await store.listAttributeIndexes(p)).map((i) => [i.name, i.kind]),
+        [
+          ['city', 'text'],
+          ['ltv', 'number'],
+          ['plan', 'text'],
+          [odd, 'text'],
+        ].sort((a, b) => compareCodePoints(a[0] as string, b[0] as string)),
+      )
+      await check('indexed')
+      // Writes after the build: updates, clears, new users, a delete.
+      const changes: [string, Record<string, string | null>][] = [
+        ['u001', { plan: 'pro', ltv: '150', city: null }],
+        ['u002', { plan: null, [odd]: 'x' }],
+        ['u900', { plan: 'pro', ltv: '399.5' }],
+      ]
+      await store.applyUpload(p, batch(...changes))
+      for (const [id, patch] of changes) {
+        const a = { ...(profiles.get(id) ?? {}) }
+        for (const [k, v] of Object.entries(patch)) {
+          if (v === null || v === '') delete a[k]
+          else a[k] = v
+        }
+        profiles.set(id, a)
+      }
+      assert.equal(await store.deleteProfile(p, 'u004'), true)
+      profiles.delete('u004')
+      await check('indexed, after writes')
+      // Another project's rows are not in this project's indexes, nor in its answers.
+      const other = await newProject()
+      await store.applyUpload(other, batch(['u001', { plan: 'pro' }]))
+      assert.equal(await store.countProfiles(other, { kind: 'text', field: 'plan', op: 'eq', value: 'pro' }), 1)
+      assert.deepEqual(await store.listAttributeIndexes(other), [])
+
+      assert.equal(await store.dropAttributeIndex(p, 'plan', 'text'), true)
+      assert.equal(await store.dropAttributeIndex(p, 'plan', 'text'), false)
+      assert.equal(await store.dropAttributeIndex(p, 'ltv', 'text'), false, 'only a number index on ltv')
+      assert.deepEqual(
+        (await store.listAttributeIndexes(p)).map((i) => i.name),
+        ['city', 'ltv', odd].sort(compareCodePoints),
+      )
+      await check('after a drop')
+      for (const i of await store.listAttributeIndexes(p)) await store.dropAttributeIndex(p, i.name, i.kind)
+      assert.deepEqual(await store.listAttributeIndexes(p), [])
+    })
+
+    test('attribute indexes: bad names, kinds and projects are clear errors that build nothing', async () => {
+      const p = await newProject()
+      const bad: [string, string][] = [
+        ['', 'text'],
+        ['user_id', 'text'],
+        ['x'.repeat(51), 'text'],
+        ['a\0b', 'text'],
+        ['plan', 'date'],
+      ]
+      for (const [name, kind] of bad) {
+        await assert.rejects(
+          store.createAttributeIndex(p, name, kind as 'text'),
+          (e: unknown) => e instanceof TraitbaseError && e.code === 'BAD_REQUEST',
+          `${JSON.stringify(name)} ${kind}`,
+        )
+      }
+      await assert.rejects(
+        store.createAttributeIndex(987_654_321, 'plan', 'text'),
+        (e: unknown) => e instanceof TraitbaseError && e.code === 'NOT_FOUND',
+      )
+      assert.deepEqual(await store.listAttributeIndexes(p), [])
+      assert.deepEqual(await store.listAttributeIndexes(987_654_321), [])
+    })
+
     test('delete erases the user; a new upload creates it afresh', async () => {
       const p = await newProject()
       await store.applyUpload(p, batch(['gone', { a: '1' }], ['kept', { a: '2' }]))

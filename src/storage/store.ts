@@ -1,5 +1,6 @@
 import { TraitbaseError } from '../core/errors.js'
 import type { Scope } from '../core/scopes.js'
+import type { AttributeIndex, AttributeIndexKind } from './attribute-index.js'
 import type { Condition } from '../core/segment.js'
 import type { UploadBatch } from '../core/upload.js'
 
@@ -211,6 +212,26 @@ export interface Store extends AdminStore {
   scanProfiles(projectId: number, options: ScanOptions): Promise<Profile[]>
   /** Exact number of profiles matching `where` (all when absent). */
   countProfiles(projectId: number, where?: Condition): Promise<number>
+
+  /**
+   * The project's attribute indexes (attribute-index.ts), by name then kind. With one, the database
+   * path answers that attribute's conditions (`text`: eq, neq, in, not_in, exists, not_exists;
+   * `number`: gt, gte, lt, lte) from the index instead of scanning the project; answers are the same.
+   */
+  listAttributeIndexes(projectId: number): Promise<AttributeIndex[]>
+  /**
+   * Builds the index (nothing when it exists: `created` false). Slow on a big project: SQLite holds
+   * the database's write lock while it builds (other writers wait); PostgreSQL builds CONCURRENTLY,
+   * writes go on. An admin operation (CLI), never run on a server's event loop. A bad name or kind
+   * is a BAD_REQUEST TraitbaseError; an unknown project a NOT_FOUND one; nothing changes then.
+   */
+  createAttributeIndex(
+    projectId: number,
+    name: string,
+    kind: AttributeIndexKind,
+  ): Promise<{ index: AttributeIndex; created: boolean }>
+  /** Drops the index; false when there was none. */
+  dropAttributeIndex(projectId: number, name: string, kind: AttributeIndexKind): Promise<boolean>
 
   createSegment(projectId: number, name: string, where: unknown): Promise<SavedSegment>
   listSegments(projectId: number): Promise<SavedSegment[]>

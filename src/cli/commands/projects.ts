@@ -1,4 +1,5 @@
 import { TraitbaseError } from '../../core/errors.js'
+import { checkAttributeName, checkIndexKind } from '../../storage/attribute-index.js'
 import type { Store } from '../../storage/store.js'
 import type { Output } from '../output.js'
 import { checkName } from './keys.js'
@@ -166,4 +167,60 @@ export async function spreadProject({
       ? `Project "${project}" is spread over ${result.keys.length} buckets already (${where}).`
       : `Project "${project}" is now spread over ${result.keys.length} buckets (${where}); its segments are counted by the database.`,
   )
+}
+
+export interface IndexAttributesOptions {
+  readonly store: Store
+  readonly out: Output
+  readonly project: string
+  /** Attributes to index (or with `drop`, to stop indexing); none: list the project's indexes. */
+  readonly attributes: readonly string[]
+  /** `text` (default: eq, neq, in, not_in, exists, not_exists) or `number` (gt, gte, lt, lte). */
+  readonly kind?: string
+  readonly drop?: boolean
+  /** For tests: the clock that times each build. */
+  readonly now?: () => number
+}
+
+/**
+ * Lists, adds or drops a project's attribute indexes: the database indexes the database path of
+ * segment queries uses while the in-memory index is not there. Each index costs uploads to that
+ * project (one more index entry per user written), so it is the operator's choice which attributes
+ * are worth it. Every name and the kind are checked before anything is built.
+ */
+export async function indexAttributes(options: IndexAttributesOptions): Promise<void> {
+  const { store, out } = options
+  const now = options.now ?? Date.now
+  const name = checkName('project name', options.project)
+  const project = await store.findProject(name)
+  if (project === undefined) {
+    throw new TraitbaseError('NOT_FOUND', `no project named "${name}" (create one with: traitbase keys create)`)
+  }
+  if (options.attributes.length === 0) {
+    if (options.drop === true) throw new TraitbaseError('BAD_REQUEST', '--drop needs the ATTRIBUTE names to drop')
+    const indexes = await store.listAttributeIndexes(project.id)
+    if (indexes.length === 0) out.out(`Project "${project.name}" has no attribute indexes.`)
+    for (const i of indexes) out.out(`${i.name}\t${i.kind}\t${i.indexName}\tcreated ${i.createdAt}`)
+    return
+  }
+  const kind = checkIndexKind(options.kind ?? 'text')
+  for (const attribute of options.attributes) checkAttributeName(attribute)
+  for (const attribute of options.attributes) {
+    if (options.drop === true) {
+      const dropped = await store.dropAttributeIndex(project.id, attribute, kind)
+      out.out(
+        dropped
+          ? `Project "${project.name}": dropped the ${kind} index on "${attribute}".`
+          : `Project "${project.name}": there was no ${kind} index on "${attribute}".`,
+      )
+      continue
+    }
+    const started = now()
+    const { created } = await store.createAttributeIndex(project.id, attribute, kind)
+    out.out(
+      created
+        ? `Project "${project.name}": built the ${kind} index on "${attribute}" in ${((now() - started) / 1000).toFixed(1)} s.`
+        : `Project "${project.name}": "${attribute}" already has a ${kind} index.`,
+    )
+  }
 }

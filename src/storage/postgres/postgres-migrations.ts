@@ -294,6 +294,23 @@ $fn$;
 `,
   },
   {
+    // Issue 7: the attributes a project has a database index on (the indexes themselves are built
+    // by the store with CREATE INDEX CONCURRENTLY, one partial expression index per row; see
+    // attribute-index.ts). Distributed by project_id on Citus like every per-project table.
+    id: '0003_attribute_indexes',
+    sql: `
+CREATE TABLE attribute_indexes (
+  project_id integer NOT NULL,
+  name text NOT NULL,
+  kind text NOT NULL,
+  index_name text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (project_id, name, kind)
+);
+ALTER TABLE attribute_indexes ADD CONSTRAINT attribute_indexes_kind_check CHECK (kind IN ('text', 'number'));
+`,
+  },
+  {
     // Issue 9: a project can be spread over every worker (`projects spread`, Citus only; see
     // docs/scaling.md). Its profiles live in spread_profiles, distributed by dist_key (one value per
     // bucket of hash(user_id), listed in projects.spread_keys), in a co-location group of its own;

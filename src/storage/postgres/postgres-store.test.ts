@@ -4,7 +4,9 @@ import pg from 'pg'
 import { openStore } from '../open-store.js'
 import { describeStoreContract, type StoreFixture } from '../store.contract.js'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js'
-import { PostgresStore } from './postgres-store.js'
+import { evaluateCondition, type Condition } from '../../core/segment.js'
+import { INDEXED_SHAPES, SHAPE_INDEXES, shapeProfiles, UNINDEXED_SHAPE } from '../attribute-index-plans.js'
+import { PostgresStore, postgresCountSql, postgresScanSql } from './postgres-store.js'
 import { createTestDatabase, DEFAULT_TEST_DATABASE_URL } from './test-database.js'
 
 const db = await createTestDatabase()
@@ -156,7 +158,10 @@ if ('skip' in db) {
           "SELECT reloptions FROM pg_class WHERE relname = 'profiles'",
         )
         assert.deepEqual(rows[0]?.reloptions, ['fillfactor=75'])
-        const idx = await store.pool.query("SELECT indexname FROM pg_indexes WHERE tablename = 'profiles'")
+        // Attribute indexes (tb_attr_…) are the operator's opt-in per project, not part of the schema.
+        const idx = await store.pool.query(
+          "SELECT indexname FROM pg_indexes WHERE tablename = 'profiles' AND indexname NOT LIKE 'tb\\_attr\\_%'",
+        )
         assert.deepEqual(
           idx.rows.map((r: { indexname: string }) => r.indexname),
           ['profiles_pkey'],
@@ -165,6 +170,61 @@ if ('skip' in db) {
           "SELECT collation_name FROM information_schema.columns WHERE table_name = 'profiles' AND column_name = 'user_id'",
         )
         assert.equal(coll.rows[0]?.collation_name, 'C')
+      } finally {
+        await store.close()
+      }
+    })
+  })
+}
+
+if (!('skip' in db)) {
+  describe('postgres attribute indexes: the planner can use them (a scan would fail these)', () => {
+    test('count and first page of eq, in, range, not_exists and all-of search the index; an attribute without one does not', async () => {
+      const store = (await openStore(db.url)) as PostgresStore
+      try {
+        const p = (await store.ensureProject('plans')).id
+        const rows = shapeProfiles(3000)
+        const patches = rows.map(([userId, a]) => ({
+          userId,
+          attributes: Object.assign(Object.create(null), a) as Record<string, string>,
+        }))
+        await store.applyUpload(p, { rows: patches.length, patches })
+        for (const [name, kind] of SHAPE_INDEXES) await store.createAttributeIndex(p, name, kind)
+        const client = await store.pool.connect()
+        // Sequential scans priced out: the plan uses an index if one matches the compiled expression.
+        const plan = async ({ sql, params }: { sql: string; params: unknown[] }, page = false): Promise<string> => {
+          await client.query('BEGIN')
+          try {
+            await client.query('SET LOCAL enable_seqscan = off')
+            if (page) await client.query('SET LOCAL enable_sort = off')
+            const { rows: out } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, params)
+            return out.map((r) => r['QUERY PLAN']).join('\n')
+          } finally {
+            await client.query('ROLLBACK')
+          }
+        }
+        try {
+          for (const shape of INDEXED_SHAPES) {
+            // An Index Cond on the attribute's expression: the index narrows the rows, not just the project.
+            assert.match(
+              await plan(postgresCountSql(p, shape.where)),
+              /Index Scan (on|using) tb_attr_\w+[^\n]*\n\s+Index Cond: [^\n]*attributes ->> '(plan|language|ltv|city)'/,
+              shape.name,
+            )
+          }
+          const eq = INDEXED_SHAPES[0]?.where as Condition
+          const page = await plan(postgresScanSql(p, { where: eq, limit: 101 }), true)
+          assert.match(page, /Index Scan using tb_attr_\w+ on profiles/)
+          assert.doesNotMatch(page, /Sort/)
+          assert.doesNotMatch(await plan(postgresCountSql(p, UNINDEXED_SHAPE)), /Index Cond: [^\n]*email/)
+        } finally {
+          client.release()
+        }
+        const where = INDEXED_SHAPES[2]?.where as Condition
+        assert.equal(
+          await store.countProfiles(p, where),
+          rows.filter(([id, a]) => evaluateCondition(where, id, a)).length,
+        )
       } finally {
         await store.close()
       }

@@ -142,4 +142,19 @@ CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
     id: '0002_dates',
     sql: `ALTER TABLE projects ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';`,
   },
+  {
+    // Issue 7: the attributes a project has a database index on (the indexes themselves are
+    // created and dropped by the store, one partial expression index per row; see attribute-index.ts).
+    id: '0003_attribute_indexes',
+    sql: `
+CREATE TABLE attribute_indexes (
+  project_id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('text', 'number')),
+  index_name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (project_id, name, kind)
+) WITHOUT ROWID;
+`,
+  },
 ]

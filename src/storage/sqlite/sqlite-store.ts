@@ -6,6 +6,15 @@ import type { Condition } from '../../core/segment.js'
 import type { UploadBatch } from '../../core/upload.js'
 import { newAdminTokenId, newKeyId, newSegmentId } from '../api-keys.js'
 import { prefixUpperBound } from '../prefix.js'
+import {
+  attributeIndexName,
+  checkAttributeName,
+  checkIndexKind,
+  createAttributeIndexSql,
+  projectFilter,
+  type AttributeIndex,
+  type AttributeIndexKind,
+} from '../attribute-index.js'
 import { compileCondition, registerSqliteFunctions, sqliteDialect, type CompiledSql } from '../sql-dialect.js'
 import { idempotencyState } from '../idempotency.js'
 import type {
@@ -457,27 +466,72 @@ export class SqliteStore implements Store {
   }
 
   async scanProfiles(projectId: number, options: ScanOptions): Promise<Profile[]> {
-    const params: unknown[] = [projectId]
-    let sql = `SELECT ${PROFILE_SELECT} FROM profiles WHERE project_id = ?`
-    if (options.afterUserId !== undefined) {
-      sql += ' AND user_id > ?'
-      params.push(options.afterUserId)
-    }
-    if (options.where !== undefined) {
-      const compiled = this.compileWhere(options.where)
-      sql += ` AND (${compiled.sql})`
-      params.push(...compiled.params)
-    }
-    sql += ' ORDER BY user_id LIMIT ?'
-    params.push(options.limit)
+    const { sql, params } = sqliteScanSql(projectId, options)
     return ((await this.read(sql, params, 'all')) as ProfileRow[]).map(toProfile)
   }
 
   async countProfiles(projectId: number, where?: Condition): Promise<number> {
     if (where === undefined) return (await this.read(COUNT_ALL, [projectId], 'value')) as number
-    const compiled = this.compileWhere(where)
-    const sql = `SELECT count(*) FROM profiles WHERE project_id = ? AND (${compiled.sql})`
-    return (await this.read(sql, [projectId, ...compiled.params], 'value')) as number
+    const { sql, params } = sqliteCountSql(projectId, where)
+    return (await this.read(sql, params, 'value')) as number
+  }
+
+  async listAttributeIndexes(projectId: number): Promise<AttributeIndex[]> {
+    const rows = this.database
+      .prepare(
+        'SELECT name, kind, index_name, created_at FROM attribute_indexes WHERE project_id = ? ORDER BY name, kind',
+      )
+      .all(projectId) as { name: string; kind: AttributeIndexKind; index_name: string; created_at: number }[]
+    return rows.map((r) => ({ name: r.name, kind: r.kind, indexName: r.index_name, createdAt: iso(r.created_at) }))
+  }
+
+  /**
+   * One IMMEDIATE transaction: the build and the registry row commit together. SQLite writes no
+   * other transaction meanwhile (other writers wait up to busy_timeout), so it is an admin step.
+   */
+  async createAttributeIndex(
+    projectId: number,
+    name: string,
+    kind: AttributeIndexKind,
+  ): Promise<{ index: AttributeIndex; created: boolean }> {
+    checkAttributeName(name)
+    checkIndexKind(kind)
+    if (this.s.projectById.get(projectId) === undefined) {
+      throw new TraitbaseError('NOT_FOUND', `No project with id ${projectId}`)
+    }
+    const indexName = attributeIndexName(projectId, name, kind)
+    const created = this.database
+      .transaction(() => {
+        this.database.exec(createAttributeIndexSql(sqliteDialect, projectId, name, kind))
+        // Statistics of this index alone (with STAT4 samples of its values), so for an `all` of two
+        // indexed conditions the planner walks the more selective index.
+        this.database.exec(`ANALYZE ${indexName}`)
+        return (
+          this.database
+            .prepare(
+              'INSERT INTO attribute_indexes (project_id, name, kind, index_name, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+            )
+            .run(projectId, name, kind, indexName, Date.now()).changes === 1
+        )
+      })
+      .immediate()
+    const index = (await this.listAttributeIndexes(projectId)).find((i) => i.name === name && i.kind === kind)
+    return { index: index as AttributeIndex, created }
+  }
+
+  async dropAttributeIndex(projectId: number, name: string, kind: AttributeIndexKind): Promise<boolean> {
+    checkAttributeName(name)
+    checkIndexKind(kind)
+    return this.database
+      .transaction(() => {
+        this.database.exec(`DROP INDEX IF EXISTS ${attributeIndexName(projectId, name, kind)}`)
+        return (
+          this.database
+            .prepare('DELETE FROM attribute_indexes WHERE project_id = ? AND name = ? AND kind = ?')
+            .run(projectId, name, kind).changes === 1
+        )
+      })
+      .immediate()
   }
 
   /** A read that may scan many rows: on the reader thread when there is one, else here. */
@@ -492,10 +546,6 @@ export class SqliteStore implements Store {
     }
     const statement = this.database.prepare(sql)
     return mode === 'value' ? statement.pluck().get(...params) : statement.all(...params)
-  }
-
-  private compileWhere(where: Condition): CompiledSql {
-    return compileCondition(where, sqliteDialect, 1, PROFILE_COLUMNS)
   }
 
   async createSegment(projectId: number, name: string, where: unknown): Promise<SavedSegment> {
@@ -953,6 +1003,36 @@ export class SqliteStore implements Store {
       }
     }
     return deleted
+  }
+}
+
+/**
+ * The database path's page query. The project id is a literal, so a partial attribute index
+ * (`WHERE project_id = <id>`) can serve it; values stay bound parameters. Exported for the plan tests.
+ */
+export function sqliteScanSql(projectId: number, options: ScanOptions): CompiledSql {
+  const params: unknown[] = []
+  let sql = `SELECT ${PROFILE_SELECT} FROM profiles WHERE ${projectFilter(projectId)}`
+  if (options.afterUserId !== undefined) {
+    sql += ' AND user_id > ?'
+    params.push(options.afterUserId)
+  }
+  if (options.where !== undefined) {
+    const compiled = compileCondition(options.where, sqliteDialect, 1, PROFILE_COLUMNS)
+    sql += ` AND (${compiled.sql})`
+    params.push(...compiled.params)
+  }
+  sql += ' ORDER BY user_id LIMIT ?'
+  params.push(options.limit)
+  return { sql, params }
+}
+
+/** The database path's count query (see {@link sqliteScanSql}). */
+export function sqliteCountSql(projectId: number, where: Condition): CompiledSql {
+  const compiled = compileCondition(where, sqliteDialect, 1, PROFILE_COLUMNS)
+  return {
+    sql: `SELECT count(*) FROM profiles WHERE ${projectFilter(projectId)} AND (${compiled.sql})`,
+    params: compiled.params,
   }
 }
 
