@@ -2,6 +2,7 @@ import type { DateWindow } from '../core/date.js'
 import { compareNumber, parseNumericText, type NumericOp } from '../core/segment.js'
 import { createBitset, type Bitset } from './bitset.js'
 import type { Column } from './column.js'
+import { asBuffer, type TransferList } from './transfer.js'
 import { KIND_DAY, KIND_INSTANT, kindOf, ValueTypes } from './value-types.js'
 
 /** Dictionary values per joined text chunk for substring search; only the last chunk is ever rebuilt. */
@@ -14,7 +15,7 @@ interface TextChunk {
   readonly first: number
   readonly count: number
   /** Start of each value in `text`, plus one past the end. */
-  readonly offsets: Int32Array
+  readonly offsets: Int32Array<ArrayBuffer>
 }
 
 /**
@@ -38,6 +39,8 @@ export class DictionaryColumn implements Column {
   present = 0
   /** Distinct values currently held by at least one user. */
   liveValues = 0
+  /** Estimated bytes of `values` and `dictionary` (see {@link memoryBytes}), kept as values enter. */
+  private dictionaryBytes = 0
 
   constructor(
     readonly name: string,
@@ -87,6 +90,7 @@ export class DictionaryColumn implements Column {
     code = this.values.length
     this.values.push(value)
     this.dictionary.set(value, code)
+    this.dictionaryBytes += 60 + 2 * value.length
     if (code >= this.numbers.length) {
       const numbers = new Float64Array(this.numbers.length * 2)
       numbers.set(this.numbers)
@@ -293,11 +297,82 @@ export class DictionaryColumn implements Column {
 
   /** Approximate bytes held: typed arrays plus the dictionary (strings ~2 bytes a char + ~60 per entry). */
   memoryBytes(): number {
-    let dict = 0
-    for (let c = 1; c < this.values.length; c++) dict += 60 + 2 * (this.values[c] as string).length
+    const dict = this.dictionaryBytes
     let text = 0
     for (const chunk of this.textChunks) text += chunk.text.length + chunk.offsets.byteLength
     const kinds = this.kinds.byteLength + this.kindNumbers.byteLength
     return this.codes.byteLength + this.numbers.byteLength + this.counts.byteLength + dict + text + kinds
   }
+
+  /**
+   * The column's state for another thread; this column must not be used afterwards. The values go
+   * as one UTF-8 buffer (values never hold NUL: uploads refuse it) with their offsets, handed over
+   * rather than cloned string by string.
+   */
+  snapshot(transfer: TransferList): DictionaryColumnSnapshot {
+    const text = Buffer.from(this.values.slice(1).join(SEPARATOR), 'utf8')
+    return {
+      kind: 'dictionary',
+      name: this.name,
+      codes: transfer.add(this.codes),
+      values: transfer.add(text),
+      valueCount: this.values.length - 1,
+      numbers: transfer.add(this.numbers),
+      counts: transfer.add(this.counts),
+      present: this.present,
+      liveValues: this.liveValues,
+    }
+  }
+
+  /**
+   * The column a {@link snapshot} describes. Its dictionary is rebuilt value by value (at most the
+   * dictionary limit of them), calling `pause` between slices so the caller can give the event
+   * loop a turn; the per-user codes are used as they are.
+   */
+  static async restore(s: DictionaryColumnSnapshot, pause: () => Promise<void>): Promise<DictionaryColumn> {
+    const column = new DictionaryColumn(s.name, 0)
+    column.codes = s.codes
+    column.numbers = s.numbers
+    column.counts = s.counts
+    column.present = s.present
+    column.liveValues = s.liveValues
+    const text = asBuffer(s.values)
+    let at = 0
+    let left = s.valueCount
+    while (left > 0) {
+      // The next `n` values: up to the n-th NUL from `at` (the last value ends at the buffer's end).
+      const n = Math.min(RESTORE_SLICE, left)
+      let end = at - 1
+      for (let k = 0; k < n; k++) {
+        const nul = text.indexOf(0, end + 1)
+        end = nul === -1 ? text.length : nul
+      }
+      for (const value of text.toString('utf8', at, end).split(SEPARATOR)) {
+        column.dictionary.set(value, column.values.length)
+        column.values.push(value)
+        column.dictionaryBytes += 60 + 2 * value.length
+      }
+      at = end + 1
+      left -= n
+      await pause()
+    }
+    return column
+  }
+}
+
+/** Dictionary values rebuilt between two pauses of {@link DictionaryColumn.restore}. */
+const RESTORE_SLICE = 8192
+
+/** What {@link DictionaryColumn.snapshot} hands to another thread. */
+export interface DictionaryColumnSnapshot {
+  readonly kind: 'dictionary'
+  readonly name: string
+  readonly codes: Int32Array<ArrayBuffer>
+  /** Values of codes 1… joined by NUL, UTF-8. */
+  readonly values: Uint8Array<ArrayBuffer>
+  readonly valueCount: number
+  readonly numbers: Float64Array<ArrayBuffer>
+  readonly counts: Int32Array<ArrayBuffer>
+  readonly present: number
+  readonly liveValues: number
 }

@@ -2,6 +2,7 @@ import { parseDateValue, type DateWindow } from '../core/date.js'
 import { compareNumber, parseNumericText, type NumericOp } from '../core/segment.js'
 import { createBitset, setBit, type Bitset } from './bitset.js'
 import type { Column } from './column.js'
+import { asBuffer, type TransferList } from './transfer.js'
 import { KIND_BOOLEAN, KIND_DAY, KIND_INSTANT, KIND_NUMBER, KIND_STRING, ValueTypes } from './value-types.js'
 
 /** `in` lists up to this long are answered by one buffer search per value; longer ones by a hash lookup per user. */
@@ -59,6 +60,39 @@ class PackedPart {
 
   get capacity(): number {
     return this.current.length
+  }
+
+  snapshot(transfer: TransferList): PackedPartSnapshot {
+    return {
+      base: this.base,
+      present: this.present,
+      data: transfer.add(this.data),
+      used: this.used,
+      liveBytes: this.liveBytes,
+      starts: transfer.add(this.starts),
+      owners: transfer.add(this.owners),
+      count: this.count,
+      current: transfer.add(this.current),
+      numbers: this.numbers === undefined ? undefined : transfer.add(this.numbers),
+      kinds: transfer.add(this.kinds),
+      dates: this.dates === undefined ? undefined : transfer.add(this.dates),
+    }
+  }
+
+  static restore(s: PackedPartSnapshot): PackedPart {
+    const part = new PackedPart(s.base, 0)
+    part.present = s.present
+    part.data = asBuffer(s.data)
+    part.used = s.used
+    part.liveBytes = s.liveBytes
+    part.starts = s.starts as Int32Array<ArrayBuffer>
+    part.owners = s.owners as Int32Array<ArrayBuffer>
+    part.count = s.count
+    part.current = s.current
+    part.numbers = s.numbers
+    part.kinds = s.kinds
+    part.dates = s.dates
+    return part
   }
 
   grow(capacity: number): void {
@@ -350,6 +384,24 @@ export class PackedColumn implements Column {
     return n
   }
 
+  /** The column's state as typed arrays for another thread; this column must not be used afterwards. */
+  snapshot(transfer: TransferList): PackedColumnSnapshot {
+    return {
+      kind: 'packed',
+      name: this.name,
+      capacity: this.capacity,
+      partOrdinals: this.partOrdinals,
+      parts: this.parts.map((part) => part.snapshot(transfer)),
+    }
+  }
+
+  /** The column a {@link snapshot} describes, over the same memory: O(parts). */
+  static restore(s: PackedColumnSnapshot): PackedColumn {
+    const column = new PackedColumn(s.name, s.capacity, s.partOrdinals)
+    for (const part of s.parts) column.parts.push(PackedPart.restore(part))
+    return column
+  }
+
   grow(capacity: number): void {
     this.capacity = capacity
     const last = this.parts[this.parts.length - 1]
@@ -432,6 +484,30 @@ export class PackedColumn implements Column {
     for (const part of this.parts) bytes += part.memoryBytes()
     return bytes
   }
+}
+
+interface PackedPartSnapshot {
+  readonly base: number
+  readonly present: number
+  readonly data: Uint8Array<ArrayBuffer>
+  readonly used: number
+  readonly liveBytes: number
+  readonly starts: Int32Array<ArrayBuffer>
+  readonly owners: Int32Array<ArrayBuffer>
+  readonly count: number
+  readonly current: Int32Array<ArrayBuffer>
+  readonly numbers: Float64Array<ArrayBuffer> | undefined
+  readonly kinds: Uint8Array<ArrayBuffer>
+  readonly dates: Float64Array<ArrayBuffer> | undefined
+}
+
+/** What {@link PackedColumn.snapshot} hands to another thread. */
+export interface PackedColumnSnapshot {
+  readonly kind: 'packed'
+  readonly name: string
+  readonly capacity: number
+  readonly partOrdinals: number
+  readonly parts: readonly PackedPartSnapshot[]
 }
 
 function grown(array: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {

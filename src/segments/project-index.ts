@@ -14,10 +14,25 @@ import {
   type Bitset,
 } from './bitset.js'
 import type { Column } from './column.js'
-import { DictionaryColumn } from './dictionary-column.js'
-import { encodeId, IdTable } from './id-table.js'
-import { PackedColumn } from './packed-column.js'
+import { DictionaryColumn, type DictionaryColumnSnapshot } from './dictionary-column.js'
+import { encodeId, IdTable, type IdTableSnapshot } from './id-table.js'
+import { PackedColumn, type PackedColumnSnapshot } from './packed-column.js'
+import type { TransferList } from './transfer.js'
 import type { ValueTypes } from './value-types.js'
+
+/** What {@link ProjectIndex.snapshot} hands to another thread: typed arrays and a few numbers and names. */
+export interface ProjectIndexSnapshot {
+  readonly dictionaryLimit: number
+  readonly ids: IdTableSnapshot
+  readonly live: Uint32Array<ArrayBuffer>
+  readonly liveCount: number
+  readonly capacity: number
+  /** In the index's column order. */
+  readonly columns: readonly (DictionaryColumnSnapshot | PackedColumnSnapshot)[]
+  readonly order: Int32Array<ArrayBuffer> | null
+  readonly ordered: number
+  readonly tail: Int32Array<ArrayBuffer>
+}
 
 /** One attribute in the catalog. */
 export interface AttributeSummary {
@@ -59,7 +74,7 @@ const TAIL_SHARE = 8
  * Nothing here is a JS `Map`, `Set` or array sized by the user count.
  */
 export class ProjectIndex {
-  private readonly ids: IdTable
+  private ids: IdTable
   private live: Bitset = createBitset(INITIAL_CAPACITY)
   private liveCount = 0
   private capacity = INITIAL_CAPACITY
@@ -81,6 +96,48 @@ export class ProjectIndex {
     idChunkBytes?: number,
   ) {
     this.ids = new IdTable(idChunkBytes)
+  }
+
+  /**
+   * The index as typed arrays whose memory `transfer` lists, for `postMessage` to another thread
+   * (the segment index is built on a worker thread). This index must not be used afterwards.
+   */
+  snapshot(transfer: TransferList): ProjectIndexSnapshot {
+    return {
+      dictionaryLimit: this.dictionaryLimit,
+      ids: this.ids.snapshot(transfer),
+      live: transfer.add(this.live),
+      liveCount: this.liveCount,
+      capacity: this.capacity,
+      columns: this.columnList.map((column) =>
+        column instanceof DictionaryColumn ? column.snapshot(transfer) : (column as PackedColumn).snapshot(transfer),
+      ),
+      order: this.order === null ? null : transfer.add(this.order),
+      ordered: this.ordered,
+      tail: transfer.add(this.tail),
+    }
+  }
+
+  /**
+   * The index a {@link snapshot} describes, over the same memory. Nothing here runs per user; the
+   * only loops are per column and per dictionary value (at most the dictionary limit per column),
+   * with `pause` called between slices of them so the caller can yield the event loop.
+   */
+  static async restore(s: ProjectIndexSnapshot, pause: () => Promise<void>): Promise<ProjectIndex> {
+    const index = new ProjectIndex(s.dictionaryLimit)
+    index.ids = IdTable.restore(s.ids)
+    index.live = s.live
+    index.liveCount = s.liveCount
+    index.capacity = s.capacity
+    for (const c of s.columns) {
+      const column = c.kind === 'dictionary' ? await DictionaryColumn.restore(c, pause) : PackedColumn.restore(c)
+      index.columns.set(column.name, column)
+      index.columnList.push(column)
+    }
+    index.order = s.order
+    index.ordered = s.ordered
+    index.tail = s.tail
+    return index
   }
 
   /** Users currently in the project. */

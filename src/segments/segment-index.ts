@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { TraitbaseError } from '../core/errors.js'
 import type { Condition } from '../core/segment.js'
 import type { Store } from '../storage/store.js'
+import { buildInWorker, WorkerStartError, type BuiltIndex, type FeedSource } from './index-builder.js'
 import { ProjectIndex, type AttributeSummary, type IndexPage } from './project-index.js'
 
 /** Answer of {@link SegmentIndex.query}. */
@@ -57,6 +58,12 @@ export interface SegmentIndexStats {
 /** Thrown inside a load that the budget cannot hold. */
 class OverBudgetError extends Error {}
 
+/** Thrown by a catch-up whose feed starts over (pruned past the token) when a build thread can read it instead. */
+class FeedRestart extends Error {}
+
+/** Full builds in a row one load tries when each one's catch-up finds the feed pruned past it. */
+const MAX_BUILDS_PER_LOAD = 3
+
 /** What needs the index itself (the attribute catalog) gets when the project cannot be loaded. */
 function unavailable(state: ProjectState): TraitbaseError {
   const retryS = Math.max(1, Math.ceil((state.retryAt - Date.now()) / 1000))
@@ -101,6 +108,17 @@ export interface SegmentIndexOptions {
   readonly log?: (message: string) => void
   /** Clock, for tests. */
   readonly now?: () => number
+  /**
+   * Where a worker thread reads the feed to build a project's index ({@link feedSourceOf}): a full
+   * load (first load, reload, rebuild) runs there, on its own connection, one at a time per
+   * SegmentIndex, and is handed over without a copy; this thread then only catches up with the
+   * feed from where the build read it. Default none: loads run on this thread, in pages that yield
+   * (in-memory SQLite, which no other connection can open). If the thread cannot start, loads go
+   * back to this thread, and that is logged once.
+   */
+  readonly buildSource?: FeedSource
+  /** Tests: pause a build thread after its first page; run another module in it. */
+  readonly buildHooks?: { readonly afterFirstPage?: () => Promise<void>; readonly moduleUrl?: string }
 }
 
 export const DEFAULT_FOLLOW_INTERVAL_MS = 30_000
@@ -135,6 +153,13 @@ export class SegmentIndex {
     { running: Promise<SegmentAnswer> | undefined; queued: Promise<SegmentAnswer> | undefined }
   >()
   private counters = { loads: 0, loadFailures: 0, overBudget: 0, evictions: 0, fallbacks: 0 }
+  /** Undefined when builds run on this thread (none given, or the build thread could not start). */
+  private buildSource: FeedSource | undefined
+  private readonly buildHooks: NonNullable<SegmentIndexOptions['buildHooks']>
+  /** The end of the last build queued: builds run one after the other. */
+  private buildQueue: Promise<void> = Promise.resolve()
+  /** Stops running builds when the index closes. */
+  private readonly closing = new AbortController()
 
   constructor(
     private readonly store: SegmentStore,
@@ -147,6 +172,8 @@ export class SegmentIndex {
     this.retryAfterMs = options.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS
     this.log = options.log ?? (() => undefined)
     this.now = options.now ?? Date.now
+    this.buildSource = options.buildSource
+    this.buildHooks = options.buildHooks ?? {}
     const interval = options.followIntervalMs ?? DEFAULT_FOLLOW_INTERVAL_MS
     if (interval > 0) {
       this.timer = setInterval(() => void this.maintain(), interval)
@@ -279,7 +306,7 @@ export class SegmentIndex {
     if (full) this.counters.loads++
 
     try {
-      await this.applyFeed(projectId, state, full)
+      await this.load(projectId, state, full)
       state.failures = 0
       state.retryAt = 0
     } catch (error) {
@@ -311,6 +338,88 @@ export class SegmentIndex {
     }
   }
 
+  /**
+   * A full read goes to the build thread when there is one, and then this thread catches up from
+   * the token it returned (queries keep the database path until that is done too); otherwise, and
+   * for incremental reads, the feed is applied here.
+   */
+  private async load(projectId: number, state: ProjectState, full: boolean): Promise<void> {
+    let builds = 0
+    let build = full
+    for (;;) {
+      if (build && this.buildSource !== undefined) {
+        if (builds === MAX_BUILDS_PER_LOAD) {
+          throw new Error(
+            `the change feed was pruned past the index ${builds} times while it was built (builds take longer than the feed is kept)`,
+          )
+        }
+        builds++
+        await this.buildOffThread(projectId, state)
+      }
+      try {
+        await this.applyFeed(projectId, state, full || builds > 0)
+        return
+      } catch (error) {
+        if (!(error instanceof FeedRestart)) throw error
+        // A reload, on the build thread like the first load.
+        this.counters.loads++
+        build = true
+      }
+    }
+  }
+
+  /**
+   * Builds the project's index on a worker thread (one build at a time: each takes a core and its
+   * memory) and re-assembles it here over the handed-over memory, leaving `state` with the index
+   * and the token to catch up from, not yet loaded. What was held is dropped first, so a reload
+   * never holds two copies; the bytes built so far count against the budget (state "loading") and
+   * a build that cannot fit is stopped.
+   */
+  private async buildOffThread(projectId: number, state: ProjectState): Promise<void> {
+    state.index = new ProjectIndex(this.dictionaryLimit)
+    state.bytes = 0
+    state.token = null
+    state.loaded = false
+    const previous = this.buildQueue
+    let release = (): void => undefined
+    this.buildQueue = new Promise<void>((resolve) => (release = resolve))
+    try {
+      await previous
+      const source = this.buildSource
+      if (source === undefined) return
+      let built: BuiltIndex
+      try {
+        built = await buildInWorker({
+          source,
+          projectId,
+          dictionaryLimit: this.dictionaryLimit,
+          signal: this.closing.signal,
+          onProgress: (bytes) => {
+            state.bytes = bytes
+            this.makeRoom(projectId)
+          },
+          ...this.buildHooks,
+        })
+      } catch (error) {
+        if (!(error instanceof WorkerStartError)) throw error
+        // The thread could not start (not a failed build): load on this thread from now on.
+        if (this.buildSource !== undefined) {
+          this.buildSource = undefined
+          this.log(
+            `segment index build thread could not start (${error.message}); indexes are built on the main thread from now on`,
+          )
+        }
+        return
+      }
+      state.bytes = built.bytes
+      this.makeRoom(projectId)
+      state.index = await ProjectIndex.restore(built.snapshot, slicePause())
+      state.token = built.token
+    } finally {
+      release()
+    }
+  }
+
   private async applyFeed(projectId: number, state: ProjectState, counted: boolean): Promise<void> {
     const feed = this.store.readChanges(projectId, state.token)
     // A reset starts a fresh index at once (the old one is released, so a reload never holds two
@@ -319,6 +428,9 @@ export class SegmentIndex {
     let target = state.index
     for await (const page of feed.pages) {
       if (page.reset) {
+        // The first page of a read from scratch, or a token the feed was pruned past: with a build
+        // thread, that read is its job.
+        if (this.buildSource !== undefined) throw new FeedRestart()
         // A loaded project whose feed was pruned past it: a reload.
         if (!counted) this.counters.loads++
         counted = true
@@ -499,8 +611,19 @@ export class SegmentIndex {
     this.projects.clear()
   }
 
-  /** Stops the background catch-up; the index still answers, catching up on each read. */
+  /** Stops the background catch-up and any build thread; the index still answers, catching up on each read. */
   close(): void {
     clearInterval(this.timer)
+    this.closing.abort()
+  }
+}
+
+/** A pause for long loops on the event loop: gives other work a turn once ~{@link YIELD_AFTER_MS} have passed. */
+function slicePause(): () => Promise<void> {
+  let slice = performance.now()
+  return async () => {
+    if (performance.now() - slice < YIELD_AFTER_MS) return
+    await new Promise((resolve) => setImmediate(resolve))
+    slice = performance.now()
   }
 }
