@@ -51,13 +51,14 @@ export async function runIndexBuild(): Promise<void> {
     for await (const page of feed.pages) {
       for (const userId of page.deletedUserIds) index.remove(userId)
       for (const profile of page.upserts) index.upsert(profile.userId, profile.attributes)
-      if (++pages === 1 && request.pauseAfterFirstPage) {
-        post({ type: 'paused' })
-        await once(port, 'message')
-      }
-      if (performance.now() - reported >= request.progressMs) {
+      // The first page is reported at once: a budget too small even for it stops the build early.
+      if (++pages === 1 || performance.now() - reported >= request.progressMs) {
         post({ type: 'progress', bytes: index.memoryBytes() })
         reported = performance.now()
+      }
+      if (pages === 1 && request.pauseAfterFirstPage) {
+        post({ type: 'paused' })
+        await once(port, 'message')
       }
     }
     const token = feed.token()

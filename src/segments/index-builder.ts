@@ -150,6 +150,7 @@ export function buildInWorker(options: WorkerBuildOptions): Promise<BuiltIndex> 
           }
           return
         case 'paused':
+          if (settled) return
           void (options.afterFirstPage?.() ?? Promise.resolve()).finally(() => {
             if (!settled) worker.postMessage({ type: 'resume' })
           })
