@@ -1,7 +1,7 @@
 import type { DateWindow } from '../core/date.js'
 import { compareNumber, parseNumericText, type NumericOp } from '../core/segment.js'
 import { createBitset, type Bitset } from './bitset.js'
-import type { Column } from './column.js'
+import type { Column, ColumnQuery, Selector } from './column.js'
 import { asBuffer, type TransferList } from './transfer.js'
 import { KIND_DAY, KIND_INSTANT, kindOf, ValueTypes } from './value-types.js'
 
@@ -165,14 +165,70 @@ export class DictionaryColumn implements Column {
   /** Users (among the first `bits` ordinals) whose code is marked. */
   select(mark: Uint8Array, bits: number): Bitset {
     const out = createBitset(bits)
+    this.selectInto(mark, out, 0, bits)
+    return out
+  }
+
+  /** Writes the words of ordinals `from` (a multiple of 32) … `to` - 1: bit set where the code is marked. */
+  private selectInto(mark: Uint8Array, out: Bitset, from: number, to: number): void {
     const codes = this.codes
-    for (let w = 0; w < out.length; w++) {
+    const last = (to + 31) >>> 5
+    for (let w = from >>> 5; w < last; w++) {
       const base = w << 5
-      const end = Math.min(32, bits - base)
+      const end = Math.min(32, to - base)
       let word = 0
       for (let b = 0; b < end; b++) if (mark[codes[base + b] as number] === 1) word |= 1 << b
       out[w] = word
     }
+  }
+
+  private presentInto(out: Bitset, from: number, to: number): void {
+    const codes = this.codes
+    const last = (to + 31) >>> 5
+    for (let w = from >>> 5; w < last; w++) {
+      const base = w << 5
+      const end = Math.min(32, to - base)
+      let word = 0
+      for (let b = 0; b < end; b++) if (codes[base + b] !== 0) word |= 1 << b
+      out[w] = word
+    }
+  }
+
+  selector(query: ColumnQuery): Selector {
+    if (query.op === 'present') return (out, from, to) => this.presentInto(out, from, to)
+    // The dictionary is marked once per query (O(values)); each slice then reads only the codes.
+    const mark = this.markFor(query)
+    return (out, from, to) => this.selectInto(mark, out, from, to)
+  }
+
+  private markFor(query: Exclude<ColumnQuery, { op: 'present' }>): Uint8Array {
+    switch (query.op) {
+      case 'equal':
+        return this.markOneOf([query.value])
+      case 'oneOf':
+        return this.markOneOf(query.values)
+      case 'containing':
+        return this.markContaining(query.needle)
+      case 'startingWith':
+        return this.markValues((v) => v.startsWith(query.prefix))
+      case 'numeric':
+        // NaN (not a number) fails every comparison, as the reference requires.
+        return this.markValues((_v, code) => compareNumber(this.numbers[code] as number, query.numOp, query.bound))
+      case 'date':
+        return this.markDate(query.window)
+    }
+  }
+
+  private markOneOf(values: readonly string[]): Uint8Array {
+    const mark = new Uint8Array(this.values.length)
+    for (const v of values) mark[this.codeOf(v)] = 1
+    mark[0] = 0
+    return mark
+  }
+
+  private run(query: ColumnQuery, bits: number): Bitset {
+    const out = createBitset(bits)
+    this.selector(query)(out, 0, bits)
     return out
   }
 
@@ -199,40 +255,27 @@ export class DictionaryColumn implements Column {
   }
 
   selectPresent(bits: number): Bitset {
-    const out = createBitset(bits)
-    const codes = this.codes
-    for (let o = 0; o < bits; o++) if (codes[o] !== 0) out[o >>> 5] = (out[o >>> 5] as number) | (1 << (o & 31))
-    return out
+    return this.run({ op: 'present' }, bits)
   }
 
   selectEqual(value: string, bits: number): Bitset {
-    return this.selectOneOf([value], bits)
+    return this.run({ op: 'equal', value }, bits)
   }
 
   selectOneOf(values: readonly string[], bits: number): Bitset {
-    const mark = new Uint8Array(this.values.length)
-    for (const v of values) mark[this.codeOf(v)] = 1
-    mark[0] = 0
-    return this.select(mark, bits)
+    return this.run({ op: 'oneOf', values }, bits)
   }
 
   selectContaining(needle: string, bits: number): Bitset {
-    return this.select(this.markContaining(needle), bits)
+    return this.run({ op: 'containing', needle }, bits)
   }
 
   selectStartingWith(prefix: string, bits: number): Bitset {
-    return this.select(
-      this.markValues((v) => v.startsWith(prefix)),
-      bits,
-    )
+    return this.run({ op: 'startingWith', prefix }, bits)
   }
 
   selectNumeric(op: NumericOp, bound: number, bits: number): Bitset {
-    // NaN (not a number) fails every comparison, as the reference requires.
-    return this.select(
-      this.markValues((_v, code) => compareNumber(this.numbers[code] as number, op, bound)),
-      bits,
-    )
+    return this.run({ op: 'numeric', numOp: op, bound }, bits)
   }
 
   // Dates and kinds: each distinct value is classified once, on the first date query or catalog
@@ -259,21 +302,22 @@ export class DictionaryColumn implements Column {
     this.kindNumbers = numbers
   }
 
-  selectDate(w: DateWindow, bits: number): Bitset {
+  selectDate(window: DateWindow, bits: number): Bitset {
+    return this.run({ op: 'date', window }, bits)
+  }
+
+  private markDate(w: DateWindow): Uint8Array {
     this.refreshKinds()
     const kinds = this.kinds
     const n = this.kindNumbers
     // Locals, not the imported constants, in the per-value test (imported bindings are not folded).
     const INSTANT = KIND_INSTANT
     const DAY = KIND_DAY
-    return this.select(
-      this.markValues((_v, code) => {
-        const k = kinds[code]
-        const x = n[code] as number
-        return k === INSTANT ? x >= w.from && x < w.to : k === DAY && x >= w.fromDay && x < w.toDay
-      }),
-      bits,
-    )
+    return this.markValues((_v, code) => {
+      const k = kinds[code]
+      const x = n[code] as number
+      return k === INSTANT ? x >= w.from && x < w.to : k === DAY && x >= w.fromDay && x < w.toDay
+    })
   }
 
   valueTypes(): ValueTypes {

@@ -1,7 +1,7 @@
 import { parseDateValue, type DateWindow } from '../core/date.js'
 import { compareNumber, parseNumericText, type NumericOp } from '../core/segment.js'
 import { createBitset, setBit, type Bitset } from './bitset.js'
-import type { Column } from './column.js'
+import type { Column, ColumnQuery, Selector } from './column.js'
 import { asBuffer, type TransferList } from './transfer.js'
 import { KIND_BOOLEAN, KIND_DAY, KIND_INSTANT, KIND_NUMBER, KIND_STRING, ValueTypes } from './value-types.js'
 
@@ -424,39 +424,46 @@ export class PackedColumn implements Column {
     ;(this.parts[p] as PackedPart).set(ordinal - p * this.partOrdinals, value)
   }
 
-  /** Runs `select` over every part holding ordinals below `bits`; bits past the bitset's end are never written. */
-  private each(bits: number, select: (part: PackedPart, out: Bitset) => void): Bitset {
+  /** Selects whole parts: those starting in `from` … `to` - 1 (bits past the bitset's end are never written). */
+  selector(query: ColumnQuery): Selector {
+    const select = partSelector(query)
+    return (out, from, to) => {
+      for (const part of this.parts) if (part.base >= from && part.base < to) select(part, out)
+    }
+  }
+
+  private run(query: ColumnQuery, bits: number): Bitset {
     const out = createBitset(bits)
-    for (const part of this.parts) if (part.base < bits) select(part, out)
+    this.selector(query)(out, 0, bits)
     return out
   }
 
   selectPresent(bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectPresent(out))
+    return this.run({ op: 'present' }, bits)
   }
 
   selectEqual(value: string, bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectEqual(value, out))
+    return this.run({ op: 'equal', value }, bits)
   }
 
   selectOneOf(values: readonly string[], bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectOneOf(values, out))
+    return this.run({ op: 'oneOf', values }, bits)
   }
 
   selectContaining(needle: string, bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectContaining(needle, out))
+    return this.run({ op: 'containing', needle }, bits)
   }
 
   selectStartingWith(prefix: string, bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectStartingWith(prefix, out))
+    return this.run({ op: 'startingWith', prefix }, bits)
   }
 
   selectNumeric(op: NumericOp, bound: number, bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectNumeric(op, bound, out))
+    return this.run({ op: 'numeric', numOp: op, bound }, bits)
   }
 
-  selectDate(w: DateWindow, bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectDate(w, out))
+  selectDate(window: DateWindow, bits: number): Bitset {
+    return this.run({ op: 'date', window }, bits)
   }
 
   valueTypes(): ValueTypes {
@@ -483,6 +490,26 @@ export class PackedColumn implements Column {
     let bytes = 0
     for (const part of this.parts) bytes += part.memoryBytes()
     return bytes
+  }
+}
+
+/** What one part does for `query`, setting bits in `out`. */
+function partSelector(query: ColumnQuery): (part: PackedPart, out: Bitset) => void {
+  switch (query.op) {
+    case 'present':
+      return (part, out) => part.selectPresent(out)
+    case 'equal':
+      return (part, out) => part.selectEqual(query.value, out)
+    case 'oneOf':
+      return (part, out) => part.selectOneOf(query.values, out)
+    case 'containing':
+      return (part, out) => part.selectContaining(query.needle, out)
+    case 'startingWith':
+      return (part, out) => part.selectStartingWith(query.prefix, out)
+    case 'numeric':
+      return (part, out) => part.selectNumeric(query.numOp, query.bound, out)
+    case 'date':
+      return (part, out) => part.selectDate(query.window, out)
   }
 }
 

@@ -1,22 +1,11 @@
 import { USER_ID_FIELD } from '../core/limits.js'
 import { evaluateLeaf, windowOfLeaf, type Condition } from '../core/segment.js'
 import { compareCodePoints } from '../core/text.js'
-import {
-  andInto,
-  andNotInto,
-  clearBit,
-  complementInto,
-  countBits,
-  createBitset,
-  hasBit,
-  orInto,
-  setBit,
-  type Bitset,
-} from './bitset.js'
-import type { Column } from './column.js'
+import { clearBit, countBits, createBitset, hasBit, setBit, type Bitset } from './bitset.js'
+import type { Column, ColumnQuery } from './column.js'
 import { DictionaryColumn, type DictionaryColumnSnapshot } from './dictionary-column.js'
 import { encodeId, IdTable, type IdTableSnapshot } from './id-table.js'
-import { PackedColumn, type PackedColumnSnapshot } from './packed-column.js'
+import { PackedColumn, PART_ORDINALS, type PackedColumnSnapshot } from './packed-column.js'
 import type { TransferList } from './transfer.js'
 import type { ValueTypes } from './value-types.js'
 
@@ -211,63 +200,140 @@ export class ProjectIndex {
 
   /** The users matching `cond`, as a bitset over the current ordinals. */
   evaluate(cond: Condition): Bitset {
-    switch (cond.kind) {
-      case 'all': {
-        const out = this.live.slice(0, this.words())
-        for (const c of cond.of) andInto(out, this.evaluate(c))
-        return out
-      }
-      case 'any': {
-        const out = createBitset(this.ids.size)
-        for (const c of cond.of) orInto(out, this.evaluate(c))
-        return out
-      }
-      case 'not':
-        return complementInto(this.evaluate(cond.of), this.live)
-      default:
-        return this.evaluateLeaf(cond)
+    const plan = this.plan(cond)
+    plan.run(0, this.ids.size)
+    return plan.out
+  }
+
+  /**
+   * Like {@link evaluate}, one slice of {@link PART_ORDINALS} users at a time, calling `pause`
+   * between slices so the caller can yield the event loop. The index must not change until the
+   * promise resolves (the segment index holds back the feed meanwhile).
+   */
+  async evaluateInSlices(cond: Condition, pause: () => Promise<void>): Promise<Bitset> {
+    const plan = this.plan(cond)
+    const bits = this.ids.size
+    for (let from = 0; from < bits; from += PART_ORDINALS) {
+      plan.run(from, Math.min(bits, from + PART_ORDINALS))
+      if (from + PART_ORDINALS < bits) await pause()
     }
+    return plan.out
   }
 
   private words(): number {
     return (this.ids.size + 31) >>> 5
   }
 
-  private evaluateLeaf(leaf: Leaf): Bitset {
-    const bits = this.ids.size
-    if (leaf.field === USER_ID_FIELD) return this.evaluateUserId(leaf)
+  /**
+   * One bitset per node of the condition, and how to fill its words for a slice of ordinals: the
+   * dictionary work of each leaf is done here, once; a slice touches only its own words.
+   */
+  private plan(cond: Condition): Plan {
+    const out = createBitset(this.ids.size)
+    const live = this.live
+    switch (cond.kind) {
+      case 'all': {
+        const parts = cond.of.map((c) => this.plan(c))
+        return {
+          out,
+          run: (from, to) => {
+            const w0 = from >>> 5
+            const w1 = (to + 31) >>> 5
+            out.set(live.subarray(w0, w1), w0)
+            for (const part of parts) {
+              part.run(from, to)
+              const o = part.out
+              for (let w = w0; w < w1; w++) out[w] = (out[w] as number) & (o[w] as number)
+            }
+          },
+        }
+      }
+      case 'any': {
+        const parts = cond.of.map((c) => this.plan(c))
+        return {
+          out,
+          run: (from, to) => {
+            const w1 = (to + 31) >>> 5
+            for (const part of parts) {
+              part.run(from, to)
+              const o = part.out
+              for (let w = from >>> 5; w < w1; w++) out[w] = (out[w] as number) | (o[w] as number)
+            }
+          },
+        }
+      }
+      case 'not': {
+        const inner = this.plan(cond.of)
+        return {
+          out,
+          run: (from, to) => {
+            inner.run(from, to)
+            complementWords(out, inner.out, live, from, to)
+          },
+        }
+      }
+      default:
+        return { out, run: this.planLeaf(cond, out) }
+    }
+  }
+
+  private planLeaf(leaf: Leaf, out: Bitset): Run {
+    if (leaf.field === USER_ID_FIELD) return this.planUserId(leaf, out)
+    const live = this.live
     const column = this.columns.get(leaf.field)
     if (column === undefined) {
-      return leaf.kind === 'presence' && leaf.op === 'not_exists'
-        ? this.live.slice(0, this.words())
-        : createBitset(bits)
+      if (leaf.kind === 'presence' && leaf.op === 'not_exists') {
+        return (from, to) => out.set(live.subarray(from >>> 5, (to + 31) >>> 5), from >>> 5)
+      }
+      return () => undefined
+    }
+    const direct = (query: ColumnQuery): Run => {
+      const select = column.selector(query)
+      return (from, to) => select(out, from, to)
+    }
+    /** Users holding the attribute with a value that does not match `query`. */
+    const presentBut = (query: ColumnQuery): Run => {
+      const present = column.selector({ op: 'present' })
+      const hit = column.selector(query)
+      const scratch = createBitset(this.ids.size)
+      return (from, to) => {
+        present(out, from, to)
+        hit(scratch, from, to)
+        const w1 = (to + 31) >>> 5
+        for (let w = from >>> 5; w < w1; w++) out[w] = (out[w] as number) & ~(scratch[w] as number)
+      }
     }
     switch (leaf.kind) {
       case 'presence': {
-        const has = column.selectPresent(bits)
-        return leaf.op === 'exists' ? has : complementInto(has, this.live)
+        if (leaf.op === 'exists') return direct({ op: 'present' })
+        const present = column.selector({ op: 'present' })
+        const scratch = createBitset(this.ids.size)
+        return (from, to) => {
+          present(scratch, from, to)
+          complementWords(out, scratch, live, from, to)
+        }
       }
       case 'text':
         switch (leaf.op) {
           case 'eq':
-            return column.selectEqual(leaf.value, bits)
+            return direct({ op: 'equal', value: leaf.value })
           // Users with the attribute and another value: a user without it never matches neq.
           case 'neq':
-            return andNotInto(column.selectPresent(bits), column.selectEqual(leaf.value, bits))
+            return presentBut({ op: 'equal', value: leaf.value })
           case 'contains':
-            return column.selectContaining(leaf.value, bits)
+            return direct({ op: 'containing', needle: leaf.value })
           case 'starts_with':
-            return column.selectStartingWith(leaf.value, bits)
+            return direct({ op: 'startingWith', prefix: leaf.value })
         }
       // An exhaustive switch: TypeScript knows control never falls through.
-      case 'set': {
-        const hit = column.selectOneOf(leaf.values, bits)
-        return leaf.op === 'in' ? hit : andNotInto(column.selectPresent(bits), hit)
-      }
+      case 'set':
+        return leaf.op === 'in'
+          ? direct({ op: 'oneOf', values: leaf.values })
+          : presentBut({ op: 'oneOf', values: leaf.values })
       case 'numeric':
-        return column.selectNumeric(leaf.op, leaf.value, bits)
+        return direct({ op: 'numeric', numOp: leaf.op, bound: leaf.value })
       case 'date':
-        return column.selectDate(windowOfLeaf(leaf), bits)
+        return direct({ op: 'date', window: windowOfLeaf(leaf) })
     }
   }
 
@@ -275,24 +341,28 @@ export class ProjectIndex {
    * `user_id` is not a column: equality and sets look ids up in the id table (one lookup per
    * value, not per user); other operators test each live id once.
    */
-  private evaluateUserId(leaf: Leaf): Bitset {
-    const out = createBitset(this.ids.size)
-    const mark = (id: string): void => {
-      const o = this.ids.lookup(id)
-      if (o >= 0 && hasBit(this.live, o)) setBit(out, o)
+  private planUserId(leaf: Leaf, out: Bitset): Run {
+    const live = this.live
+    const ids = this.ids
+    if ((leaf.kind === 'text' && (leaf.op === 'eq' || leaf.op === 'neq')) || leaf.kind === 'set') {
+      const wanted = leaf.kind === 'set' ? leaf.values : [leaf.value]
+      const ordinals: number[] = []
+      for (const id of wanted) {
+        const o = ids.lookup(id)
+        if (o >= 0 && hasBit(live, o)) ordinals.push(o)
+      }
+      const negate = leaf.op === 'neq' || leaf.op === 'not_in'
+      const hits = negate ? createBitset(ids.size) : out
+      return (from, to) => {
+        for (const o of ordinals) if (o >= from && o < to) setBit(hits, o)
+        if (negate) complementWords(out, hits, live, from, to)
+      }
     }
-    if (leaf.kind === 'text' && (leaf.op === 'eq' || leaf.op === 'neq')) {
-      mark(leaf.value)
-      return leaf.op === 'eq' ? out : complementInto(out, this.live)
+    return (from, to) => {
+      for (let o = from; o < to; o++) {
+        if (hasBit(live, o) && evaluateLeaf(leaf, ids.idOf(o))) setBit(out, o)
+      }
     }
-    if (leaf.kind === 'set') {
-      for (const id of leaf.values) mark(id)
-      return leaf.op === 'in' ? out : complementInto(out, this.live)
-    }
-    for (let o = 0; o < this.ids.size; o++) {
-      if (hasBit(this.live, o) && evaluateLeaf(leaf, this.ids.idOf(o))) setBit(out, o)
-    }
-    return out
   }
 
   /** Number of users in a bitset from {@link evaluate}. */
@@ -416,6 +486,21 @@ export class ProjectIndex {
     for (const column of this.columnList) bytes += column.memoryBytes()
     return bytes
   }
+}
+
+/** A condition node's bitset and how to fill it slice by slice. */
+interface Plan {
+  readonly out: Bitset
+  readonly run: Run
+}
+
+/** Fills a node's bitset for the ordinals `from` (a multiple of {@link PART_ORDINALS}) … `to` - 1. */
+type Run = (from: number, to: number) => void
+
+/** `out = universe & ~a` over the words of ordinals `from` … `to` - 1. */
+function complementWords(out: Bitset, a: Bitset, universe: Bitset, from: number, to: number): void {
+  const w1 = (to + 31) >>> 5
+  for (let w = from >>> 5; w < w1; w++) out[w] = (universe[w] as number) & ~(a[w] as number)
 }
 
 /** First position in 0 … n-1 whose entry sorts after the cursor (`cmp(k)` > 0), by binary search. */
