@@ -177,6 +177,44 @@ describe('ProjectIndex snapshot', () => {
   }
 })
 
+describe('ProjectIndex evaluation in slices', () => {
+  test('equals the one-pass evaluation across many slices, with a pause between slices', async () => {
+    // 64 users per slice and per packed part: 2,000 users make 32 slices.
+    const index = new ProjectIndex(4, undefined, 64)
+    for (let n = 0; n < 2000; n++) {
+      index.upsert(id(n), {
+        plan: ['a', 'b', 'c'][n % 3] as string,
+        email: `e${n}@x`,
+        ltv: String(n % 100),
+        ...(n % 7 === 0 ? { city: `c${n % 50}` } : {}),
+      })
+    }
+    for (let n = 0; n < 2000; n += 13) index.remove(id(n))
+    const conditions: Condition[] = [
+      ...CONDITIONS,
+      { kind: 'text', field: 'email', op: 'neq', value: 'e5@x' },
+      { kind: 'set', field: 'email', op: 'not_in', values: ['e5@x', 'e1999@x'] },
+      { kind: 'presence', field: 'nothing', op: 'not_exists' },
+      { kind: 'text', field: 'user_id', op: 'neq', value: id(70) },
+      { kind: 'set', field: 'user_id', op: 'in', values: [id(1), id(1500), 'nobody'] },
+      { kind: 'text', field: 'user_id', op: 'starts_with', value: 'u000150' },
+      {
+        kind: 'any',
+        of: [
+          { kind: 'not', of: { kind: 'text', field: 'plan', op: 'eq', value: 'a' } },
+          { kind: 'numeric', field: 'ltv', op: 'lt', value: 10 },
+        ],
+      },
+    ] as Condition[]
+    for (const where of conditions) {
+      let pauses = 0
+      const sliced = await index.evaluateInSlices(where, async () => void pauses++)
+      assert.deepEqual(sliced, index.evaluate(where), JSON.stringify(where))
+      assert.equal(pauses, 31)
+    }
+  })
+})
+
 for (const backend of BACKENDS) {
   describe(`segment index built on a worker thread (${backend.name})`, () => {
     let opened: Awaited<ReturnType<Backend['open']>>

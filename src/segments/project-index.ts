@@ -12,6 +12,7 @@ import type { ValueTypes } from './value-types.js'
 /** What {@link ProjectIndex.snapshot} hands to another thread: typed arrays and a few numbers and names. */
 export interface ProjectIndexSnapshot {
   readonly dictionaryLimit: number
+  readonly partOrdinals: number
   readonly ids: IdTableSnapshot
   readonly live: Uint32Array<ArrayBuffer>
   readonly liveCount: number
@@ -48,6 +49,8 @@ type Leaf = Exclude<Condition, { kind: 'all' | 'any' | 'not' }>
 const INITIAL_CAPACITY = 1024
 /** Distinct values past which an attribute's dictionary is replaced by packed storage. */
 export const DEFAULT_DICTIONARY_LIMIT = 65_536
+/** Ids sorted per chunk by {@link ProjectIndex.sortInSlices}. */
+const SORT_SLICE = 16_384
 /** The sorted tail is merged into the main order once it holds more than 1/this of it. */
 const TAIL_SHARE = 8
 
@@ -79,10 +82,12 @@ export class ProjectIndex {
   /**
    * @param dictionaryLimit distinct values past which a column is packed (tests lower it).
    * @param idChunkBytes bytes per user-id storage chunk (tests lower it).
+   * @param partOrdinals users per part of a packed column, and per slice of {@link evaluateInSlices} (tests lower it).
    */
   constructor(
     private readonly dictionaryLimit = DEFAULT_DICTIONARY_LIMIT,
     idChunkBytes?: number,
+    private readonly partOrdinals = PART_ORDINALS,
   ) {
     this.ids = new IdTable(idChunkBytes)
   }
@@ -94,6 +99,7 @@ export class ProjectIndex {
   snapshot(transfer: TransferList): ProjectIndexSnapshot {
     return {
       dictionaryLimit: this.dictionaryLimit,
+      partOrdinals: this.partOrdinals,
       ids: this.ids.snapshot(transfer),
       live: transfer.add(this.live),
       liveCount: this.liveCount,
@@ -113,7 +119,7 @@ export class ProjectIndex {
    * with `pause` called between slices of them so the caller can yield the event loop.
    */
   static async restore(s: ProjectIndexSnapshot, pause: () => Promise<void>): Promise<ProjectIndex> {
-    const index = new ProjectIndex(s.dictionaryLimit)
+    const index = new ProjectIndex(s.dictionaryLimit, undefined, s.partOrdinals)
     index.ids = IdTable.restore(s.ids)
     index.live = s.live
     index.liveCount = s.liveCount
@@ -172,7 +178,7 @@ export class ProjectIndex {
 
   /** Replaces a dictionary column that outgrew its limit by a packed one holding the same values. */
   private pack(at: number, column: DictionaryColumn): void {
-    const packed = new PackedColumn(column.name, this.capacity)
+    const packed = new PackedColumn(column.name, this.capacity, this.partOrdinals)
     for (let o = 0; o < this.ids.size; o++) {
       const v = column.valueOf(o)
       if (v !== undefined) packed.set(o, v)
@@ -206,18 +212,54 @@ export class ProjectIndex {
   }
 
   /**
-   * Like {@link evaluate}, one slice of {@link PART_ORDINALS} users at a time, calling `pause`
-   * between slices so the caller can yield the event loop. The index must not change until the
-   * promise resolves (the segment index holds back the feed meanwhile).
+   * Like {@link evaluate}, one slice of `partOrdinals` users (a packed part) at a time, calling
+   * `pause` between slices so the caller can yield the event loop. The index must not change until
+   * the promise resolves (the segment index holds back the feed meanwhile).
    */
   async evaluateInSlices(cond: Condition, pause: () => Promise<void>): Promise<Bitset> {
     const plan = this.plan(cond)
     const bits = this.ids.size
-    for (let from = 0; from < bits; from += PART_ORDINALS) {
-      plan.run(from, Math.min(bits, from + PART_ORDINALS))
-      if (from + PART_ORDINALS < bits) await pause()
+    const slice = this.partOrdinals
+    for (let from = 0; from < bits; from += slice) {
+      plan.run(from, Math.min(bits, from + slice))
+      if (from + slice < bits) await pause()
     }
     return plan.out
+  }
+
+  /**
+   * Sorts the ids added out of order since the last page (a catch-up after a long build adds many)
+   * in chunks, calling `pause` between them, so the next {@link page} has little left to sort. The
+   * result is dropped if the order changed meanwhile (another page sorted first).
+   */
+  async sortInSlices(pause: () => Promise<void>): Promise<void> {
+    const ids = this.ids
+    const ordered = this.ordered
+    const known = ordered + this.tail.length
+    const size = ids.size
+    if (size - known <= SORT_SLICE) return
+    const byId = (a: number, b: number) => ids.compare(a, b)
+    let tail = this.tail
+    for (let start = known; start < size; start += SORT_SLICE) {
+      tail = mergeSorted(tail, this.sortedRange(start, Math.min(size, start + SORT_SLICE)), byId)
+      await pause()
+    }
+    if (this.ordered !== ordered || this.ordered + this.tail.length !== known || ids.size !== size) return
+    this.tail = tail
+  }
+
+  /** Ordinals `from` … `to` - 1 in user_id order. */
+  private sortedRange(from: number, to: number): Int32Array {
+    // Sorted by their decoded ids (one decode per id, JS comparisons) rather than by bytes (a native
+    // call per comparison, several times slower for many ids).
+    const count = to - from
+    const keys: string[] = []
+    for (let k = 0; k < count; k++) keys.push(this.ids.idOf(from + k))
+    const fresh = new Int32Array(count)
+    for (let k = 0; k < count; k++) fresh[k] = k
+    fresh.sort((a, b) => compareCodePoints(keys[a] as string, keys[b] as string))
+    for (let k = 0; k < count; k++) fresh[k] = from + (fresh[k] as number)
+    return fresh
   }
 
   private words(): number {
@@ -419,15 +461,7 @@ export class ProjectIndex {
     const known = this.ordered + this.tail.length
     if (known === ids.size) return
     const byId = (a: number, b: number) => ids.compare(a, b)
-    // Sorted by their decoded ids (one decode per id, JS comparisons) rather than by bytes (a native
-    // call per comparison, several times slower for many ids).
-    const count = ids.size - known
-    const keys: string[] = []
-    for (let k = 0; k < count; k++) keys.push(ids.idOf(known + k))
-    const fresh = new Int32Array(count)
-    for (let k = 0; k < count; k++) fresh[k] = k
-    fresh.sort((a, b) => compareCodePoints(keys[a] as string, keys[b] as string))
-    for (let k = 0; k < count; k++) fresh[k] = known + (fresh[k] as number)
+    const fresh = this.sortedRange(known, ids.size)
     this.tail = mergeSorted(this.tail, fresh, byId)
     if (this.tail.length * TAIL_SHARE < this.ordered) return
     let main = this.order

@@ -32,6 +32,14 @@ interface ProjectState {
   failures: number
   retryAt: number
   lastError: string
+  /**
+   * Evaluations in flight (they yield between slices and must see one state), and feed pages
+   * waiting to be applied: a page waits for the evaluations, and new evaluations wait for a
+   * waiting page, so a stream of queries never holds the feed back.
+   */
+  readers: number
+  writers: number
+  waiters: (() => void)[]
 }
 
 /** Counters and gauges of {@link SegmentIndex}, for /metrics. */
@@ -195,6 +203,9 @@ export class SegmentIndex {
         failures: 0,
         retryAt: 0,
         lastError: '',
+        readers: 0,
+        writers: 0,
+        waiters: [],
       }
       this.projects.set(projectId, state)
     }
@@ -439,13 +450,20 @@ export class SegmentIndex {
         target = new ProjectIndex(this.dictionaryLimit)
         state.index = target
       }
-      for (const userId of page.deletedUserIds) target.remove(userId)
-      for (const profile of page.upserts) target.upsert(profile.userId, profile.attributes)
+      await enterWrite(state)
+      try {
+        for (const userId of page.deletedUserIds) target.remove(userId)
+        for (const profile of page.upserts) target.upsert(profile.userId, profile.attributes)
+      } finally {
+        exitWrite(state)
+      }
       state.bytes = target.memoryBytes()
       this.makeRoom(projectId)
     }
     state.index = target
     state.token = feed.token()
+    // Ids the catch-up added out of order are sorted now, in slices, not by the first page.
+    if (!state.loaded) await target.sortInSlices(slicePause())
     state.loaded = true
     const { total, dead } = target.entries()
     if (total >= this.compactMinEntries && dead * 2 > total) {
@@ -506,14 +524,24 @@ export class SegmentIndex {
       this.counters.fallbacks++
       return this.queryStore(projectId, where, limit, afterUserId)
     }
-    const set = index.evaluate(where)
-    const page: IndexPage = index.page(set, afterUserId, limit)
-    const last = page.userIds[page.userIds.length - 1]
-    return {
-      count: index.count(set),
-      userIds: page.userIds,
-      nextAfter: page.more && last !== undefined ? last : null,
-      source: 'index',
+    // Large projects: evaluated a slice of users at a time, yielding between slices; the feed
+    // waits meanwhile, so the answer is exact for one state, at least as new as this call's catch-up.
+    const state = this.stateOf(projectId)
+    await enterRead(state)
+    try {
+      const pause = slicePause()
+      const set = await index.evaluateInSlices(where, pause)
+      await index.sortInSlices(pause)
+      const page: IndexPage = index.page(set, afterUserId, limit)
+      const last = page.userIds[page.userIds.length - 1]
+      return {
+        count: index.count(set),
+        userIds: page.userIds,
+        nextAfter: page.more && last !== undefined ? last : null,
+        source: 'index',
+      }
+    } finally {
+      exitRead(state)
     }
   }
 
@@ -590,13 +618,16 @@ export class SegmentIndex {
     // Many saved segments: the event loop gets a turn every ~20 ms of counting. Each count is exact
     // for a moment after the call began (a catch-up may land between two of them).
     const counts: number[] = []
-    let slice = performance.now()
+    const state = this.stateOf(projectId)
+    const pause = slicePause()
     for (const where of wheres) {
-      if (performance.now() - slice > YIELD_AFTER_MS) {
-        await new Promise((resolve) => setImmediate(resolve))
-        slice = performance.now()
+      await pause()
+      await enterRead(state)
+      try {
+        counts.push(index.count(await index.evaluateInSlices(where, pause)))
+      } finally {
+        exitRead(state)
       }
-      counts.push(index.count(index.evaluate(where)))
     }
     return counts
   }
@@ -616,6 +647,31 @@ export class SegmentIndex {
     clearInterval(this.timer)
     this.closing.abort()
   }
+}
+
+async function enterRead(state: ProjectState): Promise<void> {
+  while (state.writers > 0) await new Promise<void>((resolve) => state.waiters.push(resolve))
+  state.readers++
+}
+
+function exitRead(state: ProjectState): void {
+  if (--state.readers === 0) wake(state)
+}
+
+async function enterWrite(state: ProjectState): Promise<void> {
+  state.writers++
+  while (state.readers > 0) await new Promise<void>((resolve) => state.waiters.push(resolve))
+}
+
+function exitWrite(state: ProjectState): void {
+  state.writers--
+  wake(state)
+}
+
+function wake(state: ProjectState): void {
+  const waiters = state.waiters
+  state.waiters = []
+  for (const resolve of waiters) resolve()
 }
 
 /** A pause for long loops on the event loop: gives other work a turn once ~{@link YIELD_AFTER_MS} have passed. */
