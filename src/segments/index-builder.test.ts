@@ -426,3 +426,29 @@ describe('segment index build thread: failures and the event loop (sqlite)', () 
     assert.equal(await index.count(big, { kind: 'all', of: [] } as Condition), 200_000)
   })
 })
+
+describe('segment index: concurrent queries take turns with the event loop', () => {
+  test('twenty queries at once each run after a turn of the loop, not back to back in one phase', async (t) => {
+    const store = await openStore('sqlite::memory:')
+    t.after(() => store.close())
+    const { id: projectId } = await store.ensureProject('turns')
+    await preload(store, projectId, 5000)
+    const index = new SegmentIndex(store)
+    t.after(() => index.close())
+    await index.sync(projectId)
+    let turns = 0
+    let running = true
+    const spin = (): void => {
+      turns++
+      if (running) setImmediate(spin)
+    }
+    setImmediate(spin)
+    const where = CONDITIONS[1] as Condition
+    const answers = await Promise.all(Array.from({ length: 20 }, () => index.query(projectId, where, 10)))
+    running = false
+    const expected = await store.countProfiles(projectId, where)
+    for (const answer of answers) assert.equal(answer.count, expected)
+    // One loop turn (at least) between two evaluations: the other work on the loop turned ~20 times.
+    assert.ok(turns >= 15, `${turns} turns of the loop while 20 queries ran`)
+  })
+})

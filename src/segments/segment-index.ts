@@ -166,6 +166,8 @@ export class SegmentIndex {
   private readonly buildHooks: NonNullable<SegmentIndexOptions['buildHooks']>
   /** The end of the last build queued: builds run one after the other. */
   private buildQueue: Promise<void> = Promise.resolve()
+  /** The last evaluation slice queued: see {@link nextTurn}. */
+  private turns: Promise<void> = Promise.resolve()
   /** Stops running builds when the index closes. */
   private readonly closing = new AbortController()
 
@@ -527,11 +529,12 @@ export class SegmentIndex {
     // Large projects: evaluated a slice of users at a time, yielding between slices; the feed
     // waits meanwhile, so the answer is exact for one state, at least as new as this call's catch-up.
     const state = this.stateOf(projectId)
+    await this.nextTurn()
     await enterRead(state)
     try {
-      const pause = slicePause()
+      const pause = () => this.nextTurn()
       const set = await index.evaluateInSlices(where, pause)
-      await index.sortInSlices(pause)
+      await index.sortInSlices(slicePause())
       const page: IndexPage = index.page(set, afterUserId, limit)
       const last = page.userIds[page.userIds.length - 1]
       return {
@@ -619,7 +622,7 @@ export class SegmentIndex {
     // for a moment after the call began (a catch-up may land between two of them).
     const counts: number[] = []
     const state = this.stateOf(projectId)
-    const pause = slicePause()
+    const pause = () => this.nextTurn()
     for (const where of wheres) {
       await pause()
       await enterRead(state)
@@ -640,6 +643,18 @@ export class SegmentIndex {
   /** Drops every project's index (they reload on the next read). */
   clear(): void {
     this.projects.clear()
+  }
+
+  /**
+   * Resolves when it is this caller's turn to run one slice of an evaluation: slices of all
+   * queries run one at a time, each after its own `setImmediate`, scheduled once the previous
+   * slice has run. Thirty-two clients asking at once then take turns with uploads, timers and
+   * `/healthz` instead of running back to back in one phase of the event loop.
+   */
+  private nextTurn(): Promise<void> {
+    const turn = this.turns.then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    this.turns = turn
+    return turn
   }
 
   /** Stops the background catch-up and any build thread; the index still answers, catching up on each read. */
