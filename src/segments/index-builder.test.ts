@@ -433,7 +433,8 @@ describe('segment index: concurrent queries take turns with the event loop', () 
     t.after(() => store.close())
     const { id: projectId } = await store.ensureProject('turns')
     await preload(store, projectId, 5000)
-    const index = new SegmentIndex(store)
+    // A budget of 0: every slice waits for a turn of the loop (the default, 20 ms, lets fast ones share one).
+    const index = new SegmentIndex(store, { sliceBudgetMs: 0 })
     t.after(() => index.close())
     await index.sync(projectId)
     let turns = 0

@@ -125,6 +125,11 @@ export interface SegmentIndexOptions {
    * back to this thread, and that is logged once.
    */
   readonly buildSource?: FeedSource
+  /**
+   * Milliseconds of evaluation all queries together run per turn of the event loop (see
+   * SegmentIndex.pause). Default 20; tests set 0 (a turn before every slice).
+   */
+  readonly sliceBudgetMs?: number
   /** Tests: pause a build thread after its first page; run another module in it. */
   readonly buildHooks?: { readonly afterFirstPage?: () => Promise<void>; readonly moduleUrl?: string }
 }
@@ -166,8 +171,11 @@ export class SegmentIndex {
   private readonly buildHooks: NonNullable<SegmentIndexOptions['buildHooks']>
   /** The end of the last build queued: builds run one after the other. */
   private buildQueue: Promise<void> = Promise.resolve()
-  /** The last evaluation slice queued: see {@link nextTurn}. */
-  private turns: Promise<void> = Promise.resolve()
+  /** See {@link pause}: when the current turn's budget began, and the turn everyone waits for. */
+  private budgetStart = Number.NEGATIVE_INFINITY
+  private hop: Promise<void> | undefined
+  private turnTaken = false
+  private readonly sliceBudgetMs: number
   /** Stops running builds when the index closes. */
   private readonly closing = new AbortController()
 
@@ -184,6 +192,7 @@ export class SegmentIndex {
     this.now = options.now ?? Date.now
     this.buildSource = options.buildSource
     this.buildHooks = options.buildHooks ?? {}
+    this.sliceBudgetMs = options.sliceBudgetMs ?? YIELD_AFTER_MS
     const interval = options.followIntervalMs ?? DEFAULT_FOLLOW_INTERVAL_MS
     if (interval > 0) {
       this.timer = setInterval(() => void this.maintain(), interval)
@@ -529,10 +538,10 @@ export class SegmentIndex {
     // Large projects: evaluated a slice of users at a time, yielding between slices; the feed
     // waits meanwhile, so the answer is exact for one state, at least as new as this call's catch-up.
     const state = this.stateOf(projectId)
-    await this.nextTurn()
+    await this.pause()
     await enterRead(state)
     try {
-      const pause = () => this.nextTurn()
+      const pause = () => this.pause()
       const set = await index.evaluateInSlices(where, pause)
       await index.sortInSlices(slicePause())
       const page: IndexPage = index.page(set, afterUserId, limit)
@@ -622,7 +631,7 @@ export class SegmentIndex {
     // for a moment after the call began (a catch-up may land between two of them).
     const counts: number[] = []
     const state = this.stateOf(projectId)
-    const pause = () => this.nextTurn()
+    const pause = () => this.pause()
     for (const where of wheres) {
       await pause()
       await enterRead(state)
@@ -646,15 +655,32 @@ export class SegmentIndex {
   }
 
   /**
-   * Resolves when it is this caller's turn to run one slice of an evaluation: slices of all
-   * queries run one at a time, each after its own `setImmediate`, scheduled once the previous
-   * slice has run. Thirty-two clients asking at once then take turns with uploads, timers and
-   * `/healthz` instead of running back to back in one phase of the event loop.
+   * Resolves when the caller may run one slice of an evaluation. All queries share one budget of
+   * `sliceBudgetMs` of slices per turn of the event loop: once it is spent, every caller waits for
+   * one shared `setImmediate`, after which the first to resume starts a new budget and the others
+   * wait for the next turn. Thirty-two clients asking at once then take turns with uploads, timers
+   * and `/healthz` (and fast slices still run several per turn) instead of running back to back in
+   * one phase of the event loop.
    */
-  private nextTurn(): Promise<void> {
-    const turn = this.turns.then(() => new Promise<void>((resolve) => setImmediate(resolve)))
-    this.turns = turn
-    return turn
+  private async pause(): Promise<void> {
+    if (performance.now() - this.budgetStart < this.sliceBudgetMs) return
+    for (;;) {
+      this.hop ??= new Promise<void>((resolve) =>
+        setImmediate(() => {
+          this.hop = undefined
+          this.budgetStart = performance.now()
+          this.turnTaken = false
+          resolve()
+        }),
+      )
+      await this.hop
+      // The first to resume after the turn runs; the others while the new budget lasts.
+      if (!this.turnTaken) {
+        this.turnTaken = true
+        return
+      }
+      if (performance.now() - this.budgetStart < this.sliceBudgetMs) return
+    }
   }
 
   /** Stops the background catch-up and any build thread; the index still answers, catching up on each read. */
