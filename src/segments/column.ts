@@ -3,6 +3,22 @@ import type { NumericOp } from '../core/segment.js'
 import type { Bitset } from './bitset.js'
 import type { ValueTypes } from './value-types.js'
 
+/** A question one column answers by itself (the condition leaves, before negation). */
+export type ColumnQuery =
+  | { readonly op: 'present' }
+  | { readonly op: 'equal'; readonly value: string }
+  | { readonly op: 'oneOf'; readonly values: readonly string[] }
+  | { readonly op: 'containing'; readonly needle: string }
+  | { readonly op: 'startingWith'; readonly prefix: string }
+  | { readonly op: 'numeric'; readonly numOp: NumericOp; readonly bound: number }
+  | { readonly op: 'date'; readonly window: DateWindow }
+
+/**
+ * Sets in `out` the bits of the matching ordinals in `from` … `to` - 1, and none outside; `from`
+ * is a multiple of 32 and of a packed column's part size (packed columns select whole parts).
+ */
+export type Selector = (out: Bitset, from: number, to: number) => void
+
 /**
  * One attribute of one project in the segment index, whichever way it holds its values: a
  * dictionary of distinct values for low and medium cardinality ({@link DictionaryColumn}), or
@@ -16,6 +32,11 @@ export interface Column {
   grow(capacity: number): void
   /** Sets (or with undefined, clears) the value of user `ordinal`. */
   set(ordinal: number, value: string | undefined): void
+  /**
+   * Prepares `query` once (a dictionary marks its matching values here) for a run per slice of
+   * ordinals: an evaluation can then yield between slices. The column must not change meanwhile.
+   */
+  selector(query: ColumnQuery): Selector
   selectPresent(bits: number): Bitset
   selectEqual(value: string, bits: number): Bitset
   selectOneOf(values: readonly string[], bits: number): Bitset

@@ -1,7 +1,8 @@
 import type { DateWindow } from '../core/date.js'
 import { compareNumber, parseNumericText, type NumericOp } from '../core/segment.js'
 import { createBitset, type Bitset } from './bitset.js'
-import type { Column } from './column.js'
+import type { Column, ColumnQuery, Selector } from './column.js'
+import { asBuffer, type TransferList } from './transfer.js'
 import { KIND_DAY, KIND_INSTANT, kindOf, ValueTypes } from './value-types.js'
 
 /** Dictionary values per joined text chunk for substring search; only the last chunk is ever rebuilt. */
@@ -14,7 +15,7 @@ interface TextChunk {
   readonly first: number
   readonly count: number
   /** Start of each value in `text`, plus one past the end. */
-  readonly offsets: Int32Array
+  readonly offsets: Int32Array<ArrayBuffer>
 }
 
 /**
@@ -38,6 +39,8 @@ export class DictionaryColumn implements Column {
   present = 0
   /** Distinct values currently held by at least one user. */
   liveValues = 0
+  /** Estimated bytes of `values` and `dictionary` (see {@link memoryBytes}), kept as values enter. */
+  private dictionaryBytes = 0
 
   constructor(
     readonly name: string,
@@ -87,6 +90,7 @@ export class DictionaryColumn implements Column {
     code = this.values.length
     this.values.push(value)
     this.dictionary.set(value, code)
+    this.dictionaryBytes += 60 + 2 * value.length
     if (code >= this.numbers.length) {
       const numbers = new Float64Array(this.numbers.length * 2)
       numbers.set(this.numbers)
@@ -161,14 +165,70 @@ export class DictionaryColumn implements Column {
   /** Users (among the first `bits` ordinals) whose code is marked. */
   select(mark: Uint8Array, bits: number): Bitset {
     const out = createBitset(bits)
+    this.selectInto(mark, out, 0, bits)
+    return out
+  }
+
+  /** Writes the words of ordinals `from` (a multiple of 32) … `to` - 1: bit set where the code is marked. */
+  private selectInto(mark: Uint8Array, out: Bitset, from: number, to: number): void {
     const codes = this.codes
-    for (let w = 0; w < out.length; w++) {
+    const last = (to + 31) >>> 5
+    for (let w = from >>> 5; w < last; w++) {
       const base = w << 5
-      const end = Math.min(32, bits - base)
+      const end = Math.min(32, to - base)
       let word = 0
       for (let b = 0; b < end; b++) if (mark[codes[base + b] as number] === 1) word |= 1 << b
       out[w] = word
     }
+  }
+
+  private presentInto(out: Bitset, from: number, to: number): void {
+    const codes = this.codes
+    const last = (to + 31) >>> 5
+    for (let w = from >>> 5; w < last; w++) {
+      const base = w << 5
+      const end = Math.min(32, to - base)
+      let word = 0
+      for (let b = 0; b < end; b++) if (codes[base + b] !== 0) word |= 1 << b
+      out[w] = word
+    }
+  }
+
+  selector(query: ColumnQuery): Selector {
+    if (query.op === 'present') return (out, from, to) => this.presentInto(out, from, to)
+    // The dictionary is marked once per query (O(values)); each slice then reads only the codes.
+    const mark = this.markFor(query)
+    return (out, from, to) => this.selectInto(mark, out, from, to)
+  }
+
+  private markFor(query: Exclude<ColumnQuery, { op: 'present' }>): Uint8Array {
+    switch (query.op) {
+      case 'equal':
+        return this.markOneOf([query.value])
+      case 'oneOf':
+        return this.markOneOf(query.values)
+      case 'containing':
+        return this.markContaining(query.needle)
+      case 'startingWith':
+        return this.markValues((v) => v.startsWith(query.prefix))
+      case 'numeric':
+        // NaN (not a number) fails every comparison, as the reference requires.
+        return this.markValues((_v, code) => compareNumber(this.numbers[code] as number, query.numOp, query.bound))
+      case 'date':
+        return this.markDate(query.window)
+    }
+  }
+
+  private markOneOf(values: readonly string[]): Uint8Array {
+    const mark = new Uint8Array(this.values.length)
+    for (const v of values) mark[this.codeOf(v)] = 1
+    mark[0] = 0
+    return mark
+  }
+
+  private run(query: ColumnQuery, bits: number): Bitset {
+    const out = createBitset(bits)
+    this.selector(query)(out, 0, bits)
     return out
   }
 
@@ -195,40 +255,27 @@ export class DictionaryColumn implements Column {
   }
 
   selectPresent(bits: number): Bitset {
-    const out = createBitset(bits)
-    const codes = this.codes
-    for (let o = 0; o < bits; o++) if (codes[o] !== 0) out[o >>> 5] = (out[o >>> 5] as number) | (1 << (o & 31))
-    return out
+    return this.run({ op: 'present' }, bits)
   }
 
   selectEqual(value: string, bits: number): Bitset {
-    return this.selectOneOf([value], bits)
+    return this.run({ op: 'equal', value }, bits)
   }
 
   selectOneOf(values: readonly string[], bits: number): Bitset {
-    const mark = new Uint8Array(this.values.length)
-    for (const v of values) mark[this.codeOf(v)] = 1
-    mark[0] = 0
-    return this.select(mark, bits)
+    return this.run({ op: 'oneOf', values }, bits)
   }
 
   selectContaining(needle: string, bits: number): Bitset {
-    return this.select(this.markContaining(needle), bits)
+    return this.run({ op: 'containing', needle }, bits)
   }
 
   selectStartingWith(prefix: string, bits: number): Bitset {
-    return this.select(
-      this.markValues((v) => v.startsWith(prefix)),
-      bits,
-    )
+    return this.run({ op: 'startingWith', prefix }, bits)
   }
 
   selectNumeric(op: NumericOp, bound: number, bits: number): Bitset {
-    // NaN (not a number) fails every comparison, as the reference requires.
-    return this.select(
-      this.markValues((_v, code) => compareNumber(this.numbers[code] as number, op, bound)),
-      bits,
-    )
+    return this.run({ op: 'numeric', numOp: op, bound }, bits)
   }
 
   // Dates and kinds: each distinct value is classified once, on the first date query or catalog
@@ -255,21 +302,22 @@ export class DictionaryColumn implements Column {
     this.kindNumbers = numbers
   }
 
-  selectDate(w: DateWindow, bits: number): Bitset {
+  selectDate(window: DateWindow, bits: number): Bitset {
+    return this.run({ op: 'date', window }, bits)
+  }
+
+  private markDate(w: DateWindow): Uint8Array {
     this.refreshKinds()
     const kinds = this.kinds
     const n = this.kindNumbers
     // Locals, not the imported constants, in the per-value test (imported bindings are not folded).
     const INSTANT = KIND_INSTANT
     const DAY = KIND_DAY
-    return this.select(
-      this.markValues((_v, code) => {
-        const k = kinds[code]
-        const x = n[code] as number
-        return k === INSTANT ? x >= w.from && x < w.to : k === DAY && x >= w.fromDay && x < w.toDay
-      }),
-      bits,
-    )
+    return this.markValues((_v, code) => {
+      const k = kinds[code]
+      const x = n[code] as number
+      return k === INSTANT ? x >= w.from && x < w.to : k === DAY && x >= w.fromDay && x < w.toDay
+    })
   }
 
   valueTypes(): ValueTypes {
@@ -293,11 +341,82 @@ export class DictionaryColumn implements Column {
 
   /** Approximate bytes held: typed arrays plus the dictionary (strings ~2 bytes a char + ~60 per entry). */
   memoryBytes(): number {
-    let dict = 0
-    for (let c = 1; c < this.values.length; c++) dict += 60 + 2 * (this.values[c] as string).length
+    const dict = this.dictionaryBytes
     let text = 0
     for (const chunk of this.textChunks) text += chunk.text.length + chunk.offsets.byteLength
     const kinds = this.kinds.byteLength + this.kindNumbers.byteLength
     return this.codes.byteLength + this.numbers.byteLength + this.counts.byteLength + dict + text + kinds
   }
+
+  /**
+   * The column's state for another thread; this column must not be used afterwards. The values go
+   * as one UTF-8 buffer (values never hold NUL: uploads refuse it) with their offsets, handed over
+   * rather than cloned string by string.
+   */
+  snapshot(transfer: TransferList): DictionaryColumnSnapshot {
+    const text = Buffer.from(this.values.slice(1).join(SEPARATOR), 'utf8')
+    return {
+      kind: 'dictionary',
+      name: this.name,
+      codes: transfer.add(this.codes),
+      values: transfer.add(text),
+      valueCount: this.values.length - 1,
+      numbers: transfer.add(this.numbers),
+      counts: transfer.add(this.counts),
+      present: this.present,
+      liveValues: this.liveValues,
+    }
+  }
+
+  /**
+   * The column a {@link snapshot} describes. Its dictionary is rebuilt value by value (at most the
+   * dictionary limit of them), calling `pause` between slices so the caller can give the event
+   * loop a turn; the per-user codes are used as they are.
+   */
+  static async restore(s: DictionaryColumnSnapshot, pause: () => Promise<void>): Promise<DictionaryColumn> {
+    const column = new DictionaryColumn(s.name, 0)
+    column.codes = s.codes
+    column.numbers = s.numbers
+    column.counts = s.counts
+    column.present = s.present
+    column.liveValues = s.liveValues
+    const text = asBuffer(s.values)
+    let at = 0
+    let left = s.valueCount
+    while (left > 0) {
+      // The next `n` values: up to the n-th NUL from `at` (the last value ends at the buffer's end).
+      const n = Math.min(RESTORE_SLICE, left)
+      let end = at - 1
+      for (let k = 0; k < n; k++) {
+        const nul = text.indexOf(0, end + 1)
+        end = nul === -1 ? text.length : nul
+      }
+      for (const value of text.toString('utf8', at, end).split(SEPARATOR)) {
+        column.dictionary.set(value, column.values.length)
+        column.values.push(value)
+        column.dictionaryBytes += 60 + 2 * value.length
+      }
+      at = end + 1
+      left -= n
+      await pause()
+    }
+    return column
+  }
+}
+
+/** Dictionary values rebuilt between two pauses of {@link DictionaryColumn.restore}. */
+const RESTORE_SLICE = 8192
+
+/** What {@link DictionaryColumn.snapshot} hands to another thread. */
+export interface DictionaryColumnSnapshot {
+  readonly kind: 'dictionary'
+  readonly name: string
+  readonly codes: Int32Array<ArrayBuffer>
+  /** Values of codes 1… joined by NUL, UTF-8. */
+  readonly values: Uint8Array<ArrayBuffer>
+  readonly valueCount: number
+  readonly numbers: Float64Array<ArrayBuffer>
+  readonly counts: Int32Array<ArrayBuffer>
+  readonly present: number
+  readonly liveValues: number
 }

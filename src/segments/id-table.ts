@@ -1,3 +1,5 @@
+import { asBuffer, type TransferList } from './transfer.js'
+
 /** Bytes per storage chunk of user ids: an id never straddles two, so every offset fits an Int32. */
 const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
 const INITIAL_USERS = 1024
@@ -124,6 +126,39 @@ export class IdTable {
     return chunk.compare(bytes, 0, bytes.length, at, at + (this.lengths[o] as number))
   }
 
+  /** The table's state as typed arrays for another thread; this table must not be used afterwards. */
+  snapshot(transfer: TransferList): IdTableSnapshot {
+    return {
+      chunkBytes: this.chunkBytes,
+      chunks: this.chunks.map((chunk) => transfer.add(chunk)),
+      chunkUsed: this.chunkUsed,
+      starts: transfer.add(this.starts),
+      lengths: transfer.add(this.lengths),
+      hashes: transfer.add(this.hashes),
+      slots: transfer.add(this.slots),
+      oldSlots: this.oldSlots === undefined ? undefined : transfer.add(this.oldSlots),
+      oldSize: this.oldSize,
+      migrated: this.migrated,
+      size: this.size,
+    }
+  }
+
+  /** The table a {@link snapshot} describes, over the same memory: O(chunks), no per-id work. */
+  static restore(s: IdTableSnapshot): IdTable {
+    const table = new IdTable(s.chunkBytes)
+    table.chunks = s.chunks.map(asBuffer)
+    table.chunkUsed = s.chunkUsed
+    table.starts = s.starts
+    table.lengths = s.lengths
+    table.hashes = s.hashes
+    table.slots = s.slots
+    table.oldSlots = s.oldSlots
+    table.oldSize = s.oldSize
+    table.migrated = s.migrated
+    table.size = s.size
+    return table
+  }
+
   /** Bytes held. */
   memoryBytes(): number {
     let bytes =
@@ -188,6 +223,21 @@ export class IdTable {
     this.migrated = end
     if (end === this.oldSize) this.oldSlots = undefined
   }
+}
+
+/** What {@link IdTable.snapshot} hands to another thread. */
+export interface IdTableSnapshot {
+  readonly chunkBytes: number
+  readonly chunks: readonly Uint8Array<ArrayBuffer>[]
+  readonly chunkUsed: number
+  readonly starts: Float64Array<ArrayBuffer>
+  readonly lengths: Uint16Array<ArrayBuffer>
+  readonly hashes: Int32Array<ArrayBuffer>
+  readonly slots: Int32Array<ArrayBuffer>
+  readonly oldSlots: Int32Array<ArrayBuffer> | undefined
+  readonly oldSize: number
+  readonly migrated: number
+  readonly size: number
 }
 
 /** UTF-8 bytes of `id`, for {@link IdTable.compareTo}. */

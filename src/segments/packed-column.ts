@@ -1,7 +1,8 @@
 import { parseDateValue, type DateWindow } from '../core/date.js'
 import { compareNumber, parseNumericText, type NumericOp } from '../core/segment.js'
 import { createBitset, setBit, type Bitset } from './bitset.js'
-import type { Column } from './column.js'
+import type { Column, ColumnQuery, Selector } from './column.js'
+import { asBuffer, type TransferList } from './transfer.js'
 import { KIND_BOOLEAN, KIND_DAY, KIND_INSTANT, KIND_NUMBER, KIND_STRING, ValueTypes } from './value-types.js'
 
 /** `in` lists up to this long are answered by one buffer search per value; longer ones by a hash lookup per user. */
@@ -59,6 +60,39 @@ class PackedPart {
 
   get capacity(): number {
     return this.current.length
+  }
+
+  snapshot(transfer: TransferList): PackedPartSnapshot {
+    return {
+      base: this.base,
+      present: this.present,
+      data: transfer.add(this.data),
+      used: this.used,
+      liveBytes: this.liveBytes,
+      starts: transfer.add(this.starts),
+      owners: transfer.add(this.owners),
+      count: this.count,
+      current: transfer.add(this.current),
+      numbers: this.numbers === undefined ? undefined : transfer.add(this.numbers),
+      kinds: transfer.add(this.kinds),
+      dates: this.dates === undefined ? undefined : transfer.add(this.dates),
+    }
+  }
+
+  static restore(s: PackedPartSnapshot): PackedPart {
+    const part = new PackedPart(s.base, 0)
+    part.present = s.present
+    part.data = asBuffer(s.data)
+    part.used = s.used
+    part.liveBytes = s.liveBytes
+    part.starts = s.starts as Int32Array<ArrayBuffer>
+    part.owners = s.owners as Int32Array<ArrayBuffer>
+    part.count = s.count
+    part.current = s.current
+    part.numbers = s.numbers
+    part.kinds = s.kinds
+    part.dates = s.dates
+    return part
   }
 
   grow(capacity: number): void {
@@ -350,6 +384,24 @@ export class PackedColumn implements Column {
     return n
   }
 
+  /** The column's state as typed arrays for another thread; this column must not be used afterwards. */
+  snapshot(transfer: TransferList): PackedColumnSnapshot {
+    return {
+      kind: 'packed',
+      name: this.name,
+      capacity: this.capacity,
+      partOrdinals: this.partOrdinals,
+      parts: this.parts.map((part) => part.snapshot(transfer)),
+    }
+  }
+
+  /** The column a {@link snapshot} describes, over the same memory: O(parts). */
+  static restore(s: PackedColumnSnapshot): PackedColumn {
+    const column = new PackedColumn(s.name, s.capacity, s.partOrdinals)
+    for (const part of s.parts) column.parts.push(PackedPart.restore(part))
+    return column
+  }
+
   grow(capacity: number): void {
     this.capacity = capacity
     const last = this.parts[this.parts.length - 1]
@@ -372,39 +424,46 @@ export class PackedColumn implements Column {
     ;(this.parts[p] as PackedPart).set(ordinal - p * this.partOrdinals, value)
   }
 
-  /** Runs `select` over every part holding ordinals below `bits`; bits past the bitset's end are never written. */
-  private each(bits: number, select: (part: PackedPart, out: Bitset) => void): Bitset {
+  /** Selects whole parts: those starting in `from` … `to` - 1 (bits past the bitset's end are never written). */
+  selector(query: ColumnQuery): Selector {
+    const select = partSelector(query)
+    return (out, from, to) => {
+      for (const part of this.parts) if (part.base >= from && part.base < to) select(part, out)
+    }
+  }
+
+  private run(query: ColumnQuery, bits: number): Bitset {
     const out = createBitset(bits)
-    for (const part of this.parts) if (part.base < bits) select(part, out)
+    this.selector(query)(out, 0, bits)
     return out
   }
 
   selectPresent(bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectPresent(out))
+    return this.run({ op: 'present' }, bits)
   }
 
   selectEqual(value: string, bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectEqual(value, out))
+    return this.run({ op: 'equal', value }, bits)
   }
 
   selectOneOf(values: readonly string[], bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectOneOf(values, out))
+    return this.run({ op: 'oneOf', values }, bits)
   }
 
   selectContaining(needle: string, bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectContaining(needle, out))
+    return this.run({ op: 'containing', needle }, bits)
   }
 
   selectStartingWith(prefix: string, bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectStartingWith(prefix, out))
+    return this.run({ op: 'startingWith', prefix }, bits)
   }
 
   selectNumeric(op: NumericOp, bound: number, bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectNumeric(op, bound, out))
+    return this.run({ op: 'numeric', numOp: op, bound }, bits)
   }
 
-  selectDate(w: DateWindow, bits: number): Bitset {
-    return this.each(bits, (part, out) => part.selectDate(w, out))
+  selectDate(window: DateWindow, bits: number): Bitset {
+    return this.run({ op: 'date', window }, bits)
   }
 
   valueTypes(): ValueTypes {
@@ -432,6 +491,50 @@ export class PackedColumn implements Column {
     for (const part of this.parts) bytes += part.memoryBytes()
     return bytes
   }
+}
+
+/** What one part does for `query`, setting bits in `out`. */
+function partSelector(query: ColumnQuery): (part: PackedPart, out: Bitset) => void {
+  switch (query.op) {
+    case 'present':
+      return (part, out) => part.selectPresent(out)
+    case 'equal':
+      return (part, out) => part.selectEqual(query.value, out)
+    case 'oneOf':
+      return (part, out) => part.selectOneOf(query.values, out)
+    case 'containing':
+      return (part, out) => part.selectContaining(query.needle, out)
+    case 'startingWith':
+      return (part, out) => part.selectStartingWith(query.prefix, out)
+    case 'numeric':
+      return (part, out) => part.selectNumeric(query.numOp, query.bound, out)
+    case 'date':
+      return (part, out) => part.selectDate(query.window, out)
+  }
+}
+
+interface PackedPartSnapshot {
+  readonly base: number
+  readonly present: number
+  readonly data: Uint8Array<ArrayBuffer>
+  readonly used: number
+  readonly liveBytes: number
+  readonly starts: Int32Array<ArrayBuffer>
+  readonly owners: Int32Array<ArrayBuffer>
+  readonly count: number
+  readonly current: Int32Array<ArrayBuffer>
+  readonly numbers: Float64Array<ArrayBuffer> | undefined
+  readonly kinds: Uint8Array<ArrayBuffer>
+  readonly dates: Float64Array<ArrayBuffer> | undefined
+}
+
+/** What {@link PackedColumn.snapshot} hands to another thread. */
+export interface PackedColumnSnapshot {
+  readonly kind: 'packed'
+  readonly name: string
+  readonly capacity: number
+  readonly partOrdinals: number
+  readonly parts: readonly PackedPartSnapshot[]
 }
 
 function grown(array: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {

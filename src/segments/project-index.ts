@@ -1,23 +1,28 @@
 import { USER_ID_FIELD } from '../core/limits.js'
 import { evaluateLeaf, windowOfLeaf, type Condition } from '../core/segment.js'
 import { compareCodePoints } from '../core/text.js'
-import {
-  andInto,
-  andNotInto,
-  clearBit,
-  complementInto,
-  countBits,
-  createBitset,
-  hasBit,
-  orInto,
-  setBit,
-  type Bitset,
-} from './bitset.js'
-import type { Column } from './column.js'
-import { DictionaryColumn } from './dictionary-column.js'
-import { encodeId, IdTable } from './id-table.js'
-import { PackedColumn } from './packed-column.js'
+import { clearBit, countBits, createBitset, hasBit, setBit, type Bitset } from './bitset.js'
+import type { Column, ColumnQuery } from './column.js'
+import { DictionaryColumn, type DictionaryColumnSnapshot } from './dictionary-column.js'
+import { encodeId, IdTable, type IdTableSnapshot } from './id-table.js'
+import { PackedColumn, PART_ORDINALS, type PackedColumnSnapshot } from './packed-column.js'
+import type { TransferList } from './transfer.js'
 import type { ValueTypes } from './value-types.js'
+
+/** What {@link ProjectIndex.snapshot} hands to another thread: typed arrays and a few numbers and names. */
+export interface ProjectIndexSnapshot {
+  readonly dictionaryLimit: number
+  readonly partOrdinals: number
+  readonly ids: IdTableSnapshot
+  readonly live: Uint32Array<ArrayBuffer>
+  readonly liveCount: number
+  readonly capacity: number
+  /** In the index's column order. */
+  readonly columns: readonly (DictionaryColumnSnapshot | PackedColumnSnapshot)[]
+  readonly order: Int32Array<ArrayBuffer> | null
+  readonly ordered: number
+  readonly tail: Int32Array<ArrayBuffer>
+}
 
 /** One attribute in the catalog. */
 export interface AttributeSummary {
@@ -44,6 +49,8 @@ type Leaf = Exclude<Condition, { kind: 'all' | 'any' | 'not' }>
 const INITIAL_CAPACITY = 1024
 /** Distinct values past which an attribute's dictionary is replaced by packed storage. */
 export const DEFAULT_DICTIONARY_LIMIT = 65_536
+/** Ids sorted per chunk by {@link ProjectIndex.sortInSlices}. */
+const SORT_SLICE = 16_384
 /** The sorted tail is merged into the main order once it holds more than 1/this of it. */
 const TAIL_SHARE = 8
 
@@ -59,7 +66,7 @@ const TAIL_SHARE = 8
  * Nothing here is a JS `Map`, `Set` or array sized by the user count.
  */
 export class ProjectIndex {
-  private readonly ids: IdTable
+  private ids: IdTable
   private live: Bitset = createBitset(INITIAL_CAPACITY)
   private liveCount = 0
   private capacity = INITIAL_CAPACITY
@@ -75,12 +82,57 @@ export class ProjectIndex {
   /**
    * @param dictionaryLimit distinct values past which a column is packed (tests lower it).
    * @param idChunkBytes bytes per user-id storage chunk (tests lower it).
+   * @param partOrdinals users per part of a packed column, and per slice of {@link evaluateInSlices} (tests lower it).
    */
   constructor(
     private readonly dictionaryLimit = DEFAULT_DICTIONARY_LIMIT,
     idChunkBytes?: number,
+    private readonly partOrdinals = PART_ORDINALS,
   ) {
     this.ids = new IdTable(idChunkBytes)
+  }
+
+  /**
+   * The index as typed arrays whose memory `transfer` lists, for `postMessage` to another thread
+   * (the segment index is built on a worker thread). This index must not be used afterwards.
+   */
+  snapshot(transfer: TransferList): ProjectIndexSnapshot {
+    return {
+      dictionaryLimit: this.dictionaryLimit,
+      partOrdinals: this.partOrdinals,
+      ids: this.ids.snapshot(transfer),
+      live: transfer.add(this.live),
+      liveCount: this.liveCount,
+      capacity: this.capacity,
+      columns: this.columnList.map((column) =>
+        column instanceof DictionaryColumn ? column.snapshot(transfer) : (column as PackedColumn).snapshot(transfer),
+      ),
+      order: this.order === null ? null : transfer.add(this.order),
+      ordered: this.ordered,
+      tail: transfer.add(this.tail),
+    }
+  }
+
+  /**
+   * The index a {@link snapshot} describes, over the same memory. Nothing here runs per user; the
+   * only loops are per column and per dictionary value (at most the dictionary limit per column),
+   * with `pause` called between slices of them so the caller can yield the event loop.
+   */
+  static async restore(s: ProjectIndexSnapshot, pause: () => Promise<void>): Promise<ProjectIndex> {
+    const index = new ProjectIndex(s.dictionaryLimit, undefined, s.partOrdinals)
+    index.ids = IdTable.restore(s.ids)
+    index.live = s.live
+    index.liveCount = s.liveCount
+    index.capacity = s.capacity
+    for (const c of s.columns) {
+      const column = c.kind === 'dictionary' ? await DictionaryColumn.restore(c, pause) : PackedColumn.restore(c)
+      index.columns.set(column.name, column)
+      index.columnList.push(column)
+    }
+    index.order = s.order
+    index.ordered = s.ordered
+    index.tail = s.tail
+    return index
   }
 
   /** Users currently in the project. */
@@ -126,7 +178,7 @@ export class ProjectIndex {
 
   /** Replaces a dictionary column that outgrew its limit by a packed one holding the same values. */
   private pack(at: number, column: DictionaryColumn): void {
-    const packed = new PackedColumn(column.name, this.capacity)
+    const packed = new PackedColumn(column.name, this.capacity, this.partOrdinals)
     for (let o = 0; o < this.ids.size; o++) {
       const v = column.valueOf(o)
       if (v !== undefined) packed.set(o, v)
@@ -154,63 +206,176 @@ export class ProjectIndex {
 
   /** The users matching `cond`, as a bitset over the current ordinals. */
   evaluate(cond: Condition): Bitset {
-    switch (cond.kind) {
-      case 'all': {
-        const out = this.live.slice(0, this.words())
-        for (const c of cond.of) andInto(out, this.evaluate(c))
-        return out
-      }
-      case 'any': {
-        const out = createBitset(this.ids.size)
-        for (const c of cond.of) orInto(out, this.evaluate(c))
-        return out
-      }
-      case 'not':
-        return complementInto(this.evaluate(cond.of), this.live)
-      default:
-        return this.evaluateLeaf(cond)
+    const plan = this.plan(cond)
+    plan.run(0, this.ids.size)
+    return plan.out
+  }
+
+  /**
+   * Like {@link evaluate}, one slice of `partOrdinals` users (a packed part) at a time, calling
+   * `pause` between slices so the caller can yield the event loop. The index must not change until
+   * the promise resolves (the segment index holds back the feed meanwhile).
+   */
+  async evaluateInSlices(cond: Condition, pause: () => Promise<void>): Promise<Bitset> {
+    const plan = this.plan(cond)
+    const bits = this.ids.size
+    const slice = this.partOrdinals
+    for (let from = 0; from < bits; from += slice) {
+      plan.run(from, Math.min(bits, from + slice))
+      if (from + slice < bits) await pause()
     }
+    return plan.out
+  }
+
+  /**
+   * Sorts the ids added out of order since the last page (a catch-up after a long build adds many)
+   * in chunks, calling `pause` between them, so the next {@link page} has little left to sort. The
+   * result is dropped if the order changed meanwhile (another page sorted first).
+   */
+  async sortInSlices(pause: () => Promise<void>): Promise<void> {
+    const ids = this.ids
+    const ordered = this.ordered
+    const known = ordered + this.tail.length
+    const size = ids.size
+    if (size - known <= SORT_SLICE) return
+    const byId = (a: number, b: number) => ids.compare(a, b)
+    let tail = this.tail
+    for (let start = known; start < size; start += SORT_SLICE) {
+      tail = mergeSorted(tail, this.sortedRange(start, Math.min(size, start + SORT_SLICE)), byId)
+      await pause()
+    }
+    if (this.ordered !== ordered || this.ordered + this.tail.length !== known || ids.size !== size) return
+    this.tail = tail
+  }
+
+  /** Ordinals `from` … `to` - 1 in user_id order. */
+  private sortedRange(from: number, to: number): Int32Array {
+    // Sorted by their decoded ids (one decode per id, JS comparisons) rather than by bytes (a native
+    // call per comparison, several times slower for many ids).
+    const count = to - from
+    const keys: string[] = []
+    for (let k = 0; k < count; k++) keys.push(this.ids.idOf(from + k))
+    const fresh = new Int32Array(count)
+    for (let k = 0; k < count; k++) fresh[k] = k
+    fresh.sort((a, b) => compareCodePoints(keys[a] as string, keys[b] as string))
+    for (let k = 0; k < count; k++) fresh[k] = from + (fresh[k] as number)
+    return fresh
   }
 
   private words(): number {
     return (this.ids.size + 31) >>> 5
   }
 
-  private evaluateLeaf(leaf: Leaf): Bitset {
-    const bits = this.ids.size
-    if (leaf.field === USER_ID_FIELD) return this.evaluateUserId(leaf)
+  /**
+   * One bitset per node of the condition, and how to fill its words for a slice of ordinals: the
+   * dictionary work of each leaf is done here, once; a slice touches only its own words.
+   */
+  private plan(cond: Condition): Plan {
+    const out = createBitset(this.ids.size)
+    const live = this.live
+    switch (cond.kind) {
+      case 'all': {
+        const parts = cond.of.map((c) => this.plan(c))
+        return {
+          out,
+          run: (from, to) => {
+            const w0 = from >>> 5
+            const w1 = (to + 31) >>> 5
+            out.set(live.subarray(w0, w1), w0)
+            for (const part of parts) {
+              part.run(from, to)
+              const o = part.out
+              for (let w = w0; w < w1; w++) out[w] = (out[w] as number) & (o[w] as number)
+            }
+          },
+        }
+      }
+      case 'any': {
+        const parts = cond.of.map((c) => this.plan(c))
+        return {
+          out,
+          run: (from, to) => {
+            const w1 = (to + 31) >>> 5
+            for (const part of parts) {
+              part.run(from, to)
+              const o = part.out
+              for (let w = from >>> 5; w < w1; w++) out[w] = (out[w] as number) | (o[w] as number)
+            }
+          },
+        }
+      }
+      case 'not': {
+        const inner = this.plan(cond.of)
+        return {
+          out,
+          run: (from, to) => {
+            inner.run(from, to)
+            complementWords(out, inner.out, live, from, to)
+          },
+        }
+      }
+      default:
+        return { out, run: this.planLeaf(cond, out) }
+    }
+  }
+
+  private planLeaf(leaf: Leaf, out: Bitset): Run {
+    if (leaf.field === USER_ID_FIELD) return this.planUserId(leaf, out)
+    const live = this.live
     const column = this.columns.get(leaf.field)
     if (column === undefined) {
-      return leaf.kind === 'presence' && leaf.op === 'not_exists'
-        ? this.live.slice(0, this.words())
-        : createBitset(bits)
+      if (leaf.kind === 'presence' && leaf.op === 'not_exists') {
+        return (from, to) => out.set(live.subarray(from >>> 5, (to + 31) >>> 5), from >>> 5)
+      }
+      return () => undefined
+    }
+    const direct = (query: ColumnQuery): Run => {
+      const select = column.selector(query)
+      return (from, to) => select(out, from, to)
+    }
+    /** Users holding the attribute with a value that does not match `query`. */
+    const presentBut = (query: ColumnQuery): Run => {
+      const present = column.selector({ op: 'present' })
+      const hit = column.selector(query)
+      const scratch = createBitset(this.ids.size)
+      return (from, to) => {
+        present(out, from, to)
+        hit(scratch, from, to)
+        const w1 = (to + 31) >>> 5
+        for (let w = from >>> 5; w < w1; w++) out[w] = (out[w] as number) & ~(scratch[w] as number)
+      }
     }
     switch (leaf.kind) {
       case 'presence': {
-        const has = column.selectPresent(bits)
-        return leaf.op === 'exists' ? has : complementInto(has, this.live)
+        if (leaf.op === 'exists') return direct({ op: 'present' })
+        const present = column.selector({ op: 'present' })
+        const scratch = createBitset(this.ids.size)
+        return (from, to) => {
+          present(scratch, from, to)
+          complementWords(out, scratch, live, from, to)
+        }
       }
       case 'text':
         switch (leaf.op) {
           case 'eq':
-            return column.selectEqual(leaf.value, bits)
+            return direct({ op: 'equal', value: leaf.value })
           // Users with the attribute and another value: a user without it never matches neq.
           case 'neq':
-            return andNotInto(column.selectPresent(bits), column.selectEqual(leaf.value, bits))
+            return presentBut({ op: 'equal', value: leaf.value })
           case 'contains':
-            return column.selectContaining(leaf.value, bits)
+            return direct({ op: 'containing', needle: leaf.value })
           case 'starts_with':
-            return column.selectStartingWith(leaf.value, bits)
+            return direct({ op: 'startingWith', prefix: leaf.value })
         }
       // An exhaustive switch: TypeScript knows control never falls through.
-      case 'set': {
-        const hit = column.selectOneOf(leaf.values, bits)
-        return leaf.op === 'in' ? hit : andNotInto(column.selectPresent(bits), hit)
-      }
+      case 'set':
+        return leaf.op === 'in'
+          ? direct({ op: 'oneOf', values: leaf.values })
+          : presentBut({ op: 'oneOf', values: leaf.values })
       case 'numeric':
-        return column.selectNumeric(leaf.op, leaf.value, bits)
+        return direct({ op: 'numeric', numOp: leaf.op, bound: leaf.value })
       case 'date':
-        return column.selectDate(windowOfLeaf(leaf), bits)
+        return direct({ op: 'date', window: windowOfLeaf(leaf) })
     }
   }
 
@@ -218,24 +383,28 @@ export class ProjectIndex {
    * `user_id` is not a column: equality and sets look ids up in the id table (one lookup per
    * value, not per user); other operators test each live id once.
    */
-  private evaluateUserId(leaf: Leaf): Bitset {
-    const out = createBitset(this.ids.size)
-    const mark = (id: string): void => {
-      const o = this.ids.lookup(id)
-      if (o >= 0 && hasBit(this.live, o)) setBit(out, o)
+  private planUserId(leaf: Leaf, out: Bitset): Run {
+    const live = this.live
+    const ids = this.ids
+    if ((leaf.kind === 'text' && (leaf.op === 'eq' || leaf.op === 'neq')) || leaf.kind === 'set') {
+      const wanted = leaf.kind === 'set' ? leaf.values : [leaf.value]
+      const ordinals: number[] = []
+      for (const id of wanted) {
+        const o = ids.lookup(id)
+        if (o >= 0 && hasBit(live, o)) ordinals.push(o)
+      }
+      const negate = leaf.op === 'neq' || leaf.op === 'not_in'
+      const hits = negate ? createBitset(ids.size) : out
+      return (from, to) => {
+        for (const o of ordinals) if (o >= from && o < to) setBit(hits, o)
+        if (negate) complementWords(out, hits, live, from, to)
+      }
     }
-    if (leaf.kind === 'text' && (leaf.op === 'eq' || leaf.op === 'neq')) {
-      mark(leaf.value)
-      return leaf.op === 'eq' ? out : complementInto(out, this.live)
+    return (from, to) => {
+      for (let o = from; o < to; o++) {
+        if (hasBit(live, o) && evaluateLeaf(leaf, ids.idOf(o))) setBit(out, o)
+      }
     }
-    if (leaf.kind === 'set') {
-      for (const id of leaf.values) mark(id)
-      return leaf.op === 'in' ? out : complementInto(out, this.live)
-    }
-    for (let o = 0; o < this.ids.size; o++) {
-      if (hasBit(this.live, o) && evaluateLeaf(leaf, this.ids.idOf(o))) setBit(out, o)
-    }
-    return out
   }
 
   /** Number of users in a bitset from {@link evaluate}. */
@@ -292,15 +461,7 @@ export class ProjectIndex {
     const known = this.ordered + this.tail.length
     if (known === ids.size) return
     const byId = (a: number, b: number) => ids.compare(a, b)
-    // Sorted by their decoded ids (one decode per id, JS comparisons) rather than by bytes (a native
-    // call per comparison, several times slower for many ids).
-    const count = ids.size - known
-    const keys: string[] = []
-    for (let k = 0; k < count; k++) keys.push(ids.idOf(known + k))
-    const fresh = new Int32Array(count)
-    for (let k = 0; k < count; k++) fresh[k] = k
-    fresh.sort((a, b) => compareCodePoints(keys[a] as string, keys[b] as string))
-    for (let k = 0; k < count; k++) fresh[k] = known + (fresh[k] as number)
+    const fresh = this.sortedRange(known, ids.size)
     this.tail = mergeSorted(this.tail, fresh, byId)
     if (this.tail.length * TAIL_SHARE < this.ordered) return
     let main = this.order
@@ -359,6 +520,21 @@ export class ProjectIndex {
     for (const column of this.columnList) bytes += column.memoryBytes()
     return bytes
   }
+}
+
+/** A condition node's bitset and how to fill it slice by slice. */
+interface Plan {
+  readonly out: Bitset
+  readonly run: Run
+}
+
+/** Fills a node's bitset for the ordinals `from` (a multiple of {@link PART_ORDINALS}) … `to` - 1. */
+type Run = (from: number, to: number) => void
+
+/** `out = universe & ~a` over the words of ordinals `from` … `to` - 1. */
+function complementWords(out: Bitset, a: Bitset, universe: Bitset, from: number, to: number): void {
+  const w1 = (to + 31) >>> 5
+  for (let w = from >>> 5; w < w1; w++) out[w] = (universe[w] as number) & ~(a[w] as number)
 }
 
 /** First position in 0 … n-1 whose entry sorts after the cursor (`cmp(k)` > 0), by binary search. */

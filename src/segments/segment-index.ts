@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { TraitbaseError } from '../core/errors.js'
 import type { Condition } from '../core/segment.js'
 import { ProjectNotIndexedError, type Store } from '../storage/store.js'
+import { buildInWorker, WorkerStartError, type BuiltIndex, type FeedSource } from './index-builder.js'
 import { ProjectIndex, type AttributeSummary, type IndexPage } from './project-index.js'
 
 /** Answer of {@link SegmentIndex.query}. */
@@ -33,6 +34,14 @@ interface ProjectState {
   lastError: string
   /** A spread project (no change feed): every question goes to the database path. */
   unindexed: boolean
+  /**
+   * Evaluations in flight (they yield between slices and must see one state), and feed pages
+   * waiting to be applied: a page waits for the evaluations, and new evaluations wait for a
+   * waiting page, so a stream of queries never holds the feed back.
+   */
+  readers: number
+  writers: number
+  waiters: (() => void)[]
 }
 
 /** Counters and gauges of {@link SegmentIndex}, for /metrics. */
@@ -58,6 +67,12 @@ export interface SegmentIndexStats {
 
 /** Thrown inside a load that the budget cannot hold. */
 class OverBudgetError extends Error {}
+
+/** Thrown by a catch-up whose feed starts over (pruned past the token) when a build thread can read it instead. */
+class FeedRestart extends Error {}
+
+/** Full builds in a row one load tries when each one's catch-up finds the feed pruned past it. */
+const MAX_BUILDS_PER_LOAD = 3
 
 /** What needs the index itself (the attribute catalog) gets when the project cannot be loaded. */
 function unavailable(state: ProjectState): TraitbaseError {
@@ -103,6 +118,22 @@ export interface SegmentIndexOptions {
   readonly log?: (message: string) => void
   /** Clock, for tests. */
   readonly now?: () => number
+  /**
+   * Where a worker thread reads the feed to build a project's index ({@link feedSourceOf}): a full
+   * load (first load, reload, rebuild) runs there, on its own connection, one at a time per
+   * SegmentIndex, and is handed over without a copy; this thread then only catches up with the
+   * feed from where the build read it. Default none: loads run on this thread, in pages that yield
+   * (in-memory SQLite, which no other connection can open). If the thread cannot start, loads go
+   * back to this thread, and that is logged once.
+   */
+  readonly buildSource?: FeedSource
+  /**
+   * Milliseconds of evaluation all queries together run per turn of the event loop (see
+   * SegmentIndex.pause). Default 20; tests set 0 (a turn before every slice).
+   */
+  readonly sliceBudgetMs?: number
+  /** Tests: pause a build thread after its first page; run another module in it. */
+  readonly buildHooks?: { readonly afterFirstPage?: () => Promise<void>; readonly moduleUrl?: string }
 }
 
 export const DEFAULT_FOLLOW_INTERVAL_MS = 30_000
@@ -137,6 +168,18 @@ export class SegmentIndex {
     { running: Promise<SegmentAnswer> | undefined; queued: Promise<SegmentAnswer> | undefined }
   >()
   private counters = { loads: 0, loadFailures: 0, overBudget: 0, evictions: 0, fallbacks: 0 }
+  /** Undefined when builds run on this thread (none given, or the build thread could not start). */
+  private buildSource: FeedSource | undefined
+  private readonly buildHooks: NonNullable<SegmentIndexOptions['buildHooks']>
+  /** The end of the last build queued: builds run one after the other. */
+  private buildQueue: Promise<void> = Promise.resolve()
+  /** See {@link pause}: when the current turn's budget began, and the turn everyone waits for. */
+  private budgetStart = Number.NEGATIVE_INFINITY
+  private hop: Promise<void> | undefined
+  private turnTaken = false
+  private readonly sliceBudgetMs: number
+  /** Stops running builds when the index closes. */
+  private readonly closing = new AbortController()
 
   constructor(
     private readonly store: SegmentStore,
@@ -149,6 +192,9 @@ export class SegmentIndex {
     this.retryAfterMs = options.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS
     this.log = options.log ?? (() => undefined)
     this.now = options.now ?? Date.now
+    this.buildSource = options.buildSource
+    this.buildHooks = options.buildHooks ?? {}
+    this.sliceBudgetMs = options.sliceBudgetMs ?? YIELD_AFTER_MS
     const interval = options.followIntervalMs ?? DEFAULT_FOLLOW_INTERVAL_MS
     if (interval > 0) {
       this.timer = setInterval(() => void this.maintain(), interval)
@@ -171,6 +217,9 @@ export class SegmentIndex {
         retryAt: 0,
         lastError: '',
         unindexed: false,
+        readers: 0,
+        writers: 0,
+        waiters: [],
       }
       this.projects.set(projectId, state)
     }
@@ -283,7 +332,7 @@ export class SegmentIndex {
     if (full) this.counters.loads++
 
     try {
-      await this.applyFeed(projectId, state, full)
+      await this.load(projectId, state, full)
       state.failures = 0
       state.retryAt = 0
     } catch (error) {
@@ -324,6 +373,88 @@ export class SegmentIndex {
     }
   }
 
+  /**
+   * A full read goes to the build thread when there is one, and then this thread catches up from
+   * the token it returned (queries keep the database path until that is done too); otherwise, and
+   * for incremental reads, the feed is applied here.
+   */
+  private async load(projectId: number, state: ProjectState, full: boolean): Promise<void> {
+    let builds = 0
+    let build = full
+    for (;;) {
+      if (build && this.buildSource !== undefined) {
+        if (builds === MAX_BUILDS_PER_LOAD) {
+          throw new Error(
+            `the change feed was pruned past the index ${builds} times while it was built (builds take longer than the feed is kept)`,
+          )
+        }
+        builds++
+        await this.buildOffThread(projectId, state)
+      }
+      try {
+        await this.applyFeed(projectId, state, full || builds > 0)
+        return
+      } catch (error) {
+        if (!(error instanceof FeedRestart)) throw error
+        // A reload, on the build thread like the first load.
+        this.counters.loads++
+        build = true
+      }
+    }
+  }
+
+  /**
+   * Builds the project's index on a worker thread (one build at a time: each takes a core and its
+   * memory) and re-assembles it here over the handed-over memory, leaving `state` with the index
+   * and the token to catch up from, not yet loaded. What was held is dropped first, so a reload
+   * never holds two copies; the bytes built so far count against the budget (state "loading") and
+   * a build that cannot fit is stopped.
+   */
+  private async buildOffThread(projectId: number, state: ProjectState): Promise<void> {
+    state.index = new ProjectIndex(this.dictionaryLimit)
+    state.bytes = 0
+    state.token = null
+    state.loaded = false
+    const previous = this.buildQueue
+    let release = (): void => undefined
+    this.buildQueue = new Promise<void>((resolve) => (release = resolve))
+    try {
+      await previous
+      const source = this.buildSource
+      if (source === undefined) return
+      let built: BuiltIndex
+      try {
+        built = await buildInWorker({
+          source,
+          projectId,
+          dictionaryLimit: this.dictionaryLimit,
+          signal: this.closing.signal,
+          onProgress: (bytes) => {
+            state.bytes = bytes
+            this.makeRoom(projectId)
+          },
+          ...this.buildHooks,
+        })
+      } catch (error) {
+        if (!(error instanceof WorkerStartError)) throw error
+        // The thread could not start (not a failed build): load on this thread from now on.
+        if (this.buildSource !== undefined) {
+          this.buildSource = undefined
+          this.log(
+            `segment index build thread could not start (${error.message}); indexes are built on the main thread from now on`,
+          )
+        }
+        return
+      }
+      state.bytes = built.bytes
+      this.makeRoom(projectId)
+      state.index = await ProjectIndex.restore(built.snapshot, slicePause())
+      state.token = built.token
+    } finally {
+      release()
+    }
+  }
+
   private async applyFeed(projectId: number, state: ProjectState, counted: boolean): Promise<void> {
     const feed = this.store.readChanges(projectId, state.token)
     // A reset starts a fresh index at once (the old one is released, so a reload never holds two
@@ -332,6 +463,9 @@ export class SegmentIndex {
     let target = state.index
     for await (const page of feed.pages) {
       if (page.reset) {
+        // The first page of a read from scratch, or a token the feed was pruned past: with a build
+        // thread, that read is its job.
+        if (this.buildSource !== undefined) throw new FeedRestart()
         // A loaded project whose feed was pruned past it: a reload.
         if (!counted) this.counters.loads++
         counted = true
@@ -340,13 +474,20 @@ export class SegmentIndex {
         target = new ProjectIndex(this.dictionaryLimit)
         state.index = target
       }
-      for (const userId of page.deletedUserIds) target.remove(userId)
-      for (const profile of page.upserts) target.upsert(profile.userId, profile.attributes)
+      await enterWrite(state)
+      try {
+        for (const userId of page.deletedUserIds) target.remove(userId)
+        for (const profile of page.upserts) target.upsert(profile.userId, profile.attributes)
+      } finally {
+        exitWrite(state)
+      }
       state.bytes = target.memoryBytes()
       this.makeRoom(projectId)
     }
     state.index = target
     state.token = feed.token()
+    // Ids the catch-up added out of order are sorted now, in slices, not by the first page.
+    if (!state.loaded) await target.sortInSlices(slicePause())
     state.loaded = true
     const { total, dead } = target.entries()
     if (total >= this.compactMinEntries && dead * 2 > total) {
@@ -411,14 +552,25 @@ export class SegmentIndex {
       this.counters.fallbacks++
       return this.queryStore(projectId, where, limit, afterUserId)
     }
-    const set = index.evaluate(where)
-    const page: IndexPage = index.page(set, afterUserId, limit)
-    const last = page.userIds[page.userIds.length - 1]
-    return {
-      count: index.count(set),
-      userIds: page.userIds,
-      nextAfter: page.more && last !== undefined ? last : null,
-      source: 'index',
+    // Large projects: evaluated a slice of users at a time, yielding between slices; the feed
+    // waits meanwhile, so the answer is exact for one state, at least as new as this call's catch-up.
+    const state = this.stateOf(projectId)
+    await this.pause()
+    await enterRead(state)
+    try {
+      const pause = () => this.pause()
+      const set = await index.evaluateInSlices(where, pause)
+      await index.sortInSlices(slicePause())
+      const page: IndexPage = index.page(set, afterUserId, limit)
+      const last = page.userIds[page.userIds.length - 1]
+      return {
+        count: index.count(set),
+        userIds: page.userIds,
+        nextAfter: page.more && last !== undefined ? last : null,
+        source: 'index',
+      }
+    } finally {
+      exitRead(state)
     }
   }
 
@@ -495,13 +647,16 @@ export class SegmentIndex {
     // Many saved segments: the event loop gets a turn every ~20 ms of counting. Each count is exact
     // for a moment after the call began (a catch-up may land between two of them).
     const counts: number[] = []
-    let slice = performance.now()
+    const state = this.stateOf(projectId)
+    const pause = () => this.pause()
     for (const where of wheres) {
-      if (performance.now() - slice > YIELD_AFTER_MS) {
-        await new Promise((resolve) => setImmediate(resolve))
-        slice = performance.now()
+      await pause()
+      await enterRead(state)
+      try {
+        counts.push(index.count(await index.evaluateInSlices(where, pause)))
+      } finally {
+        exitRead(state)
       }
-      counts.push(index.count(index.evaluate(where)))
     }
     return counts
   }
@@ -516,8 +671,73 @@ export class SegmentIndex {
     this.projects.clear()
   }
 
-  /** Stops the background catch-up; the index still answers, catching up on each read. */
+  /**
+   * Resolves when the caller may run one slice of an evaluation. All queries share one budget of
+   * `sliceBudgetMs` of slices per turn of the event loop: once it is spent, every caller waits for
+   * one shared `setImmediate`, after which the first to resume starts a new budget and the others
+   * wait for the next turn. Thirty-two clients asking at once then take turns with uploads, timers
+   * and `/healthz` (and fast slices still run several per turn) instead of running back to back in
+   * one phase of the event loop.
+   */
+  private async pause(): Promise<void> {
+    if (performance.now() - this.budgetStart < this.sliceBudgetMs) return
+    for (;;) {
+      this.hop ??= new Promise<void>((resolve) =>
+        setImmediate(() => {
+          this.hop = undefined
+          this.budgetStart = performance.now()
+          this.turnTaken = false
+          resolve()
+        }),
+      )
+      await this.hop
+      // The first to resume after the turn runs; the others while the new budget lasts.
+      if (!this.turnTaken) {
+        this.turnTaken = true
+        return
+      }
+      if (performance.now() - this.budgetStart < this.sliceBudgetMs) return
+    }
+  }
+
+  /** Stops the background catch-up and any build thread; the index still answers, catching up on each read. */
   close(): void {
     clearInterval(this.timer)
+    this.closing.abort()
+  }
+}
+
+async function enterRead(state: ProjectState): Promise<void> {
+  while (state.writers > 0) await new Promise<void>((resolve) => state.waiters.push(resolve))
+  state.readers++
+}
+
+function exitRead(state: ProjectState): void {
+  if (--state.readers === 0) wake(state)
+}
+
+async function enterWrite(state: ProjectState): Promise<void> {
+  state.writers++
+  while (state.readers > 0) await new Promise<void>((resolve) => state.waiters.push(resolve))
+}
+
+function exitWrite(state: ProjectState): void {
+  state.writers--
+  wake(state)
+}
+
+function wake(state: ProjectState): void {
+  const waiters = state.waiters
+  state.waiters = []
+  for (const resolve of waiters) resolve()
+}
+
+/** A pause for long loops on the event loop: gives other work a turn once ~{@link YIELD_AFTER_MS} have passed. */
+function slicePause(): () => Promise<void> {
+  let slice = performance.now()
+  return async () => {
+    if (performance.now() - slice < YIELD_AFTER_MS) return
+    await new Promise((resolve) => setImmediate(resolve))
+    slice = performance.now()
   }
 }

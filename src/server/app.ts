@@ -24,6 +24,7 @@ import { registerRateLimit } from './rate-limit.js'
 import { registerAttributeRoutes } from './routes/attributes.js'
 import { registerSegmentRoutes } from './routes/segments.js'
 import { SegmentIndex } from '../segments/segment-index.js'
+import type { FeedSource } from '../segments/index-builder.js'
 import fastifyPlugin from 'fastify-plugin'
 import { registerAdminApi } from './admin/index.js'
 import { registerOpenApi } from './admin/openapi.js'
@@ -43,6 +44,11 @@ export interface AppDeps {
   readonly logStream?: { write(line: string): unknown }
   /** Sign-in throttling of the console; default 5 failures per address and 50 overall per 15 minutes. */
   readonly loginLimits?: LoginLimits
+  /**
+   * Where segment index builds read the store from a worker thread of their own (`feedSourceOf` of
+   * the store's URL). Default none: indexes are built on the event loop, in slices.
+   */
+  readonly indexBuildSource?: FeedSource
 }
 
 declare module 'fastify' {
@@ -186,6 +192,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         idleMs: config.segmentIndexIdleMinutes * 60_000,
         memoryBudgetBytes: config.segmentIndexMemoryMb * 1024 * 1024,
         log: (message) => app.log.warn(message),
+        ...(deps.indexBuildSource === undefined ? {} : { buildSource: deps.indexBuildSource }),
       })
     : undefined
   if (segmentIndex !== undefined) metrics.observeSegmentIndex(() => segmentIndex.stats())

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { openStore, parseDatabaseUrl } from '../storage/open-store.js'
 import type { Store } from '../storage/store.js'
+import { feedSourceOf } from '../segments/index-builder.js'
 import { buildApp } from './app.js'
 import { divideMemoryBudget, runPrimary, type PrimaryLog } from './cluster.js'
 import { loadConfig, storeOptionsOf, type Config } from './config.js'
@@ -129,7 +130,13 @@ async function serve(config: Config): Promise<void> {
   process.on('SIGINT', early)
   // openStore runs the migrations (safe when several servers start at once; a no-op once done).
   const store: Store = await openStore(config.databaseUrl, storeOptionsOf(config))
-  const app = buildApp({ store, config, ...(tls === undefined ? {} : { tls }) })
+  const indexBuildSource = feedSourceOf(config.databaseUrl, storeOptionsOf(config))
+  const app = buildApp({
+    store,
+    config,
+    ...(tls === undefined ? {} : { tls }),
+    ...(indexBuildSource === undefined ? {} : { indexBuildSource }),
+  })
   process.off('SIGTERM', early)
   process.off('SIGINT', early)
 

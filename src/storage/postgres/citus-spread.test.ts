@@ -217,6 +217,25 @@ if ('skip' in db) {
       index.close()
     })
 
+    test('with the build thread (as the server runs it) too: the thread reports the spread, not a failure', async () => {
+      const p = await spreadNew('no-feed-thread')
+      await store.applyUpload(p, batch(['a', { x: '1' }], ['b', { x: '2' }]))
+      const logs: string[] = []
+      const index = new SegmentIndex(store, {
+        followIntervalMs: 0,
+        buildSource: { kind: 'postgres', url: db.url },
+        log: (m) => logs.push(m),
+      })
+      const where = { kind: 'text', field: 'x', op: 'eq', value: '1' } as const
+      // The load, awaited: the thread's answer is "not indexed" (for good), not a failed build.
+      await assert.rejects(index.sync(p), ProjectNotIndexedError)
+      for (let i = 0; i < 3; i++) assert.equal((await index.query(p, where, 10)).source, 'database')
+      assert.equal(await index.count(p, where), 1)
+      assert.deepEqual(logs, [], 'no load failure logged')
+      assert.equal(index.stats().loadFailures, 0)
+      index.close()
+    })
+
     test('refusals: bad count, a project with profiles, another count; the same count is a no-op', async () => {
       store ??= await open()
       const p = (await store.ensureProject('refusals')).id

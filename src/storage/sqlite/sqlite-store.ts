@@ -71,6 +71,11 @@ export interface SqliteStoreOptions extends StoreOptions {
    * `inline`: on the store's own connection (`:memory:` databases always read inline).
    */
   readonly reads?: 'worker' | 'inline'
+  /**
+   * Open an existing, migrated file read-only, for reading only (the segment index's build thread
+   * reads the change feed this way): no checkpointer, reader thread or pruning, no pragma that writes.
+   */
+  readonly readOnly?: boolean
 }
 
 /** Entries (or profiles) per page of the change feed: bounded memory, event loop freed between pages. */
@@ -148,17 +153,18 @@ export class SqliteStore implements Store {
 
   constructor(filename: string, options: SqliteStoreOptions = {}) {
     this.changeLog = options.changeLog !== false
-    this.database = new Database(filename)
+    const readOnly = options.readOnly === true
+    this.database = new Database(filename, readOnly ? { readonly: true, fileMustExist: true } : {})
     const db = this.database
     // Only a new, empty database takes a page size; an existing one keeps its own.
-    if (options.pageSize !== undefined) db.pragma(`page_size = ${options.pageSize}`)
-    db.pragma('journal_mode = WAL')
+    if (options.pageSize !== undefined && !readOnly) db.pragma(`page_size = ${options.pageSize}`)
+    if (!readOnly) db.pragma('journal_mode = WAL')
     // FULL measured as fast as NORMAL here, and a 200 must survive power loss, not only a crash.
     db.pragma('synchronous = FULL')
     db.pragma('busy_timeout = 5000')
     db.pragma(`cache_size = ${-1024 * (options.cacheMiB ?? 256)}`)
     db.pragma(`mmap_size = ${1024 * 1024 * (options.mmapMiB ?? 1024)}`)
-    const useWorker = filename !== ':memory:' && (options.checkpoint ?? 'worker') === 'worker'
+    const useWorker = filename !== ':memory:' && !readOnly && (options.checkpoint ?? 'worker') === 'worker'
     db.pragma(`wal_autocheckpoint = ${useWorker ? 0 : (options.walAutocheckpoint ?? 10_000)}`)
     if (useWorker) {
       // After a restart the WAL file shrinks back to 64 MiB instead of keeping its high-water mark.
@@ -173,7 +179,7 @@ export class SqliteStore implements Store {
     }
     db.pragma('temp_store = MEMORY')
     registerSqliteFunctions(db)
-    if (filename !== ':memory:' && (options.reads ?? 'worker') === 'worker') {
+    if (filename !== ':memory:' && !readOnly && (options.reads ?? 'worker') === 'worker') {
       // Its own page cache: a quarter of the writer's, enough for the scans it runs.
       this.reader = new SqliteReader({
         filename,
@@ -181,7 +187,7 @@ export class SqliteStore implements Store {
         mmapMiB: options.mmapMiB ?? 1024,
       })
     }
-    if (this.changeLog && options.changeRetentionMs !== 0) {
+    if (this.changeLog && !readOnly && options.changeRetentionMs !== 0) {
       this.pruneTimer = startPruneTimer(
         (olderThan) => this.pruneChanges(olderThan),
         () => this.closed,
