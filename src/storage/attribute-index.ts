@@ -78,17 +78,21 @@ export function projectFilter(projectId: number): string {
   return `project_id = ${checkProjectId(projectId)}`
 }
 
-/** The CREATE INDEX statement (without CONCURRENTLY) for one attribute index. */
+/**
+ * The CREATE INDEX statement (without CONCURRENTLY) for one attribute index, on `profiles` or (a
+ * project spread over a Citus cluster, see spread.ts) on `spread_profiles`.
+ */
 export function createAttributeIndexSql(
   dialect: SqlDialect,
   projectId: number,
   name: string,
   kind: AttributeIndexKind,
   concurrently = false,
+  table: 'profiles' | 'spread_profiles' = 'profiles',
 ): string {
   const expression = attributeIndexExpression(dialect, name, kind, 'attributes')
   return (
     `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}IF NOT EXISTS ${attributeIndexName(projectId, name, kind)} ` +
-    `ON profiles ((${expression}), user_id) WHERE ${projectFilter(projectId)}`
+    `ON ${table} ((${expression}), user_id) WHERE ${projectFilter(projectId)}`
   )
 }

@@ -6,7 +6,7 @@ import type { AttributePatch, UploadBatch } from '../../core/upload.js'
 import { SegmentIndex } from '../../segments/segment-index.js'
 import { openStore } from '../open-store.js'
 import { ProjectNotIndexedError } from '../store.js'
-import type { PostgresStore } from './postgres-store.js'
+import { postgresCountSql, type PostgresStore } from './postgres-store.js'
 import { bucketOf } from './spread.js'
 import { createTestDatabase } from './test-database.js'
 
@@ -215,6 +215,55 @@ if ('skip' in db) {
       assert.deepEqual(logs, [], 'skipped cleanly: no load failure logged')
       assert.equal(index.stats().loadFailures, 0)
       index.close()
+    })
+
+    test('attribute indexes: built on spread_profiles, used by the count, exact; an indexed project is not spread', async () => {
+      const p = await spreadNew('indexed', 4)
+      const ids = Array.from({ length: 400 }, (_, i) => `i${i}`)
+      await store.applyUpload(
+        p,
+        batch(...ids.map((id, i): [string, Record<string, string>] => [id, { plan: i % 4 === 0 ? 'pro' : 'free' }])),
+      )
+      const where = { kind: 'text', field: 'plan', op: 'eq', value: 'pro' } as const
+      assert.equal(await store.countProfiles(p, where), 100)
+      const { index, created } = await store.createAttributeIndex(p, 'plan', 'text')
+      assert.equal(created, true)
+      const { rows } = await store.pool.query<{ table: string }>(
+        `SELECT tablename AS table FROM pg_indexes WHERE indexname = $1`,
+        [index.indexName],
+      )
+      assert.deepEqual(
+        rows.map((r) => r.table),
+        ['spread_profiles'],
+      )
+      assert.equal(await store.countProfiles(p, where), 100)
+      const { sql, params } = postgresCountSql(
+        {
+          from: `spread_profiles WHERE project_id = ${p} AND dist_key = ANY($1::bigint[])`,
+          params: [(await store.pool.query('SELECT spread_keys FROM projects WHERE id = $1', [p])).rows[0].spread_keys],
+        },
+        where,
+      )
+      const client = await store.pool.connect()
+      try {
+        // On a few rows the planner would rather scan: off for this transaction, on the workers too.
+        await client.query(`SET citus.propagate_set_commands TO 'local'`)
+        await client.query('BEGIN')
+        await client.query('SET LOCAL enable_seqscan = off')
+        const plan = (await client.query(`EXPLAIN ${sql}`, params)).rows.map((r) => r['QUERY PLAN']).join('\n')
+        await client.query('COMMIT')
+        assert.match(plan, new RegExp(index.indexName), plan)
+      } finally {
+        await client.query('ROLLBACK').catch(() => undefined)
+        await client.query('RESET citus.propagate_set_commands')
+        client.release()
+      }
+      const other = (await store.ensureProject('indexed-then-spread')).id
+      await store.createAttributeIndex(other, 'plan', 'text')
+      await assert.rejects(
+        store.spreadProject(other, 4),
+        (e: unknown) => e instanceof TraitbaseError && e.status === 409,
+      )
     })
 
     test('with the build thread (as the server runs it) too: the thread reports the spread, not a failure', async () => {

@@ -536,12 +536,14 @@ export class PostgresStore implements Store {
       [indexName],
     )
     if (found[0]?.valid === false) await this.pool.query(`DROP INDEX CONCURRENTLY IF EXISTS ${indexName}`)
-    await this.pool.query(createAttributeIndexSql(postgresDialect, projectId, name, kind, true))
+    // A spread project's rows (and its database-path queries) are in spread_profiles.
+    const table = (await this.spreadKeysOf(projectId)) === undefined ? 'profiles' : 'spread_profiles'
+    await this.pool.query(createAttributeIndexSql(postgresDialect, projectId, name, kind, true, table))
     const { rowCount } = await this.pool.query(
       'INSERT INTO attribute_indexes (project_id, name, kind, index_name) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
       [projectId, name, kind, indexName],
     )
-    if (rowCount === 1) await this.pool.query('ANALYZE profiles')
+    if (rowCount === 1) await this.pool.query(`ANALYZE ${table}`)
     const index = (await this.listAttributeIndexes(projectId)).find((i) => i.name === name && i.kind === kind)
     return { index: index as AttributeIndex, created: rowCount === 1 }
   }

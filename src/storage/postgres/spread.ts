@@ -89,6 +89,16 @@ export async function spreadProject(
         'The project has profiles already: spread it before its first upload (moving its rows is not supported)',
       )
     }
+    // Its attribute indexes are on profiles, where a spread project has no rows.
+    const { rows: indexed } = await client.query('SELECT 1 FROM attribute_indexes WHERE project_id = $1 LIMIT 1', [
+      projectId,
+    ])
+    if (indexed.length > 0) {
+      throw new SpreadRefusedError(
+        'CONFLICT',
+        'The project has attribute indexes (projects index): drop them, spread it, then index its attributes again',
+      )
+    }
     const keys = await chooseKeys(client, projectId, buckets)
     await client.query('UPDATE projects SET spread_keys = $2::bigint[] WHERE id = $1', [projectId, keys])
     await client.query('COMMIT')
