@@ -84,7 +84,7 @@ async function uploads(store: Store, project: number, users: number, seconds: nu
 
 async function bench(backend: string, url: string | undefined, users: number, seconds: number): Promise<void> {
   log(`\n== ${backend}: ${users.toLocaleString('en-US')} users × 10 attributes`)
-  const db = await createBenchDatabase(url, 'attribute-indexes')
+  const db = await createBenchDatabase(url, 'attr_indexes')
   const store = await openStore(db.url)
   try {
     const { id } = await store.ensureProject('bench')
