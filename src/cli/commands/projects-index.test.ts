@@ -38,6 +38,9 @@ describe('projects index (in-process, SQLite in memory)', () => {
     assert.match(out.stdout[5] as string, /^country\ttext\ttb_attr_\d+_t_[0-9a-f]{16}\tcreated /)
     assert.equal(out.stdout.at(-2), 'Project "shop": dropped the text index on "plan".')
     assert.equal(out.stdout.at(-1), 'Project "shop": there was no text index on "ltv".')
+    // Building on SQLite says what it costs and what it does not buy (once per build command, not on --drop).
+    assert.equal(out.stderr.length, 3)
+    for (const line of out.stderr) assert.match(line, /^note: on SQLite an attribute index .* hardly the counts/)
   })
 
   test('an unknown project, a bad name or kind is a clear error and builds nothing', async () => {
