@@ -30,7 +30,10 @@ export interface StartServerOptions {
 export async function startServer(options: StartServerOptions): Promise<ServerProcess> {
   const port = await findFreePort()
   const log = openSync(options.logFile, 'a')
-  const child = spawn(process.execPath, [options.entry, ...(options.args ?? [])], {
+  // BENCH_SERVER_NODE_ARGS: Node flags for the server (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, which
+  // NODE_OPTIONS does not allow).
+  const nodeArgs = (process.env['BENCH_SERVER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')
+  const child = spawn(process.execPath, [...nodeArgs, options.entry, ...(options.args ?? [])], {
     env: { ...process.env, ...options.env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', log, log],
   })

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
+import type Database from 'better-sqlite3'
 import { evaluateCondition, parseCondition, resolveDates, type Condition } from '../../core/segment.js'
 import { INDEXED_SHAPES, SHAPE_INDEXES, shapeProfiles, UNINDEXED_SHAPE } from '../attribute-index-plans.js'
 import { openStore } from '../open-store.js'
@@ -84,6 +85,42 @@ describe('sqlite specifics', () => {
     const store = (await openStore(`sqlite:${join(dir, 'pragmas.db')}`)) as SqliteStore
     assert.equal(store.database.pragma('journal_mode', { simple: true }), 'wal')
     assert.equal(store.database.pragma('synchronous', { simple: true }), 2)
+    await store.close()
+  })
+
+  test('the request log is written without an fsync of its own, and the connection is durable again after', async () => {
+    const store = (await openStore(`sqlite:${join(dir, 'request-log-sync.db')}`)) as SqliteStore
+    const p = (await store.ensureProject('log')).id
+    // The pragmas the store sets around the log's transaction, and whether its rows were written in between.
+    const calls: string[] = []
+    const pragma = store.database.pragma.bind(store.database)
+    store.database.pragma = ((source: string, options?: Database.PragmaOptions) => {
+      if (source.startsWith('synchronous =')) {
+        calls.push(`${source} (rows ${store.database.prepare('SELECT count(*) FROM request_log').pluck().get()})`)
+      }
+      return pragma(source, options)
+    }) as typeof store.database.pragma
+    const entry = {
+      projectId: p,
+      time: Date.now(),
+      method: 'POST',
+      path: '/v1/user/profiles',
+      keyId: null,
+      keyLabel: null,
+      requestId: 'r1',
+      status: 200,
+      durationMs: 3,
+      usersCreated: 1,
+      usersUpdated: 0,
+      error: null,
+      dryRun: false,
+      upload: true,
+    }
+    await store.appendRequestLog([entry, { ...entry, requestId: 'r2' }])
+    store.database.pragma = pragma
+    assert.deepEqual(calls, ['synchronous = NORMAL (rows 0)', 'synchronous = FULL (rows 2)'])
+    assert.equal(store.database.pragma('synchronous', { simple: true }), 2, 'FULL again after')
+    assert.equal(store.database.prepare('SELECT count(*) FROM request_log').pluck().get(), 2)
     await store.close()
   })
 

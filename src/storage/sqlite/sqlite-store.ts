@@ -784,31 +784,36 @@ export class SqliteStore implements Store {
     if (entries.length === 0 || this.closed) return
     const insert = this.s.insertRequestLog
     const lastUpload = new Map<number, number>()
-    this.database.transaction(() => {
-      for (const e of entries) {
-        insert.run(
-          e.projectId,
-          e.time,
-          e.method,
-          e.path,
-          e.keyId,
-          e.keyLabel,
-          e.requestId,
-          e.status,
-          e.durationMs,
-          e.usersCreated,
-          e.usersUpdated,
-          e.error,
-          e.dryRun ? 1 : 0,
-        )
-        if (e.upload) lastUpload.set(e.projectId, Math.max(lastUpload.get(e.projectId) ?? 0, e.time))
-      }
-      for (const [projectId, at] of lastUpload) {
-        this.database
-          .prepare('UPDATE projects SET last_upload_at = max(coalesce(last_upload_at, 0), ?) WHERE id = ?')
-          .run(at, projectId)
-      }
-    })()
+    // Without an fsync of its own (see unsynced): the log is diagnostics, the next upload's commit
+    // syncs it, and an fsync here held the event loop for up to 0.57 s while a build thread kept
+    // the disk busy (CPU profile of the cold-start bench).
+    this.unsynced(() =>
+      this.database.transaction(() => {
+        for (const e of entries) {
+          insert.run(
+            e.projectId,
+            e.time,
+            e.method,
+            e.path,
+            e.keyId,
+            e.keyLabel,
+            e.requestId,
+            e.status,
+            e.durationMs,
+            e.usersCreated,
+            e.usersUpdated,
+            e.error,
+            e.dryRun ? 1 : 0,
+          )
+          if (e.upload) lastUpload.set(e.projectId, Math.max(lastUpload.get(e.projectId) ?? 0, e.time))
+        }
+        for (const [projectId, at] of lastUpload) {
+          this.database
+            .prepare('UPDATE projects SET last_upload_at = max(coalesce(last_upload_at, 0), ?) WHERE id = ?')
+            .run(at, projectId)
+        }
+      })(),
+    )
   }
 
   async listRequestLog(projectId: number, q: RequestLogQuery): Promise<RequestLogRecord[]> {
