@@ -404,28 +404,30 @@ describe('sqlite profiles as a rowid table: counts come from attribute indexes a
     const plan = ({ sql, params }: { sql: string; params: unknown[] }): string =>
       (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((r) => r.detail).join('; ')
     const names = new Map(indexes.map((i) => [i.name, i.indexName]))
+    const number = new Map(indexes.filter((i) => i.kind === 'number').map((i) => [i.name, i.indexName]))
+    const input = { text, number, fullScan: false }
+    const fields: Record<string, string> = { eq: 'plan', in: 'language', range: 'ltv', not_exists: 'city' }
     for (const shape of INDEXED_SHAPES) {
-      const q = sqliteCountSql(p, shape.where, text)
-      const field = { eq: 'plan', in: 'language', range: 'ltv', not_exists: 'city' }[shape.name] ?? 'plan'
-      const forced = shape.name.startsWith('all')
-        ? q
-        : {
-            sql: q.sql.replace('FROM profiles', `FROM profiles INDEXED BY ${names.get(field) as string}`),
-            params: q.params,
-          }
-      assert.deepEqual(tableReads(forced), [], `${shape.name}: ${plan(forced)}`)
+      const q = sqliteCountSql(p, shape.where, input)
+      assert.deepEqual(tableReads(q), [], `${shape.name}: ${plan(q)}`)
+      const field = fields[shape.name]
+      if (field !== undefined)
+        assert.match(plan(q), new RegExp(`^SEARCH profiles USING INDEX ${names.get(field) as string} \\(<expr>`))
     }
     // all of 2 eq: one alias per indexed leaf; one walks its index, the other probes (value, user_id).
     const both = INDEXED_SHAPES.find((s) => s.name === 'all of 2 eq')?.where as Condition
     assert.match(
-      plan(sqliteCountSql(p, both, text)),
+      plan(sqliteCountSql(p, both, input)),
       /SEARCH p\d USING INDEX tb_attr_\w+ \(<expr>=\?\); SEARCH p\d USING INDEX tb_attr_\w+ \(<expr>=\? AND user_id=\?\)/,
     )
-    // An in-list probes the index per value without being forced to.
-    assert.match(
-      plan(sqliteCountSql(p, INDEXED_SHAPES[1]?.where as Condition, text)),
-      /USING INDEX tb_attr_\w+ \(<expr>=\?\)/,
-    )
+    // An indexed leaf of an `all` walks its index even with an unindexed leaf beside it.
+    const withEmail: Condition = { kind: 'all', of: [UNINDEXED_SHAPE, INDEXED_SHAPES[3]?.where as Condition] }
+    assert.match(plan(sqliteCountSql(p, withEmail, input)), new RegExp(`USING INDEX ${names.get('city') as string}`))
+    // Nothing indexed: a project with a large share of the table scans it in rowid order, a small one walks its key.
+    assert.equal(plan(sqliteCountSql(p, UNINDEXED_SHAPE, { ...input, fullScan: true })), 'SCAN profiles')
+    assert.doesNotMatch(sqliteCountSql(p, UNINDEXED_SHAPE, input).sql, /INDEXED/, 'a small project: the planner picks')
+    // `exists` matches nearly everyone: it never walks an index.
+    assert.doesNotMatch(plan(sqliteCountSql(p, { kind: 'presence', field: 'city', op: 'exists' }, input)), /tb_attr_/)
     // Answers equal the reference evaluation, with and without the join, also with an unindexed leaf
     // and an `in` among the probes.
     const mixed: Condition = {
@@ -437,7 +439,7 @@ describe('sqlite profiles as a rowid table: counts come from attribute indexes a
         { kind: 'presence', field: 'city', op: 'exists' },
       ],
     }
-    for (const where of [...INDEXED_SHAPES.map((s) => s.where), mixed]) {
+    for (const where of [...INDEXED_SHAPES.map((s) => s.where), mixed, withEmail]) {
       const expected = rows.filter(([id, a]) => evaluateCondition(where, id, a)).length
       assert.equal(await store.countProfiles(p, where), expected, JSON.stringify(where))
       assert.equal(
@@ -447,13 +449,52 @@ describe('sqlite profiles as a rowid table: counts come from attribute indexes a
           .get(...sqliteCountSql(p, where).params),
         expected,
       )
+      const full = sqliteCountSql(p, where, { text: new Map(), number: new Map(), fullScan: true })
+      assert.equal(
+        db
+          .prepare(full.sql)
+          .pluck()
+          .get(...full.params),
+        expected,
+        'the same by a full scan',
+      )
     }
     assert.ok(rows.filter(([id, a]) => evaluateCondition(mixed, id, a)).length > 0, 'the mixed shape matches someone')
-    assert.match(sqliteCountSql(p, mixed, text).sql, /profiles p1 INDEXED BY/)
+    assert.match(sqliteCountSql(p, mixed, input).sql, /profiles p1 INDEXED BY/)
     // An index dropped behind the store's back (another process, after the registry was read)
     // costs the join, not the answer.
     db.exec(`DROP INDEX ${names.get('language') as string}`)
     assert.equal(await store.countProfiles(p, both), rows.filter(([id, a]) => evaluateCondition(both, id, a)).length)
+    await store.close()
+  })
+
+  test('a count scans the whole table only for a project with a large share of it', async () => {
+    const store = new SqliteStore(join(dir, 'share.db'))
+    await store.migrate()
+    const small = (await store.ensureProject('small')).id
+    const big = (await store.ensureProject('big')).id
+    const upload = (project: number, n: number) =>
+      store.applyUpload(project, {
+        rows: n,
+        patches: Array.from({ length: n }, (_, i) => ({
+          userId: `u${i}`,
+          attributes: Object.assign(Object.create(null), { a: String(i % 3) }) as Record<string, string>,
+        })),
+      })
+    await upload(small, 10)
+    await upload(big, 90)
+    const seen: string[] = []
+    const spy = store as unknown as { read: (sql: string, params: unknown[], mode: string) => Promise<unknown> }
+    const read = spy.read.bind(store)
+    spy.read = (sql, params, mode) => {
+      seen.push(sql)
+      return read(sql, params, mode)
+    }
+    const where: Condition = { kind: 'text', field: 'a', op: 'eq', value: '1' }
+    assert.equal(await store.countProfiles(small, where), 3)
+    assert.equal(await store.countProfiles(big, where), 30)
+    assert.doesNotMatch(seen[0] as string, /NOT INDEXED/, '10 % of the table: through its key')
+    assert.match(seen[1] as string, /FROM profiles NOT INDEXED/, '90 %: a scan in rowid order')
     await store.close()
   })
 })

@@ -495,16 +495,19 @@ export class SqliteStore implements Store {
 
   async countProfiles(projectId: number, where?: Condition): Promise<number> {
     if (where === undefined) return (await this.read(COUNT_ALL, [projectId], 'value')) as number
-    const textIndexes = new Map(
-      (this.s.textIndexes.all(projectId) as { name: string; index_name: string }[]).map((r) => [r.name, r.index_name]),
-    )
-    const probed = sqliteCountSql(projectId, where, textIndexes)
+    const text = new Map<string, string>()
+    const number = new Map<string, string>()
+    for (const r of this.s.attributeIndexes.all(projectId) as { name: string; kind: string; index_name: string }[])
+      (r.kind === 'text' ? text : number).set(r.name, r.index_name)
+    const size = this.s.projectShare.get(projectId) as { users: number; total: number } | undefined
+    const fullScan = size !== undefined && size.users >= FULL_SCAN_SHARE * size.total
+    const planned = sqliteCountSql(projectId, where, { text, number, fullScan })
     try {
-      return (await this.read(probed.sql, probed.params, 'value')) as number
+      return (await this.read(planned.sql, planned.params, 'value')) as number
     } catch (error) {
       // An index named by INDEXED BY was dropped (by another process) since the registry was read.
-      if (textIndexes.size === 0 || !/no such index/.test((error as Error).message)) throw error
-      const { sql, params } = sqliteCountSql(projectId, where)
+      if (!/no such index/.test((error as Error).message)) throw error
+      const { sql, params } = sqliteCountSql(projectId, where, { text: new Map(), number: new Map(), fullScan })
       return (await this.read(sql, params, 'value')) as number
     }
   }
@@ -1071,45 +1074,73 @@ export function sqliteScanSql(projectId: number, options: ScanOptions): Compiled
 /** Most aliases of `profiles` in one count (each walks or probes one attribute index). */
 const MAX_PROBES = 4
 
+/** A project holding at least this share of all profiles is counted by a scan of the whole table. */
+const FULL_SCAN_SHARE = 0.3
+
+/** What the count planner knows of a project (see {@link sqliteCountSql}). */
+export interface CountPlanInput {
+  /** Attribute name → index name, of the project's `text` attribute indexes. */
+  readonly text: ReadonlyMap<string, string>
+  /** The same for its `number` indexes. */
+  readonly number: ReadonlyMap<string, string>
+  /** The project holds a large share of the table: without an index, scan the table in rowid order. */
+  readonly fullScan: boolean
+}
+
+const NO_INDEXES: CountPlanInput = { text: new Map(), number: new Map(), fullScan: false }
+
 /** A positive `eq` or `in` leaf on an attribute with a text index: answerable by a probe of that index. */
-function probeIndex(c: Condition, textIndexes: ReadonlyMap<string, string>): string | undefined {
+function probeIndex(c: Condition, text: ReadonlyMap<string, string>): string | undefined {
   if (!((c.kind === 'text' && c.op === 'eq') || (c.kind === 'set' && c.op === 'in'))) return undefined
-  return c.field === USER_ID_FIELD ? undefined : textIndexes.get(c.field)
+  return c.field === USER_ID_FIELD ? undefined : text.get(c.field)
+}
+
+/** The index a leaf can walk to find its matches (not `exists`: it matches nearly every row). */
+function walkIndex(c: Condition, input: CountPlanInput): string | undefined {
+  if (c.kind === 'all' || c.kind === 'any' || c.kind === 'not' || c.field === USER_ID_FIELD) return undefined
+  if (c.kind === 'numeric') return input.number.get(c.field)
+  if (c.kind === 'presence') return c.op === 'not_exists' ? input.text.get(c.field) : undefined
+  return probeIndex(c, input.text)
 }
 
 /**
- * The database path's count query (see {@link sqliteScanSql}). `textIndexes` (attribute name →
- * index name, the project's `text` attribute indexes): an `all` with two or more positive `eq` / `in`
- * leaves on indexed attributes counts as a join of `profiles` with itself, one alias per such leaf,
- * each `INDEXED BY` its attribute's index, joined on user_id. The planner then walks the smallest
- * index and probes the others by (value, user_id), all inside the indexes, where a single-table
- * `AND` walks one index and reads the table row of every match to test the rest (~3× slower at
- * 1M users). The other leaves stay on the first alias. Same rows either way: user_id is unique
- * within a project, so every alias names the same profile.
+ * The database path's count query (see {@link sqliteScanSql}); the plan is chosen here, not left to
+ * the planner, whose statistics (ANALYZE) would be stale or missing in a table that grows by
+ * uploads. With `input` (the project's attribute indexes and size):
+ * - an `all` with two or more positive `eq` / `in` leaves on text-indexed attributes counts as a
+ *   join of `profiles` with itself, one alias per such leaf, each `INDEXED BY` its attribute's index,
+ *   joined on user_id: the planner walks the smallest index and probes the others by (value,
+ *   user_id), all inside the indexes (a single-table `AND` would read the table row of every match
+ *   to test the rest). The other leaves stay on the first alias. Same rows: user_id is unique in a
+ *   project, so every alias names the same profile;
+ * - otherwise a leaf (or a leaf of a top-level `all`) that an index serves walks that index
+ *   (`INDEXED BY`): `eq` before `in` before a range before `not_exists`;
+ * - otherwise a project with a large share of the table is scanned in rowid order (`NOT INDEXED`),
+ *   and a small one through its key (project_id, user_id).
  */
-export function sqliteCountSql(
-  projectId: number,
-  where: Condition,
-  textIndexes: ReadonlyMap<string, string> = new Map(),
-): CompiledSql {
+export function sqliteCountSql(projectId: number, where: Condition, input: CountPlanInput = NO_INDEXES): CompiledSql {
   const probes: { leaf: Condition; index: string }[] = []
-  let rest: Condition = where
-  if (where.kind === 'all') {
-    const others: Condition[] = []
-    const seen = new Set<string>()
-    for (const c of where.of) {
-      const index = probeIndex(c, textIndexes)
-      if (index !== undefined && probes.length <= MAX_PROBES && !seen.has(index)) {
-        seen.add(index)
-        probes.push({ leaf: c, index })
-      } else others.push(c)
-    }
-    rest = { kind: 'all', of: others }
+  const leaves = where.kind === 'all' ? where.of : [where]
+  const others: Condition[] = []
+  const seen = new Set<string>()
+  for (const c of leaves) {
+    const index = probeIndex(c, input.text)
+    if (index !== undefined && probes.length <= MAX_PROBES && !seen.has(index)) {
+      seen.add(index)
+      probes.push({ leaf: c, index })
+    } else others.push(c)
   }
   if (probes.length < 2) {
     const compiled = compileCondition(where, sqliteDialect, 1, PROFILE_COLUMNS)
+    const rank = (c: Condition): number =>
+      c.kind === 'text' ? 0 : c.kind === 'set' ? 1 : c.kind === 'numeric' ? 2 : c.kind === 'presence' ? 3 : 4
+    const walk = leaves
+      .map((c) => ({ c, index: walkIndex(c, input) }))
+      .filter((x): x is { c: Condition; index: string } => x.index !== undefined)
+      .sort((a, b) => rank(a.c) - rank(b.c))[0]
+    const hint = walk !== undefined ? ` INDEXED BY ${walk.index}` : input.fullScan ? ' NOT INDEXED' : ''
     return {
-      sql: `SELECT count(*) FROM profiles WHERE ${projectFilter(projectId)} AND (${compiled.sql})`,
+      sql: `SELECT count(*) FROM profiles${hint} WHERE ${projectFilter(projectId)} AND (${compiled.sql})`,
       params: compiled.params,
     }
   }
@@ -1118,15 +1149,18 @@ export function sqliteCountSql(
   const params: unknown[] = []
   probes.forEach(({ leaf, index }, i) => {
     const alias = `p${i}`
-    const columns = { userId: `${alias}.user_id`, attrs: `${alias}.attributes` }
     from.push(`profiles ${alias} INDEXED BY ${index}`)
     terms.push(`${alias}.${projectFilter(projectId)}`)
     if (i > 0) terms.push(`${alias}.user_id = p0.user_id`)
-    const compiled = compileCondition(leaf, sqliteDialect, 1, columns)
+    const compiled = compileCondition(leaf, sqliteDialect, 1, {
+      userId: `${alias}.user_id`,
+      attrs: `${alias}.attributes`,
+    })
     terms.push(`(${compiled.sql})`)
     params.push(...compiled.params)
   })
-  if (rest.kind === 'all' && rest.of.length > 0) {
+  if (others.length > 0) {
+    const rest: Condition = { kind: 'all', of: others }
     const compiled = compileCondition(rest, sqliteDialect, 1, { userId: 'p0.user_id', attrs: 'p0.attributes' })
     terms.push(`(${compiled.sql})`)
     params.push(...compiled.params)
@@ -1169,7 +1203,8 @@ function prepareStatements(db: Database.Database) {
     advanceSeq: p('UPDATE projects SET change_seq = change_seq + ? WHERE id = ? RETURNING change_seq').pluck(),
     insertChange: p('INSERT INTO change_log (project_id, seq, user_id, changed_at) VALUES (?, ?, ?, ?)'),
     profile: p(`SELECT ${profileColumns} FROM profiles WHERE project_id = ? AND user_id = ?`),
-    textIndexes: p("SELECT name, index_name FROM attribute_indexes WHERE project_id = ? AND kind = 'text'"),
+    attributeIndexes: p('SELECT name, kind, index_name FROM attribute_indexes WHERE project_id = ?'),
+    projectShare: p('SELECT users, (SELECT sum(users) FROM projects) AS total FROM projects WHERE id = ?'),
     deleteProfile: p('DELETE FROM profiles WHERE project_id = ? AND user_id = ?'),
     feedProfile: p(`SELECT ${STATE_SELECT} FROM profiles WHERE project_id = ? AND user_id = ?`),
     feedFirst: p(`SELECT ${STATE_SELECT} FROM profiles WHERE project_id = ? ORDER BY user_id LIMIT ?`),
