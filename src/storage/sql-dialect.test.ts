@@ -8,6 +8,7 @@ import {
   postgresDialect,
   registerSqliteFunctions,
   sqliteDialect,
+  SQLITE_IN_PLACEHOLDERS,
   sqliteJsonPath,
   sqliteStringLiteral,
   postgresStringLiteral,
@@ -62,24 +63,42 @@ describe('compileCondition', () => {
     )
   })
 
-  test('in and not_in bind the whole list as one parameter', () => {
+  test('in and not_in: SQLite binds each value of a short list (an index can probe them), PostgreSQL one array', () => {
     testSql(
       { kind: 'set', field: 'c', op: 'in', values: ['JP', "U'S"] },
       {
-        sqlite: {
-          sql: `(json_extract(attrs, '$."c"') IN (SELECT value FROM json_each(?)))`,
-          params: ['["JP","U\'S"]'],
-        },
+        sqlite: { sql: `(json_extract(attrs, '$."c"') IN (?, ?))`, params: ['JP', "U'S"] },
         postgres: { sql: `((attrs ->> 'c') = ANY($1::text[]))`, params: [['JP', "U'S"]] },
       },
     )
     testSql(
       { kind: 'set', field: 'c', op: 'not_in', values: ['JP'] },
       {
-        sqlite: { sql: `(json_extract(attrs, '$."c"') NOT IN (SELECT value FROM json_each(?)))`, params: ['["JP"]'] },
+        sqlite: { sql: `(json_extract(attrs, '$."c"') NOT IN (?))`, params: ['JP'] },
         postgres: { sql: `((attrs ->> 'c') <> ALL($1::text[]))`, params: [['JP']] },
       },
     )
+  })
+
+  test('SQLite binds a list longer than SQLITE_IN_PLACEHOLDERS as one JSON parameter (bounded parameter count)', () => {
+    const long = Array.from({ length: SQLITE_IN_PLACEHOLDERS + 1 }, (_, i) => `v${i}`)
+    const exact = Array.from({ length: SQLITE_IN_PLACEHOLDERS }, (_, i) => `v${i}`)
+    const compiledLong = compileCondition({ kind: 'set', field: 'c', op: 'in', values: long }, sqliteDialect)
+    assert.equal(compiledLong.sql, `(json_extract(attrs, '$."c"') IN (SELECT value FROM json_each(?)))`)
+    assert.deepEqual(compiledLong.params, [JSON.stringify(long)])
+    const compiledExact = compileCondition({ kind: 'set', field: 'c', op: 'not_in', values: exact }, sqliteDialect)
+    assert.equal(compiledExact.params.length, SQLITE_IN_PLACEHOLDERS)
+    // Both forms select the same rows.
+    const db = new Database(':memory:')
+    db.exec(`CREATE TABLE t (attrs TEXT); INSERT INTO t VALUES ('{"c":"v3"}'), ('{"c":"zz"}'), ('{}')`)
+    const count = (q: { sql: string; params: unknown[] }) =>
+      db
+        .prepare(`SELECT count(*) FROM t WHERE ${q.sql}`)
+        .pluck()
+        .get(...q.params)
+    assert.equal(count(compiledLong), 1)
+    assert.equal(count(compiledExact), 1, 'only zz: v3 is in the list, and an absent attribute matches neither form')
+    db.close()
   })
 
   test('numeric ops use the one number rule on both backends', () => {

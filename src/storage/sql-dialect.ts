@@ -79,9 +79,8 @@ export interface SqlDialect {
   numberParam(p: string): string
   contains(expr: string, p: string): string
   startsWith(expr: string, p: string): string
-  /** Parameter value for a list of strings used by {@link inList}. */
-  listParam(values: readonly string[]): unknown
-  inList(expr: string, p: string, negate: boolean): string
+  /** `expr` [NOT] IN `values`, binding them with `bind` (which returns the placeholder). */
+  inList(expr: string, values: readonly string[], bind: (value: unknown) => string, negate: boolean): string
   /** {@link DATE_IN_FUNCTION} on text `expr` with four bound parameters (a NULL one is an open end). */
   dateIn(expr: string, from: string, to: string, fromDay: string, toDay: string): string
 }
@@ -105,6 +104,9 @@ export function postgresStringLiteral(text: string): string {
   return text.includes('\\') ? `E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`
 }
 
+/** Longest `in` list SQLite gets as one placeholder per value (see `sqliteDialect.inList`). */
+export const SQLITE_IN_PLACEHOLDERS = 64
+
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   placeholder: () => '?',
@@ -115,8 +117,15 @@ export const sqliteDialect: SqlDialect = {
   contains: (expr, p) => `(instr(${expr}, ${p}) > 0)`,
   // instr is fine here: values are at most 128 characters, and `p` can only be bound once with `?`.
   startsWith: (expr, p) => `(instr(${expr}, ${p}) = 1)`,
-  listParam: (values) => JSON.stringify(values),
-  inList: (expr, p, negate) => `(${expr} ${negate ? 'NOT IN' : 'IN'} (SELECT value FROM json_each(${p})))`,
+  // Short lists get one placeholder per value: the planner then probes an attribute index once per
+  // value, where `IN (SELECT value FROM json_each(?))` has no estimate and scans the project. Long
+  // ones stay one JSON parameter (100 leaves × 1,000 values would pass SQLite's 32,766 parameters).
+  inList: (expr, values, bind, negate) =>
+    `(${expr} ${negate ? 'NOT IN' : 'IN'} (${
+      values.length <= SQLITE_IN_PLACEHOLDERS
+        ? values.map((v) => bind(v)).join(', ')
+        : `SELECT value FROM json_each(${bind(JSON.stringify(values))})`
+    }))`,
   dateIn: (expr, from, to, fromDay, toDay) => `${DATE_IN_FUNCTION}(${expr}, ${from}, ${to}, ${fromDay}, ${toDay})`,
 }
 
@@ -129,8 +138,10 @@ export const postgresDialect: SqlDialect = {
   numberParam: (p) => `${p}::float8`,
   contains: (expr, p) => `(strpos(${expr}, ${p}) > 0)`,
   startsWith: (expr, p) => `starts_with(${expr}, ${p})`,
-  listParam: (values) => [...values],
-  inList: (expr, p, negate) => (negate ? `(${expr} <> ALL(${p}::text[]))` : `(${expr} = ANY(${p}::text[]))`),
+  inList: (expr, values, bind, negate) => {
+    const p = bind([...values])
+    return negate ? `(${expr} <> ALL(${p}::text[]))` : `(${expr} = ANY(${p}::text[]))`
+  },
   dateIn: (expr, from, to, fromDay, toDay) =>
     `${DATE_IN_FUNCTION}(${expr}, ${from}::bigint, ${to}::bigint, ${fromDay}::integer, ${toDay}::integer)`,
 }
@@ -230,7 +241,7 @@ export function compileCondition(
         }
         break
       case 'set':
-        test = dialect.inList(value, bind(dialect.listParam(c.values)), c.op === 'not_in')
+        test = dialect.inList(value, c.values, bind, c.op === 'not_in')
         break
       case 'numeric':
         test = `${dialect.toNumber(value)} ${NUMERIC_SQL[c.op]} ${dialect.numberParam(bind(c.value))}`

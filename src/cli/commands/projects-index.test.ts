@@ -40,7 +40,8 @@ describe('projects index (in-process, SQLite in memory)', () => {
     assert.equal(out.stdout.at(-1), 'Project "shop": there was no text index on "ltv".')
     // Building on SQLite says what it costs and what it does not buy (once per build command, not on --drop).
     assert.equal(out.stderr.length, 3)
-    for (const line of out.stderr) assert.match(line, /^note: on SQLite an attribute index .* hardly the counts/)
+    for (const line of out.stderr)
+      assert.match(line, /^note: on SQLite every attribute index costs uploads .* index what you segment by/)
   })
 
   test('an unknown project, a bad name or kind is a clear error and builds nothing', async () => {

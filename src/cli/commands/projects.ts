@@ -206,11 +206,11 @@ export async function indexAttributes(options: IndexAttributesOptions): Promise<
   const kind = checkIndexKind(options.kind ?? 'text')
   for (const attribute of options.attributes) checkAttributeName(attribute)
   if (store.kind === 'sqlite' && options.drop !== true) {
-    // Measured (npm run bench:attribute-indexes, README): on SQLite an indexed count still reads the
-    // table once per matching user, so counts gain little while every index costs uploads.
+    // Measured (npm run bench:attribute-indexes, README): SQLite writes every index page an upload
+    // changes into its WAL at commit, so each index adds about one page write per changed user.
     out.err(
-      'note: on SQLite an attribute index speeds up first pages of rare values but hardly the counts, ' +
-        'and costs uploads to this project (5 indexes: about 4x slower at 1M users); see the README',
+      'note: on SQLite every attribute index costs uploads to this project that change its value ' +
+        '(5 indexes: uploads about 4x slower at 1M users when every value changes); index what you segment by; see the README',
     )
   }
   for (const attribute of options.attributes) {

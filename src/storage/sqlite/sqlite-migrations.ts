@@ -2,8 +2,7 @@ import type { Migration } from '../migration.js'
 
 /**
  * The SQLite schema. Every primary key leads with `project_id`, like the PostgreSQL one.
- * `profiles` is WITHOUT ROWID and has no secondary index: the row lives in the primary-key b-tree,
- * so an upsert dirties one leaf page per user instead of one per b-tree (see the measurements note).
+ * `profiles` was WITHOUT ROWID until 0004_profiles_rowid, which made it a rowid table (see there).
  * `profiles.attributes` holds SQLite JSONB (binary JSON merged with `jsonb_patch`, which skips
  * re-parsing the stored document; text JSON is read and merged the same way).
  * Timestamps are integer milliseconds since the epoch (UTC).
@@ -155,6 +154,31 @@ CREATE TABLE attribute_indexes (
   created_at INTEGER NOT NULL,
   PRIMARY KEY (project_id, name, kind)
 ) WITHOUT ROWID;
+`,
+  },
+  {
+    // Issue 7: `profiles` becomes a rowid table (its key (project_id, user_id) now a unique index).
+    // In a WITHOUT ROWID table SQLite checks every row an expression index returns against the table
+    // (a `NotFound` seek per matching row, even for a count the index covers), so an attribute index
+    // could not count `eq` faster than a scan (~2–3 µs per row). A rowid table's index entries carry
+    // the rowid and the seek is deferred until a column is read, so counts and `all`-of-`eq` probes
+    // come from the attribute indexes alone (bench:attribute-indexes). Rows are copied in key order,
+    // so the rowids of a project's existing users follow user_id. Attribute indexes go with the old
+    // table; the store recreates them from `attribute_indexes` right after migrating.
+    id: '0004_profiles_rowid',
+    sql: `
+CREATE TABLE profiles_rowid (
+  project_id INTEGER NOT NULL,
+  user_id TEXT NOT NULL,
+  attributes TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (project_id, user_id)
+);
+INSERT INTO profiles_rowid (project_id, user_id, attributes, created_at, updated_at)
+  SELECT project_id, user_id, attributes, created_at, updated_at FROM profiles ORDER BY project_id, user_id;
+DROP TABLE profiles;
+ALTER TABLE profiles_rowid RENAME TO profiles;
 `,
   },
 ]

@@ -3,9 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
+import BetterSqlite from 'better-sqlite3'
 import type Database from 'better-sqlite3'
 import { evaluateCondition, parseCondition, resolveDates, type Condition } from '../../core/segment.js'
 import { INDEXED_SHAPES, SHAPE_INDEXES, shapeProfiles, UNINDEXED_SHAPE } from '../attribute-index-plans.js'
+import { attributeIndexName, createAttributeIndexSql } from '../attribute-index.js'
+import { sqliteDialect } from '../sql-dialect.js'
 import { openStore } from '../open-store.js'
 import { describeStoreContract, type StoreFixture } from '../store.contract.js'
 import type { Store } from '../store.js'
@@ -308,6 +311,190 @@ describe('sqlite attribute indexes: the planner uses them (a scan would fail the
     const where = INDEXED_SHAPES[2]?.where as Condition
     const expected = rows.filter(([id, a]) => evaluateCondition(where, id, a)).length
     assert.equal(await store.countProfiles(p, where), expected)
+    await store.close()
+  })
+})
+
+describe('sqlite profiles as a rowid table: counts come from attribute indexes alone', () => {
+  test('0004_profiles_rowid keeps every profile and its bytes, in key order, and rebuilds the attribute indexes', async () => {
+    const filename = join(dir, 'before-rowid.db')
+    const old = new BetterSqlite(filename)
+    old.exec('CREATE TABLE traitbase_migrations (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)')
+    for (const m of SQLITE_MIGRATIONS.filter((m) => m.id !== '0004_profiles_rowid')) {
+      old.exec(m.sql)
+      old.prepare('INSERT INTO traitbase_migrations VALUES (?, 0)').run(m.id)
+    }
+    assert.match(
+      old.prepare("SELECT sql FROM sqlite_master WHERE name = 'profiles'").pluck().get() as string,
+      /WITHOUT ROWID/,
+    )
+    old.prepare("INSERT INTO projects (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0)").run()
+    const insert = old.prepare('INSERT INTO profiles VALUES (?, ?, jsonb(?), 5, 6)')
+    for (const [p, u, a] of [
+      [2, 'z', '{"plan":"x"}'],
+      [1, 'm', '{"plan":"pro"}'],
+      [1, 'b', '{"plan":"free","n":"1"}'],
+    ] as const)
+      insert.run(p, u, a)
+    const indexName = attributeIndexName(1, 'plan', 'text')
+    old.exec(createAttributeIndexSql(sqliteDialect, 1, 'plan', 'text'))
+    old.prepare("INSERT INTO attribute_indexes VALUES (1, 'plan', 'text', ?, 0)").run(indexName)
+    const before = old
+      .prepare('SELECT project_id, user_id, hex(attributes) AS a, created_at, updated_at FROM profiles ORDER BY 1, 2')
+      .all()
+    old.close()
+
+    const store = new SqliteStore(filename)
+    await store.migrate()
+    const db = store.database
+    assert.doesNotMatch(
+      db.prepare("SELECT sql FROM sqlite_master WHERE name = 'profiles'").pluck().get() as string,
+      /WITHOUT ROWID/,
+    )
+    const after = db
+      .prepare('SELECT project_id, user_id, hex(attributes) AS a, created_at, updated_at FROM profiles ORDER BY 1, 2')
+      .all()
+    assert.deepEqual(after, before)
+    assert.deepEqual(
+      db.prepare('SELECT user_id FROM profiles ORDER BY rowid').pluck().all(),
+      ['b', 'm', 'z'],
+      'copied in key order',
+    )
+    assert.equal(
+      db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?").pluck().get(indexName),
+      1,
+    )
+    assert.equal(await store.countProfiles(1, { kind: 'text', field: 'plan', op: 'eq', value: 'pro' }), 1)
+    // The key is still unique: an upload of an existing user updates it.
+    await store.applyUpload(1, {
+      rows: 1,
+      patches: [{ userId: 'm', attributes: Object.assign(Object.create(null), { plan: 'free' }) }],
+    })
+    assert.equal(await store.countProfiles(1), 2)
+    assert.equal(await store.countProfiles(1, { kind: 'text', field: 'plan', op: 'eq', value: 'free' }), 2)
+    await store.close()
+  })
+
+  test('eq, in, range, not_exists and all-of-eq count without reading a table row; answers are exact', async () => {
+    const store = (await openStore(`sqlite:${join(dir, 'rowid-counts.db')}`)) as SqliteStore
+    const p = (await store.ensureProject('counts')).id
+    const rows = shapeProfiles(4000)
+    for (let i = 0; i < rows.length; i += 500) {
+      const patches = rows.slice(i, i + 500).map(([userId, a]) => ({
+        userId,
+        attributes: Object.assign(Object.create(null), a) as Record<string, string>,
+      }))
+      await store.applyUpload(p, { rows: patches.length, patches })
+    }
+    for (const [name, kind] of SHAPE_INDEXES) await store.createAttributeIndex(p, name, kind)
+    const indexes = await store.listAttributeIndexes(p)
+    const text = new Map(indexes.filter((i) => i.kind === 'text').map((i) => [i.name, i.indexName]))
+    const db = store.database
+    const root = db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'profiles'").pluck().get() as number
+    // Opcodes that read a row of `profiles` itself (DeferredSeek only arms a seek for a later column read).
+    const tableReads = ({ sql, params }: { sql: string; params: unknown[] }): string[] => {
+      const ops = db.prepare(`EXPLAIN ${sql}`).all(...params) as { opcode: string; p1: number; p2: number }[]
+      const cursors = new Set(ops.filter((o) => o.opcode === 'OpenRead' && o.p2 === root).map((o) => o.p1))
+      return ops
+        .filter(
+          (o) => cursors.has(o.p1) && ['Column', 'NotFound', 'NotExists', 'SeekRowid', 'Rewind'].includes(o.opcode),
+        )
+        .map((o) => o.opcode)
+    }
+    const plan = ({ sql, params }: { sql: string; params: unknown[] }): string =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((r) => r.detail).join('; ')
+    const names = new Map(indexes.map((i) => [i.name, i.indexName]))
+    const number = new Map(indexes.filter((i) => i.kind === 'number').map((i) => [i.name, i.indexName]))
+    const input = { text, number, fullScan: false }
+    const fields: Record<string, string> = { eq: 'plan', in: 'language', range: 'ltv', not_exists: 'city' }
+    for (const shape of INDEXED_SHAPES) {
+      const q = sqliteCountSql(p, shape.where, input)
+      assert.deepEqual(tableReads(q), [], `${shape.name}: ${plan(q)}`)
+      const field = fields[shape.name]
+      if (field !== undefined)
+        assert.match(plan(q), new RegExp(`^SEARCH profiles USING INDEX ${names.get(field) as string} \\(<expr>`))
+    }
+    // all of 2 eq: one alias per indexed leaf; one walks its index, the other probes (value, user_id).
+    const both = INDEXED_SHAPES.find((s) => s.name === 'all of 2 eq')?.where as Condition
+    assert.match(
+      plan(sqliteCountSql(p, both, input)),
+      /SEARCH p\d USING INDEX tb_attr_\w+ \(<expr>=\?\); SEARCH p\d USING INDEX tb_attr_\w+ \(<expr>=\? AND user_id=\?\)/,
+    )
+    // An indexed leaf of an `all` walks its index even with an unindexed leaf beside it.
+    const withEmail: Condition = { kind: 'all', of: [UNINDEXED_SHAPE, INDEXED_SHAPES[3]?.where as Condition] }
+    assert.match(plan(sqliteCountSql(p, withEmail, input)), new RegExp(`USING INDEX ${names.get('city') as string}`))
+    // Nothing indexed: a project with a large share of the table scans it in rowid order, a small one walks its key.
+    assert.equal(plan(sqliteCountSql(p, UNINDEXED_SHAPE, { ...input, fullScan: true })), 'SCAN profiles')
+    assert.doesNotMatch(sqliteCountSql(p, UNINDEXED_SHAPE, input).sql, /INDEXED/, 'a small project: the planner picks')
+    // `exists` matches nearly everyone: it never walks an index.
+    assert.doesNotMatch(plan(sqliteCountSql(p, { kind: 'presence', field: 'city', op: 'exists' }, input)), /tb_attr_/)
+    // Answers equal the reference evaluation, with and without the join, also with an unindexed leaf
+    // and an `in` among the probes.
+    const mixed: Condition = {
+      kind: 'all',
+      of: [
+        { kind: 'set', field: 'plan', op: 'in', values: ['pro', 'free', 'p4'] },
+        { kind: 'text', field: 'email', op: 'contains', value: '1' },
+        { kind: 'set', field: 'language', op: 'in', values: ['ja', 'l4', 'l14'] },
+        { kind: 'presence', field: 'city', op: 'exists' },
+      ],
+    }
+    for (const where of [...INDEXED_SHAPES.map((s) => s.where), mixed, withEmail]) {
+      const expected = rows.filter(([id, a]) => evaluateCondition(where, id, a)).length
+      assert.equal(await store.countProfiles(p, where), expected, JSON.stringify(where))
+      assert.equal(
+        db
+          .prepare(sqliteCountSql(p, where).sql)
+          .pluck()
+          .get(...sqliteCountSql(p, where).params),
+        expected,
+      )
+      const full = sqliteCountSql(p, where, { text: new Map(), number: new Map(), fullScan: true })
+      assert.equal(
+        db
+          .prepare(full.sql)
+          .pluck()
+          .get(...full.params),
+        expected,
+        'the same by a full scan',
+      )
+    }
+    assert.ok(rows.filter(([id, a]) => evaluateCondition(mixed, id, a)).length > 0, 'the mixed shape matches someone')
+    assert.match(sqliteCountSql(p, mixed, input).sql, /profiles p1 INDEXED BY/)
+    // An index dropped behind the store's back (another process, after the registry was read)
+    // costs the join, not the answer.
+    db.exec(`DROP INDEX ${names.get('language') as string}`)
+    assert.equal(await store.countProfiles(p, both), rows.filter(([id, a]) => evaluateCondition(both, id, a)).length)
+    await store.close()
+  })
+
+  test('a count scans the whole table only for a project with a large share of it', async () => {
+    const store = new SqliteStore(join(dir, 'share.db'))
+    await store.migrate()
+    const small = (await store.ensureProject('small')).id
+    const big = (await store.ensureProject('big')).id
+    const upload = (project: number, n: number) =>
+      store.applyUpload(project, {
+        rows: n,
+        patches: Array.from({ length: n }, (_, i) => ({
+          userId: `u${i}`,
+          attributes: Object.assign(Object.create(null), { a: String(i % 3) }) as Record<string, string>,
+        })),
+      })
+    await upload(small, 10)
+    await upload(big, 90)
+    const seen: string[] = []
+    const spy = store as unknown as { read: (sql: string, params: unknown[], mode: string) => Promise<unknown> }
+    const read = spy.read.bind(store)
+    spy.read = (sql, params, mode) => {
+      seen.push(sql)
+      return read(sql, params, mode)
+    }
+    const where: Condition = { kind: 'text', field: 'a', op: 'eq', value: '1' }
+    assert.equal(await store.countProfiles(small, where), 3)
+    assert.equal(await store.countProfiles(big, where), 30)
+    assert.doesNotMatch(seen[0] as string, /NOT INDEXED/, '10 % of the table: through its key')
+    assert.match(seen[1] as string, /FROM profiles NOT INDEXED/, '90 %: a scan in rowid order')
     await store.close()
   })
 })

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3'
 import type { Statement } from 'better-sqlite3'
 import { TraitbaseError } from '../../core/errors.js'
+import { USER_ID_FIELD } from '../../core/limits.js'
 import type { Scope } from '../../core/scopes.js'
 import type { Condition } from '../../core/segment.js'
 import type { UploadBatch } from '../../core/upload.js'
@@ -126,6 +127,8 @@ interface PendingUpload {
 const PROFILE_COLUMNS = { userId: 'user_id', attrs: 'attributes' }
 /** Profiles are stored as SQLite JSONB (binary): merging skips re-parsing the stored document. */
 const PROFILE_SELECT = 'user_id, json(attributes) AS attributes, created_at, updated_at'
+/** The unique index SQLite made for `profiles`' primary key (a rowid table since 0004_profiles_rowid). */
+const PROFILES_KEY_INDEX = 'sqlite_autoindex_profiles_1'
 const COUNT_ALL = 'SELECT count(*) FROM profiles WHERE project_id = ?'
 /** What the change feed reads: no timestamps. */
 const STATE_SELECT = 'user_id, json(attributes) AS attributes'
@@ -226,6 +229,20 @@ export class SqliteStore implements Store {
         if (done.has(m.id)) continue
         db.exec(m.sql)
         db.prepare('INSERT INTO traitbase_migrations (id, applied_at) VALUES (?, ?)').run(m.id, Date.now())
+      }
+      // 0004_profiles_rowid rebuilt `profiles`, and its attribute indexes went with the old table.
+      if (!done.has('0004_profiles_rowid')) {
+        const indexes = db.prepare('SELECT project_id, name, kind, index_name FROM attribute_indexes').all() as {
+          project_id: number
+          name: string
+          kind: AttributeIndexKind
+          index_name: string
+        }[]
+        for (const i of indexes) {
+          db.exec(createAttributeIndexSql(sqliteDialect, i.project_id, i.name, i.kind))
+          db.exec(`ANALYZE ${i.index_name}`)
+        }
+        if (indexes.length > 0) db.exec(`ANALYZE ${PROFILES_KEY_INDEX}`)
       }
     }).immediate()
   }
@@ -478,8 +495,21 @@ export class SqliteStore implements Store {
 
   async countProfiles(projectId: number, where?: Condition): Promise<number> {
     if (where === undefined) return (await this.read(COUNT_ALL, [projectId], 'value')) as number
-    const { sql, params } = sqliteCountSql(projectId, where)
-    return (await this.read(sql, params, 'value')) as number
+    const text = new Map<string, string>()
+    const number = new Map<string, string>()
+    for (const r of this.s.attributeIndexes.all(projectId) as { name: string; kind: string; index_name: string }[])
+      (r.kind === 'text' ? text : number).set(r.name, r.index_name)
+    const size = this.s.projectShare.get(projectId) as { users: number; total: number } | undefined
+    const fullScan = size !== undefined && size.users >= FULL_SCAN_SHARE * size.total
+    const planned = sqliteCountSql(projectId, where, { text, number, fullScan })
+    try {
+      return (await this.read(planned.sql, planned.params, 'value')) as number
+    } catch (error) {
+      // An index named by INDEXED BY was dropped (by another process) since the registry was read.
+      if (!/no such index/.test((error as Error).message)) throw error
+      const { sql, params } = sqliteCountSql(projectId, where, { text: new Map(), number: new Map(), fullScan })
+      return (await this.read(sql, params, 'value')) as number
+    }
   }
 
   async listAttributeIndexes(projectId: number): Promise<AttributeIndex[]> {
@@ -510,8 +540,11 @@ export class SqliteStore implements Store {
       .transaction(() => {
         this.database.exec(createAttributeIndexSql(sqliteDialect, projectId, name, kind))
         // Statistics of this index alone (with STAT4 samples of its values), so for an `all` of two
-        // indexed conditions the planner walks the more selective index.
+        // indexed conditions the planner walks the more selective index; and of the key (how many
+        // rows a project has), without which the planner takes every project for ~10 rows and walks
+        // the key instead of the attribute index.
         this.database.exec(`ANALYZE ${indexName}`)
+        this.database.exec(`ANALYZE ${PROFILES_KEY_INDEX}`)
         return (
           this.database
             .prepare(
@@ -1038,13 +1071,101 @@ export function sqliteScanSql(projectId: number, options: ScanOptions): Compiled
   return { sql, params }
 }
 
-/** The database path's count query (see {@link sqliteScanSql}). */
-export function sqliteCountSql(projectId: number, where: Condition): CompiledSql {
-  const compiled = compileCondition(where, sqliteDialect, 1, PROFILE_COLUMNS)
-  return {
-    sql: `SELECT count(*) FROM profiles WHERE ${projectFilter(projectId)} AND (${compiled.sql})`,
-    params: compiled.params,
+/** Most aliases of `profiles` in one count (each walks or probes one attribute index). */
+const MAX_PROBES = 4
+
+/** A project holding at least this share of all profiles is counted by a scan of the whole table. */
+const FULL_SCAN_SHARE = 0.3
+
+/** What the count planner knows of a project (see {@link sqliteCountSql}). */
+export interface CountPlanInput {
+  /** Attribute name → index name, of the project's `text` attribute indexes. */
+  readonly text: ReadonlyMap<string, string>
+  /** The same for its `number` indexes. */
+  readonly number: ReadonlyMap<string, string>
+  /** The project holds a large share of the table: without an index, scan the table in rowid order. */
+  readonly fullScan: boolean
+}
+
+const NO_INDEXES: CountPlanInput = { text: new Map(), number: new Map(), fullScan: false }
+
+/** A positive `eq` or `in` leaf on an attribute with a text index: answerable by a probe of that index. */
+function probeIndex(c: Condition, text: ReadonlyMap<string, string>): string | undefined {
+  if (!((c.kind === 'text' && c.op === 'eq') || (c.kind === 'set' && c.op === 'in'))) return undefined
+  return c.field === USER_ID_FIELD ? undefined : text.get(c.field)
+}
+
+/** The index a leaf can walk to find its matches (not `exists`: it matches nearly every row). */
+function walkIndex(c: Condition, input: CountPlanInput): string | undefined {
+  if (c.kind === 'all' || c.kind === 'any' || c.kind === 'not' || c.field === USER_ID_FIELD) return undefined
+  if (c.kind === 'numeric') return input.number.get(c.field)
+  if (c.kind === 'presence') return c.op === 'not_exists' ? input.text.get(c.field) : undefined
+  return probeIndex(c, input.text)
+}
+
+/**
+ * The database path's count query (see {@link sqliteScanSql}); the plan is chosen here, not left to
+ * the planner, whose statistics (ANALYZE) would be stale or missing in a table that grows by
+ * uploads. With `input` (the project's attribute indexes and size):
+ * - an `all` with two or more positive `eq` / `in` leaves on text-indexed attributes counts as a
+ *   join of `profiles` with itself, one alias per such leaf, each `INDEXED BY` its attribute's index,
+ *   joined on user_id: the planner walks the smallest index and probes the others by (value,
+ *   user_id), all inside the indexes (a single-table `AND` would read the table row of every match
+ *   to test the rest). The other leaves stay on the first alias. Same rows: user_id is unique in a
+ *   project, so every alias names the same profile;
+ * - otherwise a leaf (or a leaf of a top-level `all`) that an index serves walks that index
+ *   (`INDEXED BY`): `eq` before `in` before a range before `not_exists`;
+ * - otherwise a project with a large share of the table is scanned in rowid order (`NOT INDEXED`),
+ *   and a small one through its key (project_id, user_id).
+ */
+export function sqliteCountSql(projectId: number, where: Condition, input: CountPlanInput = NO_INDEXES): CompiledSql {
+  const probes: { leaf: Condition; index: string }[] = []
+  const leaves = where.kind === 'all' ? where.of : [where]
+  const others: Condition[] = []
+  const seen = new Set<string>()
+  for (const c of leaves) {
+    const index = probeIndex(c, input.text)
+    if (index !== undefined && probes.length <= MAX_PROBES && !seen.has(index)) {
+      seen.add(index)
+      probes.push({ leaf: c, index })
+    } else others.push(c)
   }
+  if (probes.length < 2) {
+    const compiled = compileCondition(where, sqliteDialect, 1, PROFILE_COLUMNS)
+    const rank = (c: Condition): number =>
+      c.kind === 'text' ? 0 : c.kind === 'set' ? 1 : c.kind === 'numeric' ? 2 : c.kind === 'presence' ? 3 : 4
+    const walk = leaves
+      .map((c) => ({ c, index: walkIndex(c, input) }))
+      .filter((x): x is { c: Condition; index: string } => x.index !== undefined)
+      .sort((a, b) => rank(a.c) - rank(b.c))[0]
+    const hint = walk !== undefined ? ` INDEXED BY ${walk.index}` : input.fullScan ? ' NOT INDEXED' : ''
+    return {
+      sql: `SELECT count(*) FROM profiles${hint} WHERE ${projectFilter(projectId)} AND (${compiled.sql})`,
+      params: compiled.params,
+    }
+  }
+  const from: string[] = []
+  const terms: string[] = []
+  const params: unknown[] = []
+  probes.forEach(({ leaf, index }, i) => {
+    const alias = `p${i}`
+    from.push(`profiles ${alias} INDEXED BY ${index}`)
+    terms.push(`${alias}.${projectFilter(projectId)}`)
+    if (i > 0) terms.push(`${alias}.user_id = p0.user_id`)
+    const compiled = compileCondition(leaf, sqliteDialect, 1, {
+      userId: `${alias}.user_id`,
+      attrs: `${alias}.attributes`,
+    })
+    terms.push(`(${compiled.sql})`)
+    params.push(...compiled.params)
+  })
+  if (others.length > 0) {
+    const rest: Condition = { kind: 'all', of: others }
+    const compiled = compileCondition(rest, sqliteDialect, 1, { userId: 'p0.user_id', attrs: 'p0.attributes' })
+    terms.push(`(${compiled.sql})`)
+    params.push(...compiled.params)
+  }
+  return { sql: `SELECT count(*) FROM ${from.join(', ')} WHERE ${terms.join(' AND ')}`, params }
 }
 
 function prepareStatements(db: Database.Database) {
@@ -1082,6 +1203,8 @@ function prepareStatements(db: Database.Database) {
     advanceSeq: p('UPDATE projects SET change_seq = change_seq + ? WHERE id = ? RETURNING change_seq').pluck(),
     insertChange: p('INSERT INTO change_log (project_id, seq, user_id, changed_at) VALUES (?, ?, ?, ?)'),
     profile: p(`SELECT ${profileColumns} FROM profiles WHERE project_id = ? AND user_id = ?`),
+    attributeIndexes: p('SELECT name, kind, index_name FROM attribute_indexes WHERE project_id = ?'),
+    projectShare: p('SELECT users, (SELECT sum(users) FROM projects) AS total FROM projects WHERE id = ?'),
     deleteProfile: p('DELETE FROM profiles WHERE project_id = ? AND user_id = ?'),
     feedProfile: p(`SELECT ${STATE_SELECT} FROM profiles WHERE project_id = ? AND user_id = ?`),
     feedFirst: p(`SELECT ${STATE_SELECT} FROM profiles WHERE project_id = ? ORDER BY user_id LIMIT ?`),
