@@ -70,8 +70,10 @@ export async function buildAttributeValues(
     // Nothing of a dropped index survives (dropAttributeValues holds the same lock), but be sure.
     await client.query('DELETE FROM attribute_values WHERE project_id = $1 AND name = $2', [projectId, name])
     await client.query(
+      // In key order: the index grows at its end instead of splitting pages all over.
       `INSERT INTO attribute_values (project_id, name, value, user_id)
-       SELECT project_id, $2, coalesce(attributes ->> $2, ''), user_id FROM profiles WHERE project_id = $1`,
+       SELECT project_id, $2, coalesce(attributes ->> $2, ''), user_id FROM profiles WHERE project_id = $1
+       ORDER BY coalesce(attributes ->> $2, '') COLLATE "C", user_id`,
       [projectId, name],
     )
     await client.query('COMMIT')

@@ -535,14 +535,18 @@ export class PostgresStore implements Store {
     }
   }
 
-  private onCitus(): Promise<boolean> {
-    this.citus ??= this.pool.connect().then(async (client) => {
-      try {
-        return await isCitus(client)
-      } finally {
-        client.release()
-      }
-    })
+  /** Asks on `client` when given (one already checked out: a pool of one must not wait for a second). */
+  private onCitus(client?: pg.ClientBase): Promise<boolean> {
+    this.citus ??=
+      client === undefined
+        ? this.pool.connect().then(async (own) => {
+            try {
+              return await isCitus(own)
+            } finally {
+              own.release()
+            }
+          })
+        : isCitus(client)
     this.citus.catch(() => (this.citus = undefined))
     return this.citus
   }
@@ -557,7 +561,7 @@ export class PostgresStore implements Store {
     source: ProfileSource,
     where: Condition | undefined,
   ): Promise<ReadonlySet<string>> {
-    if (where === undefined || source.params.length > 0 || (await this.onCitus())) return new Set()
+    if (where === undefined || source.params.length > 0 || (await this.onCitus(client))) return new Set()
     const { rows } = await client.query<{ name: string }>(
       `SELECT name FROM attribute_indexes WHERE project_id = $1 AND kind = 'text'`,
       [projectId],
@@ -584,9 +588,11 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * CREATE INDEX CONCURRENTLY (uploads go on while it builds; on Citus it builds on every shard of
-   * profiles), then the registry row, then ANALYZE so the planner knows the expression's values.
-   * A build interrupted earlier leaves an invalid index of the same name: it is dropped and rebuilt.
+   * A `text` index on plain PostgreSQL: the side table attribute_values, filled while the project's
+   * writers wait (see attribute-values.ts). Otherwise CREATE INDEX CONCURRENTLY (uploads go on while
+   * it builds; on Citus it builds on every shard of profiles), then the registry row, then ANALYZE so
+   * the planner knows the expression's values. A build interrupted earlier leaves an invalid index of
+   * the same name: it is dropped and rebuilt.
    */
   async createAttributeIndex(
     projectId: number,
