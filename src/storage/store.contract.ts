@@ -486,6 +486,15 @@ export function describeStoreContract(
         { kind: 'not', of: { kind: 'all', of: [eqPro, { kind: 'text', field: 'lang', op: 'eq', value: 'ko' }] } },
         { kind: 'any', of: [eqPro, { kind: 'text', field: 'lang', op: 'eq', value: 'zh' }] },
         { kind: 'all', of: [{ kind: 'text', field: 'user_id', op: 'eq', value: 'u001' }, eqPro] },
+        // A store given "" directly (the API clears with it before) keeps it as a value.
+        { kind: 'text', field: 'plan', op: 'eq', value: '' },
+        {
+          kind: 'all',
+          of: [
+            { kind: 'presence', field: 'plan', op: 'not_exists' },
+            { kind: 'text', field: 'lang', op: 'eq', value: 'ja' },
+          ],
+        },
       ]
       const check = async (label: string) => {
         for (const where of conditions) {
@@ -522,6 +531,7 @@ export function describeStoreContract(
         ['u003', { plan: 'free', lang: 'ja' }],
         ['u005', { plan: 'pro', lang: 'ja' }],
         ['u900', { plan: 'pro', lang: 'ko' }],
+        ['u008', { plan: '' }],
       ])
       await write([
         ['u001', { plan: 'pro' }],

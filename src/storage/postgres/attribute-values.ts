@@ -8,7 +8,7 @@ import type { ScanOptions } from '../store.js'
 /**
  * `text` attribute indexes on plain PostgreSQL (issue 7): the side table `attribute_values
  * (project_id, name, value, user_id)`, primary key in that order, holds one row per user and
- * indexed text attribute: its value, or {@link ABSENT} when the user has none (migration
+ * indexed text attribute: its value behind {@link PRESENT}, or {@link ABSENT} when the user has none (migration
  * `0004_attribute_values`). A count of an `eq` (or a `not_exists`) is then a range count of that
  * key (an index-only scan: PostgreSQL 15 cannot count from an expression index on `profiles`
  * without visiting the heap), an `in` one range per value, an `all` of such leaves a merge join on
@@ -24,8 +24,9 @@ import type { ScanOptions } from '../store.js'
 /** First key of the two-key advisory lock a build holds exclusively and every write to a project's profiles shares ("tbav"). */
 export const ATTRIBUTE_VALUES_LOCK = 0x74626176
 
-/** The value that stands for "no value": never a stored one (an empty upload value clears the attribute). */
+/** The side table's value for "no value"; a value is stored behind {@link PRESENT} (so `''` stays a value). */
 export const ABSENT = ''
+export const PRESENT = 'v'
 
 /** An `in` with more values than this is counted from the side table but not paged from it (one ordered range per value). */
 export const MAX_PAGE_RANGES = 32
@@ -72,8 +73,8 @@ export async function buildAttributeValues(
     await client.query(
       // In key order: the index grows at its end instead of splitting pages all over.
       `INSERT INTO attribute_values (project_id, name, value, user_id)
-       SELECT project_id, $2, coalesce(attributes ->> $2, ''), user_id FROM profiles WHERE project_id = $1
-       ORDER BY coalesce(attributes ->> $2, '') COLLATE "C", user_id`,
+       SELECT project_id, $2, coalesce('v' || (attributes ->> $2), ''), user_id FROM profiles WHERE project_id = $1
+       ORDER BY coalesce('v' || (attributes ->> $2), '') COLLATE "C", user_id`,
       [projectId, name],
     )
     await client.query('COMMIT')
@@ -116,8 +117,7 @@ type ValueLeaf =
 
 function valueLeaf(c: Condition, names: ReadonlySet<string>): ValueLeaf | undefined {
   if (!('field' in c) || c.field === USER_ID_FIELD || !names.has(c.field)) return undefined
-  // ABSENT itself is no value a condition can name: it matches nobody.
-  const given = (values: readonly string[]) => [...new Set(values)].filter((v) => v !== ABSENT)
+  const given = (values: readonly string[]) => [...new Set(values)].map((v) => PRESENT + v)
   if (c.kind === 'text' && c.op === 'eq') return { field: c.field, op: 'in', values: given([c.value]) }
   if (c.kind === 'text' && c.op === 'neq') return { field: c.field, op: 'not_in', values: given([c.value]) }
   if (c.kind === 'set') return { field: c.field, op: c.op, values: given(c.values) }

@@ -385,8 +385,7 @@ $fn$;
   },
   {
     // Issue 7: text attribute indexes as a side table on plain PostgreSQL (see attribute-values.ts):
-    // one row per (user, indexed text attribute), its value or '' when absent ('' is never a stored
-    // value: an empty upload clears), kept by statement-level triggers on profiles that compare the
+    // one row per (user, indexed text attribute), 'v' and its value, or '' when it has none, kept by statement-level triggers on profiles that compare the
     // statement's old and new rows (transition tables), so every write path keeps it exact and only
     // pairs whose value changed are written (an UPDATE of the row: the user keeps one row per name).
     // Each trigger first takes the project's advisory lock shared (a build holds it exclusively), then
@@ -415,7 +414,7 @@ BEGIN
     PERFORM pg_advisory_xact_lock_shared(${ATTRIBUTE_VALUES_LOCK}, project_id)
     FROM (SELECT DISTINCT project_id FROM new_rows ORDER BY 1) s;
     INSERT INTO attribute_values (project_id, name, value, user_id)
-    SELECT r.project_id, a.name, coalesce(r.attributes ->> a.name, ''), r.user_id
+    SELECT r.project_id, a.name, coalesce('v' || (r.attributes ->> a.name), ''), r.user_id
     FROM new_rows r JOIN attribute_indexes a ON a.project_id = r.project_id AND a.kind = 'text'
     ON CONFLICT DO NOTHING;
   ELSIF TG_OP = 'DELETE' THEN
@@ -423,14 +422,15 @@ BEGIN
     FROM (SELECT DISTINCT project_id FROM old_rows ORDER BY 1) s;
     DELETE FROM attribute_values v USING old_rows r, attribute_indexes a
     WHERE a.project_id = r.project_id AND a.kind = 'text' AND v.project_id = r.project_id AND v.name = a.name
-      AND v.value = coalesce(r.attributes ->> a.name, '') AND v.user_id = r.user_id;
+      AND v.value = coalesce('v' || (r.attributes ->> a.name), '') AND v.user_id = r.user_id;
   ELSE
     PERFORM pg_advisory_xact_lock_shared(${ATTRIBUTE_VALUES_LOCK}, project_id)
     FROM (SELECT project_id FROM new_rows UNION SELECT project_id FROM old_rows ORDER BY 1) s;
     -- (An UPDATE that changes project_id or user_id, which no write path does, is a delete and an insert.)
     WITH pairs AS (
       SELECT o.project_id AS p_old, o.user_id AS u_old, n.project_id AS p_new, n.user_id AS u_new, a.name,
-        coalesce(o.attributes ->> a.name, '') AS v_old, coalesce(n.attributes ->> a.name, '') AS v_new
+        coalesce('v' || (o.attributes ->> a.name), '') AS v_old,
+        coalesce('v' || (n.attributes ->> a.name), '') AS v_new
       FROM old_rows o FULL JOIN new_rows n ON n.project_id = o.project_id AND n.user_id = o.user_id
       JOIN attribute_indexes a ON a.project_id = coalesce(o.project_id, n.project_id) AND a.kind = 'text'
     ), moved AS (
@@ -463,7 +463,7 @@ BEGIN
   CREATE TRIGGER traitbase_attribute_values_truncate AFTER TRUNCATE ON profiles
     FOR EACH STATEMENT EXECUTE FUNCTION traitbase_attribute_values();
   INSERT INTO attribute_values (project_id, name, value, user_id)
-  SELECT p.project_id, a.name, coalesce(p.attributes ->> a.name, ''), p.user_id
+  SELECT p.project_id, a.name, coalesce('v' || (p.attributes ->> a.name), ''), p.user_id
   FROM profiles p JOIN attribute_indexes a ON a.project_id = p.project_id AND a.kind = 'text';
   FOR r IN SELECT index_name FROM attribute_indexes WHERE kind = 'text' LOOP
     EXECUTE format('DROP INDEX IF EXISTS %I', r.index_name);

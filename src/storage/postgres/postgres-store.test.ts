@@ -275,11 +275,11 @@ if (!('skip' in db)) {
           .sort(([a], [b]) => (a < b ? -1 : 1))
           .map(([userId, a]) => ({ userId, attributes: attrs(a) })),
       })
-    /** Rows the side table holds for the project that a fresh backfill would not, and the other way round ('' = absent). */
+    /** Rows the side table holds for the project that a fresh backfill would not, and the other way round. */
     const drift = async (store: PostgresStore, p: number, names: string[]): Promise<unknown[]> => {
       const { rows } = await store.pool.query(
         `WITH want AS (
-           SELECT n.name, coalesce(p.attributes ->> n.name, '') AS value, p.user_id
+           SELECT n.name, coalesce('v' || (p.attributes ->> n.name), '') AS value, p.user_id
            FROM profiles p, unnest($2::text[]) AS n(name) WHERE p.project_id = $1
          ), have AS (SELECT name, value, user_id FROM attribute_values WHERE project_id = $1)
          (SELECT 'missing' AS what, * FROM (SELECT * FROM want EXCEPT SELECT * FROM have) m)
