@@ -486,6 +486,15 @@ export function describeStoreContract(
         { kind: 'not', of: { kind: 'all', of: [eqPro, { kind: 'text', field: 'lang', op: 'eq', value: 'ko' }] } },
         { kind: 'any', of: [eqPro, { kind: 'text', field: 'lang', op: 'eq', value: 'zh' }] },
         { kind: 'all', of: [{ kind: 'text', field: 'user_id', op: 'eq', value: 'u001' }, eqPro] },
+        {
+          kind: 'any',
+          of: [
+            { kind: 'all', of: [eqPro, { kind: 'numeric', field: 'ltv', op: 'gte', value: 100 }] },
+            { kind: 'set', field: 'lang', op: 'in', values: ['ko'] },
+            { kind: 'presence', field: 'plan', op: 'not_exists' },
+          ],
+        },
+        { kind: 'any', of: [eqPro, { kind: 'numeric', field: 'ltv', op: 'lt', value: 50 }] },
         // A store given "" directly (the API clears with it before) keeps it as a value.
         { kind: 'text', field: 'plan', op: 'eq', value: '' },
         {

@@ -195,6 +195,7 @@ function intersection(
  *   `not_in`: the attribute's present values, filtered);
  * - `all` with at least one such child: their intersection, joined with `profiles` only when other
  *   children remain to be tested on the document;
+ * - `any` whose every child is such a leaf or `all`: the union of their users;
  * - `not` of a countable condition: the project's users (the rows of any one indexed attribute) minus its count.
  */
 function countExpression(
@@ -214,6 +215,24 @@ function countExpression(
     const total = `(SELECT count(*) FROM attribute_values t WHERE t.${projectFilter(projectId)} AND t.name = ${params.bind(any)})`
     return `(${total} - ${inner})`
   }
+  if (c.kind !== 'all' && c.kind !== 'any') return undefined
+  // (A part the side table cannot narrow makes the whole undefined: no half-built SQL is used.)
+  const set = userSet(c, projectId, names, params)
+  return set === undefined ? undefined : `(SELECT count(*) FROM (${set}) s)`
+}
+
+/**
+ * A query of the user ids matching `c` (each once), when the side table can narrow every part of
+ * it: a leaf, an `all` with such a leaf (see {@link countExpression}), an `any` of those.
+ */
+function userSet(c: Condition, projectId: number, names: ReadonlySet<string>, params: Params): string | undefined {
+  const leaf = valueLeaf(c, names)
+  if (leaf !== undefined)
+    return `SELECT v0.user_id FROM attribute_values v0 WHERE ${leafTests(leaf, 'v0', projectId, params)}`
+  if (c.kind === 'any') {
+    const sets = c.of.map((child) => userSet(child, projectId, names, params))
+    return sets.length === 0 || sets.some((set) => set === undefined) ? undefined : sets.join(' UNION ')
+  }
   if (c.kind !== 'all') return undefined
   const leaves: ValueLeaf[] = []
   const rest: Condition[] = []
@@ -224,11 +243,11 @@ function countExpression(
   }
   if (leaves.length === 0) return undefined
   const { from, where } = intersection(leaves, projectId, params)
-  if (rest.length === 0) return `(SELECT count(*) FROM ${from} WHERE ${where})`
+  if (rest.length === 0) return `SELECT v0.user_id FROM ${from} WHERE ${where}`
   const residual = params.compile({ kind: 'all', of: rest }, 'p')
   return (
-    `(SELECT count(*) FROM ${from} JOIN profiles p ON p.${projectFilter(projectId)} AND p.user_id = v0.user_id ` +
-    `WHERE ${where} AND ${residual})`
+    `SELECT v0.user_id FROM ${from} JOIN profiles p ON p.${projectFilter(projectId)} AND p.user_id = v0.user_id ` +
+    `WHERE ${where} AND ${residual}`
   )
 }
 
