@@ -9,6 +9,8 @@
  * uses (a planner only matches an expression index against the same expression), and `user_id`
  * second so an `eq` walks its matches already in page order. Only that project's rows are in it,
  * so other projects' uploads never pay for it. Shared by both stores; they differ in how they build.
+ * On plain PostgreSQL a `text` index is instead a side table that counts read without the heap
+ * (postgres/attribute-values.ts); its registry row and name are the same.
  */
 import { createHash } from 'node:crypto'
 import { TraitbaseError } from '../core/errors.js'

@@ -221,8 +221,9 @@ export interface Store extends AdminStore {
   listAttributeIndexes(projectId: number): Promise<AttributeIndex[]>
   /**
    * Builds the index (nothing when it exists: `created` false). Slow on a big project: SQLite holds
-   * the database's write lock while it builds (other writers wait); PostgreSQL builds CONCURRENTLY,
-   * writes go on. An admin operation (CLI), never run on a server's event loop. A bad name or kind
+   * the database's write lock while it builds (other writers wait); PostgreSQL fills a `text` index's
+   * side table while that project's writers wait (postgres/attribute-values.ts) and builds a
+   * `number` index (and on Citus, every index) CONCURRENTLY, writes going on. An admin operation (CLI), never run on a server's event loop. A bad name or kind
    * is a BAD_REQUEST TraitbaseError; an unknown project a NOT_FOUND one; nothing changes then.
    */
   createAttributeIndex(

@@ -1,5 +1,6 @@
 import { DATE_PATTERN, DATE_TIME_PATTERN } from '../../core/date.js'
 import type { Migration } from '../migration.js'
+import { ATTRIBUTE_VALUES_LOCK } from './attribute-values.js'
 
 /**
  * Key of the session advisory lock held while migrating: servers starting at once against one
@@ -380,6 +381,95 @@ BEGIN
   RETURN n;
 END
 $fn$;
+`,
+  },
+  {
+    // Issue 7: text attribute indexes as a side table on plain PostgreSQL (see attribute-values.ts):
+    // one row per (user, indexed text attribute), 'v' and its value, or '' when it has none, kept by statement-level triggers on profiles that compare the
+    // statement's old and new rows (transition tables), so every write path keeps it exact and only
+    // pairs whose value changed are written (an UPDATE of the row: the user keeps one row per name).
+    // Each trigger first takes the project's advisory lock shared (a build holds it exclusively), then
+    // reads the registry. On Citus the triggers are not installed (a trigger on a distributed table
+    // needs citus.enable_unsafe_triggers) and text indexes stay expression indexes on profiles; the
+    // empty table is distributed like the others. An upgraded database's text indexes move over:
+    // backfilled with the triggers in place in this transaction (CREATE TRIGGER locks out writers until
+    // it commits), their expression indexes dropped. Fillfactor 80: a changed value's new row version
+    // stays on its page. Vacuumed often: counts are index-only scans, which need the visibility map.
+    id: '0004_attribute_values',
+    sql: `
+CREATE TABLE attribute_values (
+  project_id integer NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  value text COLLATE "C" NOT NULL,
+  user_id text COLLATE "C" NOT NULL,
+  PRIMARY KEY (project_id, name, value, user_id)
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_insert_scale_factor = 0.02);
+
+CREATE FUNCTION traitbase_attribute_values() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    DELETE FROM attribute_values;
+  ELSIF TG_OP = 'INSERT' THEN
+    PERFORM pg_advisory_xact_lock_shared(${ATTRIBUTE_VALUES_LOCK}, project_id)
+    FROM (SELECT DISTINCT project_id FROM new_rows ORDER BY 1) s;
+    INSERT INTO attribute_values (project_id, name, value, user_id)
+    SELECT r.project_id, a.name, coalesce('v' || (r.attributes ->> a.name), ''), r.user_id
+    FROM new_rows r JOIN attribute_indexes a ON a.project_id = r.project_id AND a.kind = 'text'
+    ON CONFLICT DO NOTHING;
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM pg_advisory_xact_lock_shared(${ATTRIBUTE_VALUES_LOCK}, project_id)
+    FROM (SELECT DISTINCT project_id FROM old_rows ORDER BY 1) s;
+    DELETE FROM attribute_values v USING old_rows r, attribute_indexes a
+    WHERE a.project_id = r.project_id AND a.kind = 'text' AND v.project_id = r.project_id AND v.name = a.name
+      AND v.value = coalesce('v' || (r.attributes ->> a.name), '') AND v.user_id = r.user_id;
+  ELSE
+    PERFORM pg_advisory_xact_lock_shared(${ATTRIBUTE_VALUES_LOCK}, project_id)
+    FROM (SELECT project_id FROM new_rows UNION SELECT project_id FROM old_rows ORDER BY 1) s;
+    -- (An UPDATE that changes project_id or user_id, which no write path does, is a delete and an insert.)
+    WITH pairs AS (
+      SELECT o.project_id AS p_old, o.user_id AS u_old, n.project_id AS p_new, n.user_id AS u_new, a.name,
+        coalesce('v' || (o.attributes ->> a.name), '') AS v_old,
+        coalesce('v' || (n.attributes ->> a.name), '') AS v_new
+      FROM old_rows o FULL JOIN new_rows n ON n.project_id = o.project_id AND n.user_id = o.user_id
+      JOIN attribute_indexes a ON a.project_id = coalesce(o.project_id, n.project_id) AND a.kind = 'text'
+    ), moved AS (
+      UPDATE attribute_values v SET value = c.v_new FROM pairs c
+      WHERE c.p_old IS NOT NULL AND c.p_new IS NOT NULL AND c.v_old <> c.v_new
+        AND v.project_id = c.p_old AND v.name = c.name AND v.value = c.v_old AND v.user_id = c.u_old
+    ), gone AS (
+      DELETE FROM attribute_values v USING pairs c
+      WHERE c.p_new IS NULL
+        AND v.project_id = c.p_old AND v.name = c.name AND v.value = c.v_old AND v.user_id = c.u_old
+    )
+    INSERT INTO attribute_values (project_id, name, value, user_id)
+    SELECT c.p_new, c.name, c.v_new, c.u_new FROM pairs c WHERE c.p_old IS NULL
+    ON CONFLICT DO NOTHING;
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+
+DO $do$
+DECLARE r record;
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN RETURN; END IF;
+  CREATE TRIGGER traitbase_attribute_values_insert AFTER INSERT ON profiles
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION traitbase_attribute_values();
+  CREATE TRIGGER traitbase_attribute_values_update AFTER UPDATE ON profiles
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION traitbase_attribute_values();
+  CREATE TRIGGER traitbase_attribute_values_delete AFTER DELETE ON profiles
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION traitbase_attribute_values();
+  CREATE TRIGGER traitbase_attribute_values_truncate AFTER TRUNCATE ON profiles
+    FOR EACH STATEMENT EXECUTE FUNCTION traitbase_attribute_values();
+  INSERT INTO attribute_values (project_id, name, value, user_id)
+  SELECT p.project_id, a.name, coalesce('v' || (p.attributes ->> a.name), ''), p.user_id
+  FROM profiles p JOIN attribute_indexes a ON a.project_id = p.project_id AND a.kind = 'text';
+  FOR r IN SELECT index_name FROM attribute_indexes WHERE kind = 'text' LOOP
+    EXECUTE format('DROP INDEX IF EXISTS %I', r.index_name);
+  END LOOP;
+END
+$do$;
 `,
   },
 ]

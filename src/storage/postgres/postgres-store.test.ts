@@ -6,7 +6,15 @@ import { describeStoreContract, type StoreFixture } from '../store.contract.js'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js'
 import { evaluateCondition, type Condition } from '../../core/segment.js'
 import { INDEXED_SHAPES, SHAPE_INDEXES, shapeProfiles, UNINDEXED_SHAPE } from '../attribute-index-plans.js'
-import { PostgresStore, postgresCountSql, postgresScanSql } from './postgres-store.js'
+import { PostgresStore, postgresCountSql } from './postgres-store.js'
+import {
+  ATTRIBUTE_VALUES_LOCK,
+  attributeValuesCountSql,
+  attributeValuesScanSql,
+  buildAttributeValues,
+} from './attribute-values.js'
+import { attributeIndexName, createAttributeIndexSql } from '../attribute-index.js'
+import { postgresDialect } from '../sql-dialect.js'
 import { createTestDatabase, DEFAULT_TEST_DATABASE_URL } from './test-database.js'
 
 const db = await createTestDatabase()
@@ -203,19 +211,44 @@ if (!('skip' in db)) {
             await client.query('ROLLBACK')
           }
         }
+        // Text indexes are the side table (attribute-values.ts), number indexes expression indexes.
+        const text = new Set(SHAPE_INDEXES.filter(([, kind]) => kind === 'text').map(([name]) => name))
         try {
           for (const shape of INDEXED_SHAPES) {
-            // An Index Cond on the attribute's expression: the index narrows the rows, not just the project.
-            assert.match(
-              await plan(postgresCountSql(p, shape.where)),
-              /Index Scan (on|using) tb_attr_\w+[^\n]*\n\s+Index Cond: [^\n]*attributes ->> '(plan|language|ltv|city)'/,
+            const side = attributeValuesCountSql(p, shape.where, text)
+            if (side === undefined) {
+              // An Index Cond on the attribute's expression: the index narrows the rows, not just the project.
+              assert.match(
+                await plan(postgresCountSql(p, shape.where)),
+                /Index Scan (on|using) tb_attr_\w+[^\n]*\n\s+Index Cond: [^\n]*attributes ->> '(ltv)'/,
+                shape.name,
+              )
+              continue
+            }
+            // Counted from the side table's key alone: no heap visit for the attribute's ranges.
+            const counted = await plan(side)
+            assert.match(counted, /Index Only Scan using attribute_values_pkey on attribute_values/, shape.name)
+            assert.doesNotMatch(
+              counted,
+              /(Heap|Seq) Scan on attribute_values|Index Scan using attribute_values/,
               shape.name,
             )
+            if (shape.name !== 'not_exists') assert.doesNotMatch(counted, /profiles/, shape.name)
           }
-          const eq = INDEXED_SHAPES[0]?.where as Condition
-          const page = await plan(postgresScanSql(p, { where: eq, limit: 101 }), true)
-          assert.match(page, /Index Scan using tb_attr_\w+ on profiles/)
-          assert.doesNotMatch(page, /Sort/)
+          for (const shape of INDEXED_SHAPES.filter((s) => ['eq', 'in', 'all of 2 eq'].includes(s.name))) {
+            const scan = attributeValuesScanSql(p, { where: shape.where, limit: 101 }, text)
+            assert.ok(scan !== undefined, shape.name)
+            const page = await plan(scan, true)
+            // The ranges walked in user_id order (an in: a page of each value's range, the first of
+            // those sorted), then one profile per candidate.
+            assert.match(page, /Index Only Scan using attribute_values_pkey/, shape.name)
+            assert.match(page, /Index Scan using profiles_pkey on profiles/, shape.name)
+            assert.doesNotMatch(page, /Seq Scan|Hash/, shape.name)
+            if (shape.name === 'in')
+              assert.match(page, /Sort[^\n]*\n[^\n]*Nested Loop[^\n]*\n[^\n]*Function Scan on unnest/)
+            else assert.doesNotMatch(page, /Sort/, shape.name)
+          }
+          assert.equal(attributeValuesCountSql(p, UNINDEXED_SHAPE, text), undefined)
           assert.doesNotMatch(await plan(postgresCountSql(p, UNINDEXED_SHAPE)), /Index Cond: [^\n]*email/)
         } finally {
           client.release()
@@ -227,6 +260,180 @@ if (!('skip' in db)) {
         )
       } finally {
         await store.close()
+      }
+    })
+  })
+}
+
+if (!('skip' in db)) {
+  describe('postgres text indexes: the side table attribute_values stays exact', () => {
+    const attrs = (o: Record<string, string | null>) => Object.assign(Object.create(null), o) as Record<string, string>
+    const upload = (store: PostgresStore, p: number, rows: [string, Record<string, string | null>][]) =>
+      store.applyUpload(p, {
+        rows: rows.length,
+        patches: [...rows]
+          .sort(([a], [b]) => (a < b ? -1 : 1))
+          .map(([userId, a]) => ({ userId, attributes: attrs(a) })),
+      })
+    /** Rows the side table holds for the project that a fresh backfill would not, and the other way round. */
+    const drift = async (store: PostgresStore, p: number, names: string[]): Promise<unknown[]> => {
+      const { rows } = await store.pool.query(
+        `WITH want AS (
+           SELECT n.name, coalesce('v' || (p.attributes ->> n.name), '') AS value, p.user_id
+           FROM profiles p, unnest($2::text[]) AS n(name) WHERE p.project_id = $1
+         ), have AS (SELECT name, value, user_id FROM attribute_values WHERE project_id = $1)
+         (SELECT 'missing' AS what, * FROM (SELECT * FROM want EXCEPT SELECT * FROM have) m)
+         UNION ALL (SELECT 'stale', * FROM (SELECT * FROM have EXCEPT SELECT * FROM want) s)`,
+        [p, names],
+      )
+      return rows
+    }
+    /** Resolves once some session waits for the project's build lock (shared or exclusive). */
+    const lockWaiter = async (store: PostgresStore, p: number): Promise<void> => {
+      for (let i = 0; i < 500; i++) {
+        const { rows } = await store.pool.query(
+          `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND NOT granted`,
+          [ATTRIBUTE_VALUES_LOCK, p],
+        )
+        if (rows.length > 0) return
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      throw new Error('nobody waited for the lock')
+    }
+    const seed = (n: number): [string, Record<string, string>][] =>
+      Array.from({ length: n }, (_, i) => [
+        `u${String(i).padStart(3, '0')}`,
+        { plan: ['free', 'pro', 'team'][i % 3] as string, note: `n${i}` },
+      ])
+
+    test('a write whose trigger ran before the build is waited for and backfilled', async () => {
+      const store = (await openStore(db.url)) as PostgresStore
+      const writer = new pg.Client({ connectionString: db.url })
+      await writer.connect()
+      try {
+        const p = (await store.ensureProject('race-before')).id
+        await upload(store, p, seed(50))
+        await writer.query('BEGIN')
+        await writer.query(
+          `UPDATE profiles SET attributes = attributes || '{"plan":"late"}' WHERE project_id = $1 AND user_id = 'u001'`,
+          [p],
+        )
+        const build = store.createAttributeIndex(p, 'plan', 'text')
+        await lockWaiter(store, p)
+        await writer.query('COMMIT')
+        assert.equal((await build).created, true)
+        assert.deepEqual(await drift(store, p, ['plan']), [])
+        assert.equal(await store.countProfiles(p, { kind: 'text', field: 'plan', op: 'eq', value: 'late' }), 1)
+      } finally {
+        await writer.end().catch(() => undefined)
+        await store.close()
+      }
+    })
+
+    test('a write that lands during the backfill waits in its trigger and then applies its change', async () => {
+      const store = (await openStore(db.url)) as PostgresStore
+      const builder = await store.pool.connect()
+      try {
+        const p = (await store.ensureProject('race-during')).id
+        await upload(store, p, seed(50))
+        let write: Promise<unknown> | undefined
+        const built = await buildAttributeValues(builder, p, 'plan', attributeIndexName(p, 'plan', 'text'), {
+          async locked() {
+            // Its rows change now (the backfill's snapshot will not see them); its trigger waits for the build.
+            write = upload(store, p, [
+              ['u000', { plan: 'pro' }],
+              ['u001', { plan: null }],
+              ['u002', { plan: 'new' }],
+              ['u999', { plan: 'free' }],
+            ])
+            await lockWaiter(store, p)
+          },
+        })
+        assert.equal(built, true)
+        await write
+        assert.deepEqual(await drift(store, p, ['plan']), [])
+        assert.equal(await store.countProfiles(p, { kind: 'text', field: 'plan', op: 'eq', value: 'new' }), 1)
+        assert.equal(await store.countProfiles(p, { kind: 'presence', field: 'plan', op: 'not_exists' }), 1)
+      } finally {
+        builder.release()
+        await store.close()
+      }
+    })
+
+    test('only changed pairs are written; direct SQL writes are kept too', async () => {
+      const store = (await openStore(db.url)) as PostgresStore
+      try {
+        const p = (await store.ensureProject('only-changes')).id
+        await upload(store, p, seed(20))
+        await store.createAttributeIndex(p, 'plan', 'text')
+        await store.createAttributeIndex(p, 'note', 'text')
+        const versions = async () =>
+          new Map(
+            (
+              await store.pool.query<{ k: string; x: string }>(
+                `SELECT name || '/' || user_id AS k, xmin::text AS x FROM attribute_values WHERE project_id = $1`,
+                [p],
+              )
+            ).rows.map((r) => [r.k, r.x]),
+          )
+        const before = await versions()
+        // Same indexed values, another attribute changed: no pair rewritten.
+        await upload(store, p, [
+          ['u000', { plan: 'free', other: 'x' }],
+          ['u001', { plan: 'pro', note: 'n1' }],
+        ])
+        assert.deepEqual(await versions(), before)
+        await upload(store, p, [['u000', { plan: 'team' }]])
+        const after = await versions()
+        assert.notEqual(after.get('plan/u000'), before.get('plan/u000'))
+        assert.equal(after.get('note/u000'), before.get('note/u000'))
+        assert.equal(after.size, before.size)
+        await store.pool.query(
+          `UPDATE profiles SET attributes = attributes - 'note' WHERE project_id = $1 AND user_id = 'u002'`,
+          [p],
+        )
+        await store.pool.query(`DELETE FROM profiles WHERE project_id = $1 AND user_id = 'u003'`, [p])
+        await store.pool.query(
+          `INSERT INTO profiles VALUES ($1, 'v1', '{"plan":"pro","note":"z"}', now(), now()),
+             ($1, 'v2', '{"plan":"pro"}', now(), now())`,
+          [p],
+        )
+        assert.deepEqual(await drift(store, p, ['plan', 'note']), [])
+        // A drop deletes the attribute's pairs; the other index keeps its own.
+        await store.dropAttributeIndex(p, 'note', 'text')
+        assert.deepEqual(await drift(store, p, ['plan']), [])
+      } finally {
+        await store.close()
+      }
+    })
+
+    test('an upgraded database moves its text expression indexes into the side table', async () => {
+      const fresh = await createTestDatabase()
+      assert.ok(!('skip' in fresh))
+      const store = new PostgresStore(fresh.url)
+      try {
+        await store.migrate(POSTGRES_MIGRATIONS.filter((m) => m.id !== '0004_attribute_values'))
+        const p = (await store.ensureProject('upgrade')).id
+        await upload(store, p, seed(30))
+        // What the previous version built for `projects index --project upgrade plan`.
+        await store.pool.query(createAttributeIndexSql(postgresDialect, p, 'plan', 'text'))
+        await store.pool.query(
+          `INSERT INTO attribute_indexes (project_id, name, kind, index_name) VALUES ($1, 'plan', 'text', $2)`,
+          [p, attributeIndexName(p, 'plan', 'text')],
+        )
+        await store.migrate()
+        const { rows } = await store.pool.query('SELECT 1 FROM pg_class WHERE relname = $1', [
+          attributeIndexName(p, 'plan', 'text'),
+        ])
+        assert.deepEqual(rows, [], 'the expression index is dropped')
+        assert.deepEqual(await drift(store, p, ['plan']), [])
+        await upload(store, p, [['u000', { plan: 'pro' }]])
+        assert.equal(await store.countProfiles(p, { kind: 'text', field: 'plan', op: 'eq', value: 'pro' }), 11)
+        await store.pool.query('TRUNCATE profiles')
+        assert.deepEqual((await store.pool.query('SELECT 1 FROM attribute_values')).rows, [])
+      } finally {
+        await store.close()
+        await fresh.drop()
       }
     })
   })

@@ -47,7 +47,13 @@ import { startPruneTimer } from '../pruning.js'
 import { checkTimeZone } from '../time-zone.js'
 import { DEFAULT_CHANGE_RETENTION_MS } from '../store.js'
 import type { Migration } from '../migration.js'
-import { applyCitusLayout } from './citus-layout.js'
+import {
+  attributeValuesCountSql,
+  attributeValuesScanSql,
+  buildAttributeValues,
+  dropAttributeValues,
+} from './attribute-values.js'
+import { applyCitusLayout, isCitus } from './citus-layout.js'
 import { MIGRATION_LOCK_KEY, POSTGRES_MIGRATIONS } from './postgres-migrations.js'
 import { keyOf, spreadDelete, spreadProject, spreadUpload } from './spread.js'
 import { splitStatements } from './sql-statements.js'
@@ -131,6 +137,8 @@ export class PostgresStore implements Store {
   private readonly spread = new Map<number, readonly string[]>()
   private pruneTimer: NodeJS.Timeout | undefined
   private closed = false
+  /** Whether the database is a Citus coordinator: asked once (it does not change under a running server). */
+  private citus: Promise<boolean> | undefined
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
     this.changeLog = options.changeLog !== false
@@ -456,23 +464,29 @@ export class PostgresStore implements Store {
   async scanProfiles(projectId: number, options: ScanOptions): Promise<Profile[]> {
     return this.readProfiles(
       projectId,
-      (source) => this.scanSource(source, options),
+      (source) => this.scanSource(projectId, source, options),
       (rows) => rows.length === 0,
     )
   }
 
-  private async scanSource(source: ProfileSource, options: ScanOptions): Promise<Profile[]> {
-    const { sql, params } = postgresScanSql(source, options)
+  private async scanSource(projectId: number, source: ProfileSource, options: ScanOptions): Promise<Profile[]> {
     // Walk the primary key in order. Without statistics (right after a bulk load, before autovacuum
     // analyzes the table) the planner may instead pick a bitmap scan that reads and sorts every
     // remaining row of the project for each page: quadratic over an export (measured: 9.2 s for
     // 200k users, against under 2 s in key order). An attribute index on (expression, user_id)
     // is walked in key order too, so an `eq` on an indexed attribute reads only its page.
+    // The side table's ranges are walked in user_id order the same way (see attribute-values.ts).
     const client = await this.pool.connect()
     try {
-      await client.query('BEGIN READ ONLY')
+      // One snapshot for the registry and the query: a concurrent drop or build is seen whole or not at all.
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
       await client.query('SET LOCAL enable_sort = off')
       await client.query('SET LOCAL enable_bitmapscan = off')
+      const names = await this.valueIndexNames(client, projectId, source, options.where)
+      const side = attributeValuesScanSql(projectId, options, names)
+      // A plan priced with a disabled node looks expensive enough to compile (JIT): ~0.3 s for a page.
+      if (side !== undefined) await client.query('SET LOCAL jit = off')
+      const { sql, params } = side ?? postgresScanSql(source, options)
       const { rows } = await client.query<ProfileRow>(sql, params)
       await client.query('COMMIT')
       return rows.map(toProfile)
@@ -487,15 +501,72 @@ export class PostgresStore implements Store {
   async countProfiles(projectId: number, where?: Condition): Promise<number> {
     return this.readProfiles(
       projectId,
-      (source) => this.countSource(source, where),
+      (source) => this.countSource(projectId, source, where),
       (n) => n === 0,
     )
   }
 
-  private async countSource(source: ProfileSource, where?: Condition): Promise<number> {
-    const { sql, params } = postgresCountSql(source, where)
-    const { rows } = await this.pool.query<{ n: string }>(sql, params)
-    return Number(rows[0]?.n ?? 0)
+  private async countSource(projectId: number, source: ProfileSource, where?: Condition): Promise<number> {
+    if (where === undefined || (await this.onCitus())) {
+      const { sql, params } = postgresCountSql(source, where)
+      const { rows } = await this.pool.query<{ n: string }>(sql, params)
+      return Number(rows[0]?.n ?? 0)
+    }
+    const client = await this.pool.connect()
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+      const names = await this.valueIndexNames(client, projectId, source, where)
+      const side = attributeValuesCountSql(projectId, where, names)
+      if (side !== undefined) {
+        // The side table's ranges come in user_id order: merge them (a hash join of a large range
+        // costs more than walking it), and compile nothing for a count that takes milliseconds.
+        await client.query('SET LOCAL enable_hashjoin = off')
+        await client.query('SET LOCAL jit = off')
+      }
+      const { sql, params } = side ?? postgresCountSql(source, where)
+      const { rows } = await client.query<{ n: string }>(sql, params)
+      await client.query('COMMIT')
+      return Number(rows[0]?.n ?? 0)
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined)
+      throw error
+    } finally {
+      client.release()
+    }
+  }
+
+  /** Asks on `client` when given (one already checked out: a pool of one must not wait for a second). */
+  private onCitus(client?: pg.ClientBase): Promise<boolean> {
+    this.citus ??=
+      client === undefined
+        ? this.pool.connect().then(async (own) => {
+            try {
+              return await isCitus(own)
+            } finally {
+              own.release()
+            }
+          })
+        : isCitus(client)
+    this.citus.catch(() => (this.citus = undefined))
+    return this.citus
+  }
+
+  /**
+   * The project's text attributes held in the side table (plain PostgreSQL; see attribute-values.ts),
+   * read by `client` in the query's own snapshot; none for a spread project, on Citus, or without a condition.
+   */
+  private async valueIndexNames(
+    client: pg.ClientBase,
+    projectId: number,
+    source: ProfileSource,
+    where: Condition | undefined,
+  ): Promise<ReadonlySet<string>> {
+    if (where === undefined || source.params.length > 0 || (await this.onCitus(client))) return new Set()
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT name FROM attribute_indexes WHERE project_id = $1 AND kind = 'text'`,
+      [projectId],
+    )
+    return new Set(rows.map((r) => r.name))
   }
 
   async listAttributeIndexes(projectId: number): Promise<AttributeIndex[]> {
@@ -517,9 +588,11 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * CREATE INDEX CONCURRENTLY (uploads go on while it builds; on Citus it builds on every shard of
-   * profiles), then the registry row, then ANALYZE so the planner knows the expression's values.
-   * A build interrupted earlier leaves an invalid index of the same name: it is dropped and rebuilt.
+   * A `text` index on plain PostgreSQL: the side table attribute_values, filled while the project's
+   * writers wait (see attribute-values.ts). Otherwise CREATE INDEX CONCURRENTLY (uploads go on while
+   * it builds; on Citus it builds on every shard of profiles), then the registry row, then ANALYZE so
+   * the planner knows the expression's values. A build interrupted earlier leaves an invalid index of
+   * the same name: it is dropped and rebuilt.
    */
   async createAttributeIndex(
     projectId: number,
@@ -536,6 +609,17 @@ export class PostgresStore implements Store {
       [indexName],
     )
     if (found[0]?.valid === false) await this.pool.query(`DROP INDEX CONCURRENTLY IF EXISTS ${indexName}`)
+    if (kind === 'text' && !(await this.onCitus())) {
+      const client = await this.pool.connect()
+      let created: boolean
+      try {
+        created = await buildAttributeValues(client, projectId, name, indexName)
+      } finally {
+        client.release()
+      }
+      const index = (await this.listAttributeIndexes(projectId)).find((i) => i.name === name && i.kind === kind)
+      return { index: index as AttributeIndex, created }
+    }
     // A spread project's rows (and its database-path queries) are in spread_profiles.
     const table = (await this.spreadKeysOf(projectId)) === undefined ? 'profiles' : 'spread_profiles'
     await this.pool.query(createAttributeIndexSql(postgresDialect, projectId, name, kind, true, table))
@@ -551,6 +635,14 @@ export class PostgresStore implements Store {
   async dropAttributeIndex(projectId: number, name: string, kind: AttributeIndexKind): Promise<boolean> {
     checkAttributeName(name)
     checkIndexKind(kind)
+    if (kind === 'text' && !(await this.onCitus())) {
+      const client = await this.pool.connect()
+      try {
+        return await dropAttributeValues(client, projectId, name)
+      } finally {
+        client.release()
+      }
+    }
     // Registry row first: a failure in between leaves an index nobody lists, never a listed one that is gone.
     const { rowCount } = await this.pool.query(
       'DELETE FROM attribute_indexes WHERE project_id = $1 AND name = $2 AND kind = $3',

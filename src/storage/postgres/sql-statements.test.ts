@@ -26,7 +26,7 @@ test('every migration splits into statements that start with a keyword', () => {
     assert.ok(parts.length >= 1, m.id)
     for (const p of parts) {
       const code = p.replace(/^(--[^\n]*\n|\s)+/, '')
-      assert.match(code, /^(CREATE|ALTER|DROP|INSERT|UPDATE|COMMENT|SELECT)\b/, `${m.id}: ${code.slice(0, 60)}`)
+      assert.match(code, /^(CREATE|ALTER|DROP|INSERT|UPDATE|COMMENT|SELECT|DO)\b/, `${m.id}: ${code.slice(0, 60)}`)
     }
   }
 })
