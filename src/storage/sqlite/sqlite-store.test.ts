@@ -8,7 +8,8 @@ import { evaluateCondition, parseCondition, resolveDates, type Condition } from 
 import { INDEXED_SHAPES, SHAPE_INDEXES, shapeProfiles, UNINDEXED_SHAPE } from '../attribute-index-plans.js'
 import { openStore } from '../open-store.js'
 import { describeStoreContract, type StoreFixture } from '../store.contract.js'
-import type { Store } from '../store.js'
+import type { UploadBatch } from '../../core/upload.js'
+import type { ChangePage, Store } from '../store.js'
 import { SqliteStore, sqliteCountSql, sqliteScanSql } from './sqlite-store.js'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js'
 
@@ -145,6 +146,79 @@ describe('sqlite specifics', () => {
     await assert.rejects(store.applyUpload(p, batches[0] as never), /closed/)
   })
 
+  /**
+   * Queues `batches` in one turn and returns how many requests each turn's group commit settled
+   * (a probe queued after the first flush runs after each flush: flushes reschedule themselves).
+   */
+  const commitSizes = async (store: SqliteStore, projectId: number, batches: UploadBatch[]) => {
+    let settled = 0
+    const outcomes = batches.map((b) => {
+      const done = store.applyUpload(projectId, b)
+      void done.then(
+        () => settled++,
+        () => settled++,
+      )
+      return done
+    })
+    const sizes: number[] = []
+    let seen = 0
+    await new Promise<void>((resolve) => {
+      const probe = () => {
+        sizes.push(settled - seen)
+        seen = settled
+        if (settled === batches.length) resolve()
+        else setImmediate(probe)
+      }
+      setImmediate(probe)
+    })
+    return { sizes, outcomes: await Promise.allSettled(outcomes) }
+  }
+  const usersBatch = (prefix: string, n: number): UploadBatch => ({
+    rows: n,
+    patches: Array.from({ length: n }, (_, i) => ({
+      userId: `${prefix}-${i}`,
+      attributes: Object.assign(Object.create(null), { i: String(i) }) as Record<string, string>,
+    })),
+  })
+
+  test('a group commit takes at most commitMaxUsers users (one larger request still whole); the rest commit on later turns', async () => {
+    const store = new SqliteStore(':memory:', { commitMaxUsers: 250 })
+    await store.migrate()
+    const p = (await store.ensureProject('cap')).id
+    const batches = Array.from({ length: 10 }, (_, i) => usersBatch(`b${i}`, 100))
+    batches.splice(4, 0, usersBatch('big', 300))
+    await failWritesOf(store, 'b7-50')
+    const { sizes, outcomes } = await commitSizes(store, p, batches)
+    // 100+100 | 100+100 (a third would pass 250) | the 300 alone | then pairs of 100
+    assert.deepEqual(sizes, [2, 2, 1, 2, 2, 2])
+    // Atomic per request: the failing one rejects alone and leaves none of its users behind.
+    assert.deepEqual(
+      outcomes.map((r, i) => (r.status === 'rejected' ? i : -1)).filter((i) => i >= 0),
+      [8],
+    )
+    assert.equal(await store.countProfiles(p), 10 * 100 + 300 - 100)
+    assert.equal(await store.getProfile(p, 'b7-0'), undefined)
+    await store.close()
+  })
+
+  test('commitBudgetMs: 0 commits one request per turn, in order, and close writes what is still queued', async () => {
+    const store = new SqliteStore(':memory:', { commitBudgetMs: 0 })
+    await store.migrate()
+    const p = (await store.ensureProject('budget')).id
+    const { sizes } = await commitSizes(
+      store,
+      p,
+      Array.from({ length: 5 }, (_, i) => usersBatch(`c${i}`, 3)),
+    )
+    assert.deepEqual(sizes, [1, 1, 1, 1, 1])
+    const late = [store.applyUpload(p, usersBatch('late1', 2)), store.applyUpload(p, usersBatch('late2', 2))]
+    await store.close()
+    assert.deepEqual(
+      (await Promise.all(late)).map((o) => o.created),
+      [2, 2],
+    )
+  })
+
   test('an upload queued before close is written by close', async () => {
     const url = `sqlite:${join(dir, 'close.db')}`
     const store: Store = await openStore(url)
@@ -243,6 +317,102 @@ describe('sqlite reader thread', () => {
       const reader = (store as unknown as { reader?: { available: boolean } }).reader
       assert.equal(reader?.available ?? false, reads === 'worker', 'the reader thread answered and is still up')
       await store.close()
+    }
+  })
+
+  /** Every page of a read of the feed, and its token. */
+  const readFeed = async (store: SqliteStore, projectId: number, token: string | null) => {
+    const feed = store.readChanges(projectId, token)
+    const pages: ChangePage[] = []
+    for await (const page of feed.pages) pages.push(page)
+    return { pages, token: feed.token() }
+  }
+  /**
+   * Reads the feed inside an open, uncommitted write transaction of the store's own connection that
+   * gives every profile `probe: 'uncommitted'`: pages read on that connection show it, pages read by
+   * another connection (the feed thread) cannot.
+   */
+  const readFeedBesideWrite = async (store: SqliteStore, projectId: number, token: string | null) => {
+    store.database.exec('BEGIN')
+    try {
+      store.database
+        .prepare(
+          `UPDATE profiles SET attributes = jsonb_set(attributes, '$.probe', 'uncommitted') WHERE project_id = ?`,
+        )
+        .run(projectId)
+      return await readFeed(store, projectId, token)
+    } finally {
+      store.database.exec('ROLLBACK')
+    }
+  }
+  const probed = (pages: ChangePage[]) => pages.some((page) => page.upserts.some((u) => 'probe' in u.attributes))
+
+  test('the change feed is read on a thread of its own with reads: worker, on the event loop with inline, alike', async () => {
+    const seen: Record<string, unknown> = {}
+    for (const reads of ['worker', 'inline'] as const) {
+      const store = new SqliteStore(join(dir, `feed-${reads}.db`), { reads })
+      await store.migrate()
+      const p = (await store.ensureProject('feed')).id
+      await fill(store, p, 2500)
+      const full = await readFeedBesideWrite(store, p, null)
+      assert.equal(full.pages.length, 3)
+      assert.equal(full.pages[0]?.reset, true)
+      // 1,500 changes of 1,200 users (some twice), and one deletion.
+      for (let start = 0; start < 1500; start += 100) {
+        const patches = []
+        for (let i = start; i < start + 100; i++) {
+          patches.push({ userId: `u${String(i % 1200).padStart(6, '0')}`, attributes: attrs({ m: String(i) }) })
+        }
+        await store.applyUpload(p, { rows: patches.length, patches })
+      }
+      await store.deleteProfile(p, 'u000007')
+      const next = await readFeedBesideWrite(store, p, full.token)
+      for (const read of [full, next])
+        assert.equal(probed(read.pages), reads === 'inline', 'which connection read the pages')
+      assert.ok(next.pages.every((page) => page.reset === false))
+      const upserts = new Map(
+        next.pages.flatMap((page) =>
+          page.upserts.map((u) => [
+            u.userId,
+            Object.fromEntries(Object.entries(u.attributes).filter(([k]) => k !== 'probe')),
+          ]),
+        ),
+      )
+      assert.equal(upserts.size, 1199)
+      assert.deepEqual(upserts.get('u000042'), { n: '2', m: '1242' })
+      // Each page that holds a change of u000007 tells its current state: deleted.
+      assert.deepEqual(new Set(next.pages.flatMap((page) => page.deletedUserIds)), new Set(['u000007']))
+      const quiet = await readFeed(store, p, next.token)
+      assert.equal(quiet.pages.length, 0)
+      seen[reads] = { upserts: [...upserts].sort(), quiet: quiet.token === next.token }
+      // The pages above would also come from the fallback to the main connection: the thread must be up.
+      const thread = (store as unknown as { feedThread?: { available: boolean } }).feedThread
+      assert.equal(thread?.available ?? false, reads === 'worker', 'the feed thread answered and is still up')
+      await store.close()
+    }
+    assert.deepEqual(seen['worker'], seen['inline'])
+  })
+
+  test('a page of the feed whose entries were pruned after the read began fails, on the thread as inline', async () => {
+    for (const reads of ['worker', 'inline'] as const) {
+      for (const later of [false, true]) {
+        const store = new SqliteStore(join(dir, `feed-pruned-${reads}-${later}.db`), { reads, changeRetentionMs: 0 })
+        await store.migrate()
+        const p = (await store.ensureProject('pruned')).id
+        const t0 = (await readFeed(store, p, null)).token
+        await fill(store, p, 2500)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        const cutoff = new Date()
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        // Entries after the cutoff survive pruning: the next page then has rows, and still fails.
+        if (later) await fill(store, p, 10)
+        const feed = store.readChanges(p, t0)
+        const iterator = feed.pages[Symbol.asyncIterator]()
+        assert.equal((await iterator.next()).value?.upserts.length, 1000)
+        assert.equal(await store.pruneChanges(cutoff), 2500)
+        await assert.rejects(iterator.next(), /pruned during the read/, `reads: ${reads}, later entries: ${later}`)
+        await store.close()
+      }
     }
   })
 
