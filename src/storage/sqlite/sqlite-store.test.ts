@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
+import type * as FsPromises from 'node:fs/promises'
+import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
+import BetterSqlite3 from 'better-sqlite3'
 import type Database from 'better-sqlite3'
 import { evaluateCondition, parseCondition, resolveDates, type Condition } from '../../core/segment.js'
 import { INDEXED_SHAPES, SHAPE_INDEXES, shapeProfiles, UNINDEXED_SHAPE } from '../attribute-index-plans.js'
@@ -144,6 +147,62 @@ describe('sqlite specifics', () => {
     assert.equal(new Set(profiles.map((x) => x.updatedAt)).size, 1)
     await store.close()
     await assert.rejects(store.applyUpload(p, batches[0] as never), /closed/)
+  })
+
+  test('a group commit on a file commits without an fsync on the event loop and is acknowledged after one of the WAL off it', async () => {
+    const file = join(dir, 'wal-sync.db')
+    const store = new SqliteStore(file)
+    await store.migrate()
+    const p = (await store.ensureProject('wal')).id
+    const one = (userId: string): UploadBatch => ({
+      rows: 1,
+      patches: [{ userId, attributes: Object.assign(Object.create(null), { a: '1' }) as Record<string, string> }],
+    })
+    await store.applyUpload(p, one('first'))
+    // Every fsync of a file the store opens waits for `release`; the paths synced are recorded.
+    const fsp = createRequire(import.meta.url)('node:fs/promises') as typeof FsPromises
+    const open = fsp.open
+    const synced: string[] = []
+    let release = (): void => undefined
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    fsp.open = (async (path: string, flags?: string) => {
+      const handle = await open(path, flags)
+      const sync = handle.sync.bind(handle)
+      handle.sync = async () => {
+        await gate
+        await sync()
+        synced.push(String(path))
+      }
+      return handle
+    }) as typeof fsp.open
+    syncBuiltinESMExports()
+    const calls: string[] = []
+    const pragma = store.database.pragma.bind(store.database)
+    store.database.pragma = ((source: string, options?: Database.PragmaOptions) => {
+      if (source.startsWith('synchronous =')) calls.push(source)
+      return pragma(source, options)
+    }) as typeof store.database.pragma
+    const other = new BetterSqlite3(file, { readonly: true })
+    try {
+      let acknowledged = false
+      const upload = store.applyUpload(p, one('second')).then(() => (acknowledged = true))
+      const seen = () => other.prepare("SELECT count(*) FROM profiles WHERE user_id = 'second'").pluck().get()
+      for (let i = 0; i < 200 && seen() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+      assert.equal(seen(), 1, 'committed (another connection sees it)')
+      assert.deepEqual(calls, ['synchronous = NORMAL', 'synchronous = FULL'], 'committed without SQLite fsync')
+      assert.equal(acknowledged, false, 'not acknowledged before the WAL is synced')
+      release()
+      await upload
+      assert.deepEqual(synced, [`${file}-wal`])
+    } finally {
+      release()
+      fsp.open = open
+      syncBuiltinESMExports()
+      store.database.pragma = pragma
+      other.close()
+    }
+    assert.equal(store.database.pragma('synchronous', { simple: true }), 2, 'FULL again after')
+    await store.close()
   })
 
   /**
