@@ -1139,10 +1139,11 @@ export class SqliteStore implements Store {
       const end = state?.change_seq ?? 0
       // Without a change log (benchmark baseline) every read starts over: slow but never wrong.
       if (this.changeLog && since !== null && since >= (state?.pruned_seq ?? 0) && since <= end) {
-        let position = since
-        while (position < end) {
-          const page = await this.changesPage(projectId, position, end)
-          position = page.position
+        // The next page is read (on the feed thread) while the caller applies this one.
+        let pending = since < end ? ahead(this.changesPage(projectId, since, end)) : undefined
+        while (pending !== undefined) {
+          const page = await pending
+          pending = page.position < end ? ahead(this.changesPage(projectId, page.position, end)) : undefined
           yield { reset: false, upserts: page.upserts, deletedUserIds: page.deletedUserIds }
           await yieldToEventLoop()
         }
@@ -1151,14 +1152,17 @@ export class SqliteStore implements Store {
       }
       // No token, or one older than the prune horizon: start over from every current profile.
       // Writes made during the scan have seq > end and are read again next time, never missed.
-      let after: string | undefined
+      let pending: Promise<StateRow[]> | undefined = ahead(this.profilesPage(projectId, undefined))
       let first = true
-      for (;;) {
-        const rows = await this.profilesPage(projectId, after)
+      while (pending !== undefined) {
+        const rows: StateRow[] = await pending
+        const last = rows[rows.length - 1]
+        pending =
+          rows.length < CHANGE_PAGE || last === undefined
+            ? undefined
+            : ahead(this.profilesPage(projectId, last.user_id))
         if (first || rows.length > 0) yield { reset: first, upserts: rows.map(toState), deletedUserIds: [] }
         first = false
-        if (rows.length < CHANGE_PAGE) break
-        after = (rows[rows.length - 1] as StateRow).user_id
         await yieldToEventLoop()
       }
       next = TOKEN_PREFIX + end
@@ -1372,6 +1376,15 @@ async function fsyncFile(path: string): Promise<void> {
   } finally {
     await handle.close()
   }
+}
+
+/**
+ * A page read ahead of its caller: its failure is reported when the caller awaits it, and never as
+ * an unhandled rejection if the caller stops reading first (or fails it later than it happened).
+ */
+function ahead<T>(read: Promise<T>): Promise<T> {
+  read.catch(() => undefined)
+  return read
 }
 
 function yieldToEventLoop(): Promise<void> {
