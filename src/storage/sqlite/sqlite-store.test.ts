@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
+import type * as FsPromises from 'node:fs/promises'
+import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
-import BetterSqlite from 'better-sqlite3'
+import BetterSqlite3 from 'better-sqlite3'
 import type Database from 'better-sqlite3'
 import { evaluateCondition, parseCondition, resolveDates, type Condition } from '../../core/segment.js'
 import { INDEXED_SHAPES, SHAPE_INDEXES, shapeProfiles, UNINDEXED_SHAPE } from '../attribute-index-plans.js'
@@ -11,7 +13,8 @@ import { attributeIndexName, createAttributeIndexSql } from '../attribute-index.
 import { sqliteDialect } from '../sql-dialect.js'
 import { openStore } from '../open-store.js'
 import { describeStoreContract, type StoreFixture } from '../store.contract.js'
-import type { Store } from '../store.js'
+import type { UploadBatch } from '../../core/upload.js'
+import type { ChangePage, Store } from '../store.js'
 import { SqliteStore, sqliteCountSql, sqliteScanSql } from './sqlite-store.js'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js'
 
@@ -148,6 +151,135 @@ describe('sqlite specifics', () => {
     await assert.rejects(store.applyUpload(p, batches[0] as never), /closed/)
   })
 
+  test('a group commit on a file commits without an fsync on the event loop and is acknowledged after one of the WAL off it', async () => {
+    const file = join(dir, 'wal-sync.db')
+    const store = new SqliteStore(file)
+    await store.migrate()
+    const p = (await store.ensureProject('wal')).id
+    const one = (userId: string): UploadBatch => ({
+      rows: 1,
+      patches: [{ userId, attributes: Object.assign(Object.create(null), { a: '1' }) as Record<string, string> }],
+    })
+    await store.applyUpload(p, one('first'))
+    // Every fsync of a file the store opens waits for `release`; the paths synced are recorded.
+    const fsp = createRequire(import.meta.url)('node:fs/promises') as typeof FsPromises
+    const open = fsp.open
+    const synced: string[] = []
+    let release = (): void => undefined
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    fsp.open = (async (path: string, flags?: string) => {
+      const handle = await open(path, flags)
+      const sync = handle.sync.bind(handle)
+      handle.sync = async () => {
+        await gate
+        await sync()
+        synced.push(String(path))
+      }
+      return handle
+    }) as typeof fsp.open
+    syncBuiltinESMExports()
+    const calls: string[] = []
+    const pragma = store.database.pragma.bind(store.database)
+    store.database.pragma = ((source: string, options?: Database.PragmaOptions) => {
+      if (source.startsWith('synchronous =')) calls.push(source)
+      return pragma(source, options)
+    }) as typeof store.database.pragma
+    const other = new BetterSqlite3(file, { readonly: true })
+    try {
+      let acknowledged = false
+      const upload = store.applyUpload(p, one('second')).then(() => (acknowledged = true))
+      const seen = () => other.prepare("SELECT count(*) FROM profiles WHERE user_id = 'second'").pluck().get()
+      for (let i = 0; i < 200 && seen() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+      assert.equal(seen(), 1, 'committed (another connection sees it)')
+      assert.deepEqual(calls, ['synchronous = NORMAL', 'synchronous = FULL'], 'committed without SQLite fsync')
+      assert.equal(acknowledged, false, 'not acknowledged before the WAL is synced')
+      release()
+      await upload
+      assert.deepEqual(synced, [`${file}-wal`])
+    } finally {
+      release()
+      fsp.open = open
+      syncBuiltinESMExports()
+      store.database.pragma = pragma
+      other.close()
+    }
+    assert.equal(store.database.pragma('synchronous', { simple: true }), 2, 'FULL again after')
+    await store.close()
+  })
+
+  /**
+   * Queues `batches` in one turn and returns how many requests each turn's group commit settled
+   * (a probe queued after the first flush runs after each flush: flushes reschedule themselves).
+   */
+  const commitSizes = async (store: SqliteStore, projectId: number, batches: UploadBatch[]) => {
+    let settled = 0
+    const outcomes = batches.map((b) => {
+      const done = store.applyUpload(projectId, b)
+      void done.then(
+        () => settled++,
+        () => settled++,
+      )
+      return done
+    })
+    const sizes: number[] = []
+    let seen = 0
+    await new Promise<void>((resolve) => {
+      const probe = () => {
+        sizes.push(settled - seen)
+        seen = settled
+        if (settled === batches.length) resolve()
+        else setImmediate(probe)
+      }
+      setImmediate(probe)
+    })
+    return { sizes, outcomes: await Promise.allSettled(outcomes) }
+  }
+  const usersBatch = (prefix: string, n: number): UploadBatch => ({
+    rows: n,
+    patches: Array.from({ length: n }, (_, i) => ({
+      userId: `${prefix}-${i}`,
+      attributes: Object.assign(Object.create(null), { i: String(i) }) as Record<string, string>,
+    })),
+  })
+
+  test('a group commit takes at most commitMaxUsers users (one larger request still whole); the rest commit on later turns', async () => {
+    const store = new SqliteStore(':memory:', { commitMaxUsers: 250 })
+    await store.migrate()
+    const p = (await store.ensureProject('cap')).id
+    const batches = Array.from({ length: 10 }, (_, i) => usersBatch(`b${i}`, 100))
+    batches.splice(4, 0, usersBatch('big', 300))
+    await failWritesOf(store, 'b7-50')
+    const { sizes, outcomes } = await commitSizes(store, p, batches)
+    // 100+100 | 100+100 (a third would pass 250) | the 300 alone | then pairs of 100
+    assert.deepEqual(sizes, [2, 2, 1, 2, 2, 2])
+    // Atomic per request: the failing one rejects alone and leaves none of its users behind.
+    assert.deepEqual(
+      outcomes.map((r, i) => (r.status === 'rejected' ? i : -1)).filter((i) => i >= 0),
+      [8],
+    )
+    assert.equal(await store.countProfiles(p), 10 * 100 + 300 - 100)
+    assert.equal(await store.getProfile(p, 'b7-0'), undefined)
+    await store.close()
+  })
+
+  test('commitBudgetMs: 0 commits one request per turn, in order, and close writes what is still queued', async () => {
+    const store = new SqliteStore(':memory:', { commitBudgetMs: 0 })
+    await store.migrate()
+    const p = (await store.ensureProject('budget')).id
+    const { sizes } = await commitSizes(
+      store,
+      p,
+      Array.from({ length: 5 }, (_, i) => usersBatch(`c${i}`, 3)),
+    )
+    assert.deepEqual(sizes, [1, 1, 1, 1, 1])
+    const late = [store.applyUpload(p, usersBatch('late1', 2)), store.applyUpload(p, usersBatch('late2', 2))]
+    await store.close()
+    assert.deepEqual(
+      (await Promise.all(late)).map((o) => o.created),
+      [2, 2],
+    )
+  })
+
   test('an upload queued before close is written by close', async () => {
     const url = `sqlite:${join(dir, 'close.db')}`
     const store: Store = await openStore(url)
@@ -249,6 +381,110 @@ describe('sqlite reader thread', () => {
     }
   })
 
+  /** Every page of a read of the feed, and its token. */
+  const readFeed = async (store: SqliteStore, projectId: number, token: string | null) => {
+    const feed = store.readChanges(projectId, token)
+    const pages: ChangePage[] = []
+    for await (const page of feed.pages) pages.push(page)
+    return { pages, token: feed.token() }
+  }
+  /**
+   * Reads the feed inside an open, uncommitted write transaction of the store's own connection that
+   * gives every profile `probe: 'uncommitted'`: pages read on that connection show it, pages read by
+   * another connection (the feed thread) cannot.
+   */
+  const readFeedBesideWrite = async (store: SqliteStore, projectId: number, token: string | null) => {
+    store.database.exec('BEGIN')
+    try {
+      store.database
+        .prepare(
+          `UPDATE profiles SET attributes = jsonb_set(attributes, '$.probe', 'uncommitted') WHERE project_id = ?`,
+        )
+        .run(projectId)
+      return await readFeed(store, projectId, token)
+    } finally {
+      store.database.exec('ROLLBACK')
+    }
+  }
+  const probed = (pages: ChangePage[]) => pages.some((page) => page.upserts.some((u) => 'probe' in u.attributes))
+
+  test('the change feed is read on a thread of its own with reads: worker, on the event loop with inline, alike', async () => {
+    const seen: Record<string, unknown> = {}
+    for (const reads of ['worker', 'inline'] as const) {
+      const store = new SqliteStore(join(dir, `feed-${reads}.db`), { reads })
+      await store.migrate()
+      const p = (await store.ensureProject('feed')).id
+      await fill(store, p, 2500)
+      const full = await readFeedBesideWrite(store, p, null)
+      assert.equal(full.pages.length, 3)
+      assert.equal(full.pages[0]?.reset, true)
+      // 1,500 changes of 1,200 users (some twice), and one deletion.
+      for (let start = 0; start < 1500; start += 100) {
+        const patches = []
+        for (let i = start; i < start + 100; i++) {
+          patches.push({ userId: `u${String(i % 1200).padStart(6, '0')}`, attributes: attrs({ m: String(i) }) })
+        }
+        await store.applyUpload(p, { rows: patches.length, patches })
+      }
+      await store.deleteProfile(p, 'u000007')
+      const next = await readFeedBesideWrite(store, p, full.token)
+      for (const read of [full, next])
+        assert.equal(probed(read.pages), reads === 'inline', 'which connection read the pages')
+      assert.ok(next.pages.every((page) => page.reset === false))
+      const upserts = new Map(
+        next.pages.flatMap((page) =>
+          page.upserts.map((u) => [
+            u.userId,
+            Object.fromEntries(Object.entries(u.attributes).filter(([k]) => k !== 'probe')),
+          ]),
+        ),
+      )
+      assert.equal(upserts.size, 1199)
+      assert.deepEqual(upserts.get('u000042'), { n: '2', m: '1242' })
+      // Each page that holds a change of u000007 tells its current state: deleted.
+      assert.deepEqual(new Set(next.pages.flatMap((page) => page.deletedUserIds)), new Set(['u000007']))
+      const quiet = await readFeed(store, p, next.token)
+      assert.equal(quiet.pages.length, 0)
+      seen[reads] = { upserts: [...upserts].sort(), quiet: quiet.token === next.token }
+      // The pages above would also come from the fallback to the main connection: the thread must be up.
+      const thread = (store as unknown as { feedThread?: { available: boolean } }).feedThread
+      assert.equal(thread?.available ?? false, reads === 'worker', 'the feed thread answered and is still up')
+      await store.close()
+    }
+    assert.deepEqual(seen['worker'], seen['inline'])
+  })
+
+  test('a page of the feed whose entries were pruned after the read began fails, on the thread as inline; the next page is read ahead', async () => {
+    for (const reads of ['worker', 'inline'] as const) {
+      for (const later of [false, true]) {
+        const store = new SqliteStore(join(dir, `feed-pruned-${reads}-${later}.db`), { reads, changeRetentionMs: 0 })
+        await store.migrate()
+        const p = (await store.ensureProject('pruned')).id
+        const t0 = (await readFeed(store, p, null)).token
+        await fill(store, p, 2500)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        const cutoff = new Date()
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        // Entries after the cutoff survive pruning: the next page then has rows, and still fails.
+        if (later) await fill(store, p, 10)
+        const feed = store.readChanges(p, t0)
+        const iterator = feed.pages[Symbol.asyncIterator]()
+        assert.equal((await iterator.next()).value?.upserts.length, 1000)
+        // The next page is read ahead while the caller holds this one: inline, within this turn.
+        await new Promise((resolve) => setImmediate(resolve))
+        assert.equal(await store.pruneChanges(cutoff), 2500)
+        if (reads === 'inline')
+          assert.equal((await iterator.next()).value?.upserts.length, 1000, 'read before the pruning')
+        // On the thread the page read ahead may or may not have been read before the pruning; a page read after it fails.
+        const rest = async () => {
+          while ((await iterator.next()).done !== true);
+        }
+        await assert.rejects(rest(), /pruned during the read/, `reads: ${reads}, later entries: ${later}`)
+        await store.close()
+      }
+    }
+  })
+
   test('the reader sees every acknowledged upload and deletion at once', async () => {
     const store = new SqliteStore(join(dir, 'reader-exact.db'))
     await store.migrate()
@@ -318,7 +554,7 @@ describe('sqlite attribute indexes: the planner uses them (a scan would fail the
 describe('sqlite profiles as a rowid table: counts come from attribute indexes alone', () => {
   test('0004_profiles_rowid keeps every profile and its bytes, in key order, and rebuilds the attribute indexes', async () => {
     const filename = join(dir, 'before-rowid.db')
-    const old = new BetterSqlite(filename)
+    const old = new BetterSqlite3(filename)
     old.exec('CREATE TABLE traitbase_migrations (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)')
     for (const m of SQLITE_MIGRATIONS.filter((m) => m.id !== '0004_profiles_rowid')) {
       old.exec(m.sql)
