@@ -145,6 +145,7 @@ function reportPhase(name: string, f: PhaseFigures): void {
   log(`    queries   ${lat(f.queries)}; ${f.fromIndex} from the index, ${f.fromDatabase} from the database`)
   log(`    uploads   ${lat(f.uploads)}; p99/p50 ${(f.uploads.p99 / f.uploads.p50).toFixed(2)} (target ≤ 3)`)
   log(`    /healthz  ${lat(f.health)} (target max < 100 ms)`)
+  log(`    /healthz from a process of its own  ${lat(f.healthOwnProcess)} (target max < 100 ms)`)
   log(`    longest event-loop stall ${ms(f.maxLoopStallMs)}; errors ${f.errors}`)
 }
 

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import http from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { summarizeLatencies, type LatencySummary } from './latency.js'
@@ -30,6 +31,8 @@ export interface PhaseFigures {
   readonly fromDatabase: number
   readonly uploads: LatencySummary
   readonly health: LatencySummary
+  /** The same probe from a process of its own, as a load balancer sees it (the bench process is busy with 34 clients). */
+  readonly healthOwnProcess: LatencySummary
   /** Longest event-loop delay in the server (prom-client's monitorEventLoopDelay), ms. */
   readonly maxLoopStallMs: number
   readonly errors: number
@@ -52,7 +55,7 @@ const QUERY = JSON.stringify({ where: { field: 'plan', op: 'eq', value: 'pro' },
 /**
  * Restarts the real server on an existing store and, at once, starts `queryClients` clients
  * asking the same segment back to back, `uploadClients` clients uploading back to back, and a
- * /healthz probe every 100 ms. Reports the time until the first answer that came from the index
+ * /healthz probe every 100 ms (twice: in this process and in a process of its own). Reports the time until the first answer that came from the index
  * (`x-segment-source: index`), latencies while it warmed up and during `readyPhaseMs` after, and
  * the server's longest event-loop stall in each phase (read from /metrics, whose event-loop
  * figures come from `perf_hooks.monitorEventLoopDelay` and restart at every scrape).
@@ -106,6 +109,7 @@ export async function runColdStart(config: ColdStartConfig): Promise<ColdStartRe
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
     }
+    const probe = startHealthProbe(server.baseUrl)
     const loops = [
       ...Array.from({ length: config.queryClients }, queryLoop),
       ...Array.from({ length: config.uploadClients }, uploadLoop),
@@ -121,6 +125,7 @@ export async function runColdStart(config: ColdStartConfig): Promise<ColdStartRe
     const readyStall = await loopStallMs(server.baseUrl, agent)
     stop = true
     await Promise.all(loops)
+    const ownProcess = await probe.stop()
     const phase = (from: number, to: number, stall: number, errorCount: number): PhaseFigures => {
       const inPhase = <T extends Sample>(xs: T[]) => xs.filter((x) => x.at >= from && x.at < to)
       const q = inPhase(queries)
@@ -130,6 +135,7 @@ export async function runColdStart(config: ColdStartConfig): Promise<ColdStartRe
         fromDatabase: q.filter((x) => x.source === 'database').length,
         uploads: summarizeLatencies(inPhase(uploads).map((x) => x.ms)),
         health: summarizeLatencies(inPhase(health).map((x) => x.ms)),
+        healthOwnProcess: summarizeLatencies(inPhase(ownProcess).map((x) => x.ms)),
         maxLoopStallMs: stall,
         errors: errorCount,
       }
@@ -142,6 +148,54 @@ export async function runColdStart(config: ColdStartConfig): Promise<ColdStartRe
   } finally {
     agent.destroy()
     await server.stop()
+  }
+}
+
+// The probe process: GET /healthz every 100 ms on one keep-alive connection, one line per answer:
+// "<start, ms since the epoch> <latency ms> <status>".
+const PROBE_SCRIPT = `
+const http = require('node:http')
+const { performance } = require('node:perf_hooks')
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+const url = new URL('/healthz', process.env.PROBE_BASE_URL)
+const now = () => performance.timeOrigin + performance.now()
+function once() {
+  const t0 = now()
+  const req = http.get(url, { agent, timeout: 120000 }, (res) => {
+    res.resume()
+    res.on('end', () => {
+      process.stdout.write(t0 + ' ' + (now() - t0) + ' ' + res.statusCode + '\\n')
+      setTimeout(once, 100)
+    })
+  })
+  req.on('timeout', () => req.destroy(new Error('timeout')))
+  req.on('error', () => setTimeout(once, 100))
+}
+once()
+`
+
+/** Starts the /healthz probe in a process of its own; `stop` ends it and returns its 200 answers (`at` on this process's clock). */
+function startHealthProbe(baseUrl: string): { stop: () => Promise<Sample[]> } {
+  const child = spawn(process.execPath, ['-e', PROBE_SCRIPT], {
+    env: { ...process.env, PROBE_BASE_URL: baseUrl, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  child.stdout.setEncoding('utf8')
+  child.stdout.on('data', (chunk: string) => (out += chunk))
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()))
+  return {
+    async stop() {
+      child.kill('SIGTERM')
+      await exited
+      const samples: Sample[] = []
+      for (const line of out.split('\n')) {
+        const [at, ms, status] = line.split(' ').map(Number)
+        if (status === 200 && at !== undefined && ms !== undefined)
+          samples.push({ at: at - performance.timeOrigin, ms })
+      }
+      return samples
+    },
   }
 }
 
