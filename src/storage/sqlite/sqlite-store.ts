@@ -148,7 +148,7 @@ const COUNT_ALL = 'SELECT count(*) FROM profiles WHERE project_id = ?'
 /** What the change feed reads: no timestamps. */
 const STATE_SELECT = 'user_id, json(attributes) AS attributes'
 /**
- * One page of changes as the feed thread reads it, in ONE statement (so one snapshot): the users of
+ * One page of changes (on the feed thread, or inline), in ONE statement (so one snapshot): the users of
  * the next `CHANGE_PAGE` log entries after a position, each once with its last entry's seq and its
  * current state (NULL attributes: deleted), and the prune horizon seen in the same snapshot.
  * Parameters: project, project, position, end, limit, project.
@@ -734,16 +734,19 @@ export class SqliteStore implements Store {
     return this.feedThread
   }
 
-  /** Up to {@link CHANGE_PAGE} log entries after `position` (≤ `end`), on the feed thread when it is up. */
+  /**
+   * Up to {@link CHANGE_PAGE} log entries after `position` (≤ `end`): one statement, so one snapshot,
+   * on the feed thread when it is up, else on this connection.
+   */
   private async changesPage(projectId: number, position: number, end: number): Promise<ChangesPage> {
-    const off = await onThread(
-      this.feedReader(),
-      FEED_CHANGES_SQL,
-      [projectId, projectId, position, end, CHANGE_PAGE, projectId],
-      'all',
-    )
-    if (off === undefined) return this.changesPageHere(projectId, position, end)
-    const rows = off.result as { user_id: string; seq: number; attributes: string | null; pruned_seq: number }[]
+    const params = [projectId, projectId, position, end, CHANGE_PAGE, projectId]
+    const off = await onThread(this.feedReader(), FEED_CHANGES_SQL, params, 'all')
+    const rows = (off !== undefined ? off.result : this.s.feedChanges.all(...params)) as {
+      user_id: string
+      seq: number
+      attributes: string | null
+      pruned_seq: number
+    }[]
     // No row: no entries left after `position`, or pruned since the read began.
     const pruned = rows[0]?.pruned_seq ?? (await this.prunedSeq(projectId))
     if (pruned > position) throw new Error('The change log was pruned during the read; read again with the same token')
@@ -762,28 +765,6 @@ export class SqliteStore implements Store {
     const off = await onThread(this.feedReader(), PRUNED_SEQ_SQL, [projectId], 'value')
     if (off !== undefined) return off.result as number
     return (this.s.changeState.get(projectId) as { pruned_seq: number }).pruned_seq
-  }
-
-  /** {@link changesPage} on this connection: one transaction, so one snapshot. */
-  private changesPageHere(projectId: number, position: number, end: number): ChangesPage {
-    const s = this.s
-    return this.database.transaction(() => {
-      const pruned = s.changeState.get(projectId) as { pruned_seq: number }
-      if (pruned.pruned_seq > position) {
-        throw new Error('The change log was pruned during the read; read again with the same token')
-      }
-      const entries = s.changesAfter.all(projectId, position, end, CHANGE_PAGE) as { seq: number; user_id: string }[]
-      const userIds = new Set(entries.map((e) => e.user_id))
-      const upserts: ProfileState[] = []
-      const deletedUserIds: string[] = []
-      for (const userId of userIds) {
-        const row = s.feedProfile.get(projectId, userId) as StateRow | undefined
-        if (row === undefined) deletedUserIds.push(userId)
-        else upserts.push(toState(row))
-      }
-      const last = entries[entries.length - 1]
-      return { upserts, deletedUserIds, position: last === undefined ? end : last.seq }
-    })()
   }
 
   /** Up to {@link CHANGE_PAGE} current profiles in user_id order after `after`, on the feed thread when it is up. */
@@ -1399,9 +1380,9 @@ function prepareStatements(db: Database.Database) {
     attributeIndexes: p('SELECT name, kind, index_name FROM attribute_indexes WHERE project_id = ?'),
     projectShare: p('SELECT users, (SELECT sum(users) FROM projects) AS total FROM projects WHERE id = ?'),
     deleteProfile: p('DELETE FROM profiles WHERE project_id = ? AND user_id = ?'),
-    feedProfile: p(`SELECT ${STATE_SELECT} FROM profiles WHERE project_id = ? AND user_id = ?`),
-    feedFirst: p(`SELECT ${STATE_SELECT} FROM profiles WHERE project_id = ? ORDER BY user_id LIMIT ?`),
-    feedAfter: p(`SELECT ${STATE_SELECT} FROM profiles WHERE project_id = ? AND user_id > ? ORDER BY user_id LIMIT ?`),
+    feedChanges: p(FEED_CHANGES_SQL),
+    feedFirst: p(FEED_FIRST_SQL),
+    feedAfter: p(FEED_AFTER_SQL),
     insertSegment: p(
       'INSERT INTO segments (project_id, id, name, where_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
     ),
@@ -1412,9 +1393,6 @@ function prepareStatements(db: Database.Database) {
     updateSegment: p('UPDATE segments SET name = ?, where_json = ?, updated_at = ? WHERE project_id = ? AND id = ?'),
     deleteSegment: p('DELETE FROM segments WHERE project_id = ? AND id = ?'),
     changeState: p('SELECT change_seq, pruned_seq FROM projects WHERE id = ?'),
-    changesAfter: p(
-      'SELECT seq, user_id FROM change_log WHERE project_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
-    ),
     oldestChanges: p('SELECT seq, changed_at FROM change_log WHERE project_id = ? ORDER BY seq LIMIT ?'),
     deleteChanges: p('DELETE FROM change_log WHERE project_id = ? AND seq <= ?'),
     setPruned: p('UPDATE projects SET pruned_seq = max(pruned_seq, ?) WHERE id = ?'),
