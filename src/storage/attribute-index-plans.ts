@@ -3,6 +3,7 @@
  * issue 7 times, on attributes with an index, and one on an attribute without.
  */
 import type { Condition } from '../core/segment.js'
+import type { Store } from './store.js'
 
 export const INDEXED_SHAPES: readonly { readonly name: string; readonly where: Condition }[] = [
   { name: 'eq', where: { kind: 'text', field: 'plan', op: 'eq', value: 'pro' } },
@@ -57,4 +58,22 @@ export function shapeProfiles(n: number): [string, Record<string, string>][] {
     out.push([`u${String(i).padStart(6, '0')}`, a])
   }
   return out
+}
+
+/** Uploads {@link shapeProfiles}(n) to the project in batches of 500, then builds {@link SHAPE_INDEXES}; returns the rows. */
+export async function loadShapeProfiles(
+  store: Store,
+  projectId: number,
+  n: number,
+): Promise<[string, Record<string, string>][]> {
+  const rows = shapeProfiles(n)
+  for (let i = 0; i < rows.length; i += 500) {
+    const patches = rows.slice(i, i + 500).map(([userId, a]) => ({
+      userId,
+      attributes: Object.assign(Object.create(null), a) as Record<string, string>,
+    }))
+    await store.applyUpload(projectId, { rows: patches.length, patches })
+  }
+  for (const [name, kind] of SHAPE_INDEXES) await store.createAttributeIndex(projectId, name, kind)
+  return rows
 }

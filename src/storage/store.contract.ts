@@ -62,6 +62,30 @@ function plain(p: ProfileState | undefined): Record<string, string> | undefined 
   return p === undefined ? undefined : { ...p.attributes }
 }
 
+/** The count, every matching id in order, and the page after the first one, as `expected` says. */
+async function assertAnswers(
+  store: Store,
+  projectId: number,
+  where: Condition,
+  expected: readonly string[],
+  what: string,
+): Promise<void> {
+  assert.equal(await store.countProfiles(projectId, where), expected.length, what)
+  assert.deepEqual(
+    (await store.scanProfiles(projectId, { where, limit: 1000 })).map((x) => x.userId),
+    expected,
+    what,
+  )
+  if (expected.length > 1) {
+    const page = await store.scanProfiles(projectId, { where, limit: 2, afterUserId: expected[0] as string })
+    assert.deepEqual(
+      page.map((x) => x.userId),
+      expected.slice(1, 3),
+      what,
+    )
+  }
+}
+
 async function readAll(store: Store, projectId: number, token: string | null) {
   const feed = store.readChanges(projectId, token)
   let reset = false
@@ -364,21 +388,7 @@ export function describeStoreContract(
             .filter(([id, a]) => evaluateCondition(where, id, attrs(a) as Record<string, string>))
             .map(([id]) => id)
             .sort(compareCodePoints)
-          const what = `${label}: ${JSON.stringify(where)}`
-          assert.equal(await store.countProfiles(p, where), expected.length, what)
-          assert.deepEqual(
-            (await store.scanProfiles(p, { where, limit: 1000 })).map((x) => x.userId),
-            expected,
-            what,
-          )
-          if (expected.length > 1) {
-            const page = await store.scanProfiles(p, { where, limit: 2, afterUserId: expected[0] as string })
-            assert.deepEqual(
-              page.map((x) => x.userId),
-              expected.slice(1, 3),
-              what,
-            )
-          }
+          await assertAnswers(store, p, where, expected, `${label}: ${JSON.stringify(where)}`)
         }
       }
       await check('no index')
@@ -511,22 +521,8 @@ export function describeStoreContract(
             .filter(([id, a]) => evaluateCondition(where, id, a))
             .map(([id]) => id)
             .sort(compareCodePoints)
-          const what = `${label}: ${JSON.stringify(where)}`
           for (const project of [indexed, plain]) {
-            assert.equal(await store.countProfiles(project, where), expected.length, what)
-            assert.deepEqual(
-              (await store.scanProfiles(project, { where, limit: 1000 })).map((x) => x.userId),
-              expected,
-              what,
-            )
-          }
-          if (expected.length > 2) {
-            const page = await store.scanProfiles(indexed, { where, limit: 2, afterUserId: expected[0] as string })
-            assert.deepEqual(
-              page.map((x) => x.userId),
-              expected.slice(1, 3),
-              what,
-            )
+            await assertAnswers(store, project, where, expected, `${label}: ${JSON.stringify(where)}`)
           }
         }
       }

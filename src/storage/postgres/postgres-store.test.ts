@@ -5,7 +5,7 @@ import { openStore } from '../open-store.js'
 import { describeStoreContract, type StoreFixture } from '../store.contract.js'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js'
 import { evaluateCondition, type Condition } from '../../core/segment.js'
-import { INDEXED_SHAPES, SHAPE_INDEXES, shapeProfiles, UNINDEXED_SHAPE } from '../attribute-index-plans.js'
+import { INDEXED_SHAPES, loadShapeProfiles, SHAPE_INDEXES, UNINDEXED_SHAPE } from '../attribute-index-plans.js'
 import { PostgresStore, postgresCountSql } from './postgres-store.js'
 import {
   ATTRIBUTE_VALUES_LOCK,
@@ -191,13 +191,7 @@ if (!('skip' in db)) {
       const store = (await openStore(db.url)) as PostgresStore
       try {
         const p = (await store.ensureProject('plans')).id
-        const rows = shapeProfiles(3000)
-        const patches = rows.map(([userId, a]) => ({
-          userId,
-          attributes: Object.assign(Object.create(null), a) as Record<string, string>,
-        }))
-        await store.applyUpload(p, { rows: patches.length, patches })
-        for (const [name, kind] of SHAPE_INDEXES) await store.createAttributeIndex(p, name, kind)
+        const rows = await loadShapeProfiles(store, p, 3000)
         const client = await store.pool.connect()
         // Sequential scans priced out: the plan uses an index if one matches the compiled expression.
         const plan = async ({ sql, params }: { sql: string; params: unknown[] }, page = false): Promise<string> => {

@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test'
 import BetterSqlite3 from 'better-sqlite3'
 import type Database from 'better-sqlite3'
 import { evaluateCondition, parseCondition, resolveDates, type Condition } from '../../core/segment.js'
-import { INDEXED_SHAPES, SHAPE_INDEXES, shapeProfiles, UNINDEXED_SHAPE } from '../attribute-index-plans.js'
+import { INDEXED_SHAPES, loadShapeProfiles, UNINDEXED_SHAPE } from '../attribute-index-plans.js'
 import { attributeIndexName, createAttributeIndexSql } from '../attribute-index.js'
 import { sqliteDialect } from '../sql-dialect.js'
 import { openStore } from '../open-store.js'
@@ -504,15 +504,7 @@ describe('sqlite attribute indexes: the planner uses them (a scan would fail the
   test('count and first page of eq, in, range, not_exists and all-of use the index; an attribute without one scans', async () => {
     const store = (await openStore(`sqlite:${join(dir, 'plans.db')}`)) as SqliteStore
     const p = (await store.ensureProject('plans')).id
-    const rows = shapeProfiles(5000)
-    for (let i = 0; i < rows.length; i += 500) {
-      const patches = rows.slice(i, i + 500).map(([userId, a]) => ({
-        userId,
-        attributes: Object.assign(Object.create(null), a) as Record<string, string>,
-      }))
-      await store.applyUpload(p, { rows: patches.length, patches })
-    }
-    for (const [name, kind] of SHAPE_INDEXES) await store.createAttributeIndex(p, name, kind)
+    const rows = await loadShapeProfiles(store, p, 5000)
     const plan = ({ sql, params }: { sql: string; params: unknown[] }): string =>
       (store.database.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[])
         .map((r) => r.detail)
@@ -614,15 +606,7 @@ describe('sqlite profiles as a rowid table: counts come from attribute indexes a
   test('eq, in, range, not_exists and all-of-eq count without reading a table row; answers are exact', async () => {
     const store = (await openStore(`sqlite:${join(dir, 'rowid-counts.db')}`)) as SqliteStore
     const p = (await store.ensureProject('counts')).id
-    const rows = shapeProfiles(4000)
-    for (let i = 0; i < rows.length; i += 500) {
-      const patches = rows.slice(i, i + 500).map(([userId, a]) => ({
-        userId,
-        attributes: Object.assign(Object.create(null), a) as Record<string, string>,
-      }))
-      await store.applyUpload(p, { rows: patches.length, patches })
-    }
-    for (const [name, kind] of SHAPE_INDEXES) await store.createAttributeIndex(p, name, kind)
+    const rows = await loadShapeProfiles(store, p, 4000)
     const indexes = await store.listAttributeIndexes(p)
     const text = new Map(indexes.filter((i) => i.kind === 'text').map((i) => [i.name, i.indexName]))
     const db = store.database
