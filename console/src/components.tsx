@@ -1,14 +1,16 @@
 import type { ComponentChildren } from 'preact'
-import { useEffect, useRef, useState } from 'preact/hooks'
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks'
 import { formatCount } from './format.js'
 
 /**
  * Focus on mount: the `autofocus` attribute only works on page load, not for a form that appears
- * after a click, where keyboard users need the focus moved for them.
+ * after a click, where keyboard users need the focus moved for them. A layout effect, so the focus
+ * moves in the same task as the render: with `useEffect` it moved a frame later, and keys typed
+ * in between (a fast typist, a script) went to the page instead of the field.
  */
 export function useAutoFocus<T extends HTMLElement>() {
   const ref = useRef<T>(null)
-  useEffect(() => ref.current?.focus(), [])
+  useLayoutEffect(() => ref.current?.focus(), [])
   return ref
 }
 
