@@ -192,7 +192,12 @@ export class IdTable {
   }
 
   private growUsers(): void {
-    const capacity = this.starts.length * 2
+    this.reserve(this.starts.length * 2)
+  }
+
+  /** Room for `capacity` ids before the per-user arrays must grow again. */
+  reserve(capacity: number): void {
+    if (capacity <= this.starts.length) return
     const starts = new Float64Array(capacity)
     starts.set(this.starts)
     this.starts = starts

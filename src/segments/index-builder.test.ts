@@ -215,6 +215,74 @@ describe('ProjectIndex evaluation in slices', () => {
   })
 })
 
+describe('ProjectIndex.sortInSlices', () => {
+  test('merges a big tail into the main order in slices, once for concurrent queries, with the same pages', async () => {
+    const index = new ProjectIndex()
+    const reference = new ProjectIndex()
+    // 70,000 users in id order (the main order), then 12,001 out of order: a tail past 1/8 of it.
+    for (const target of [index, reference]) {
+      for (let n = 0; n < 140_000; n += 2) target.upsert(id(n), { plan: String(n % 3) })
+      for (let n = 24_001; n > 0; n -= 2) target.upsert(id(n), { plan: String(n % 3) })
+    }
+    let pauses = 0
+    const pause = async () => {
+      pauses++
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    const first = index.sortInSlices(pause)
+    assert.equal(index.sortInSlices(pause), first, 'a second query shares the run under way')
+    await first
+    assert.ok(pauses >= 1, `82,001 ids merged with ${pauses} pauses`)
+    const inner = index as unknown as { tail: Int32Array; ordered: number }
+    assert.equal(inner.tail.length, 0)
+    assert.equal(inner.ordered, 82_001)
+    for (const where of CONDITIONS) {
+      const a = index.evaluate(where)
+      const b = reference.evaluate(where)
+      for (const after of [undefined, id(9), id(23_999), id(100_000)])
+        assert.deepEqual(
+          index.page(a, after, 300),
+          reference.page(b, after, 300),
+          `${JSON.stringify(where)} after ${after}`,
+        )
+    }
+  })
+})
+
+describe('ProjectIndex.reserve', () => {
+  test('grows one array per pause, ahead of the upserts, and changes no answer', async () => {
+    // 1,024 users fill the initial capacity: the next new user would double every column at once.
+    const index = new ProjectIndex(4)
+    const reference = new ProjectIndex(4)
+    const row = (n: number) => ({ plan: ['a', 'b', 'c'][n % 3] as string, email: `e${n}@x`, ltv: String(n % 100) })
+    for (const target of [index, reference]) for (let n = 0; n < 1024; n++) target.upsert(id(n), row(n))
+    const before = index.memoryBytes()
+    let pauses = 0
+    await index.reserve(500, async () => {
+      pauses++
+      // Queries may run between steps: every answer is the same as before.
+      for (const where of CONDITIONS)
+        assert.equal(index.count(index.evaluate(where)), reference.count(reference.evaluate(where)))
+    })
+    // The live bitset, then the id table, then each of the three columns.
+    assert.equal(pauses, 4)
+    assert.ok(index.memoryBytes() > before, 'the arrays grew')
+    // Nothing left for upsert to grow: a doubling there would be a stall.
+    ;(index as unknown as { grow: () => void }).grow = () => assert.fail('upsert doubled the index after reserve')
+    for (let n = 1024; n < 1524; n++) index.upsert(id(n), row(n))
+    for (let n = 1024; n < 1524; n++) reference.upsert(id(n), row(n))
+    for (const where of CONDITIONS) {
+      const a = index.evaluate(where)
+      const b = reference.evaluate(where)
+      assert.deepEqual(index.page(a, undefined, 5000), reference.page(b, undefined, 5000))
+    }
+    // Room that is already there costs no pause.
+    let more = 0
+    await index.reserve(10, async () => void more++)
+    assert.equal(more, 0)
+  })
+})
+
 for (const backend of BACKENDS) {
   describe(`segment index built on a worker thread (${backend.name})`, () => {
     let opened: Awaited<ReturnType<Backend['open']>>

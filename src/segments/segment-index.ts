@@ -474,6 +474,8 @@ export class SegmentIndex {
         target = new ProjectIndex(this.dictionaryLimit)
         state.index = target
       }
+      // Room for the page's new users first, one array per turn (a doubling copies every column).
+      await target.reserve(page.upserts.length, slicePause())
       await enterWrite(state)
       try {
         for (const userId of page.deletedUserIds) target.remove(userId)
