@@ -178,7 +178,7 @@ describe('ProjectIndex snapshot', () => {
 })
 
 describe('ProjectIndex evaluation in slices', () => {
-  test('equals the one-pass evaluation across many slices, with a pause between slices', async () => {
+  test('equals the one-pass evaluation across many slices, asking for a turn before each', async () => {
     // 64 users per slice and per packed part: 2,000 users make 32 slices.
     const index = new ProjectIndex(4, undefined, 64)
     for (let n = 0; n < 2000; n++) {
@@ -207,10 +207,14 @@ describe('ProjectIndex evaluation in slices', () => {
       },
     ] as Condition[]
     for (const where of conditions) {
-      let pauses = 0
-      const sliced = await index.evaluateInSlices(where, async () => void pauses++)
+      // Before each slice: first a wait, then (asked again after it) a go.
+      let asks = 0
+      let waits = 0
+      const turn = () => (++asks % 2 === 1 ? (waits++, Promise.resolve()) : undefined)
+      const sliced = await index.evaluateInSlices(where, turn)
       assert.deepEqual(sliced, index.evaluate(where), JSON.stringify(where))
-      assert.equal(pauses, 31)
+      assert.equal(waits, 32)
+      assert.equal(asks, 64)
     }
   })
 })
@@ -519,5 +523,51 @@ describe('segment index: concurrent queries take turns with the event loop', () 
     for (const answer of answers) assert.equal(answer.count, expected)
     // One loop turn (at least) between two evaluations: the other work on the loop turned ~20 times.
     assert.ok(turns >= 15, `${turns} turns of the loop while 20 queries ran`)
+  })
+
+  test('with the default budget, one turn runs about a budget of evaluations, not all forty', async (t) => {
+    const store = await openStore('sqlite::memory:')
+    t.after(() => store.close())
+    const { id: projectId } = await store.ensureProject('budget')
+    await preload(store, projectId, 60_000)
+    const index = new SegmentIndex(store, { sliceBudgetMs: 20 })
+    t.after(() => index.close())
+    await index.sync(projectId)
+    // Substring searches over 60,000 distinct emails: several ms per evaluation.
+    const where = {
+      kind: 'any',
+      of: ['99', '77', '55', '33', '11', '00'].map((value) => ({
+        kind: 'text',
+        field: 'email',
+        op: 'contains',
+        value,
+      })),
+    } as Condition
+    let cost = Number.POSITIVE_INFINITY
+    for (let r = 0; r < 5; r++) {
+      const t0 = performance.now()
+      await index.query(projectId, where, 10)
+      cost = Math.min(cost, performance.now() - t0)
+    }
+    assert.ok(cost < 10, `one query alone took ${cost.toFixed(1)} ms`)
+    let turn = 0
+    let running = true
+    const spin = (): void => {
+      turn++
+      if (running) setImmediate(spin)
+    }
+    setImmediate(spin)
+    const perTurn = new Map<number, number>()
+    await Promise.all(
+      Array.from({ length: 40 }, () =>
+        index.query(projectId, where, 10).then(() => perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1)),
+      ),
+    )
+    running = false
+    // Each turn starts evaluations while its 20 ms last, and the one that crosses it finishes. A
+    // lone query's time is more than its evaluation's: the bound allows evaluations of half of it.
+    const bound = Math.ceil(20 / (cost / 2)) + 1
+    const most = Math.max(...perTurn.values())
+    assert.ok(most <= bound, `${most} evaluations of ${cost.toFixed(1)} ms in one turn (at most ${bound})`)
   })
 })

@@ -239,17 +239,22 @@ export class ProjectIndex {
   }
 
   /**
-   * Like {@link evaluate}, one slice of `partOrdinals` users (a packed part) at a time, calling
-   * `pause` between slices so the caller can yield the event loop. The index must not change until
-   * the promise resolves (the segment index holds back the feed meanwhile).
+   * Like {@link evaluate}, one slice of `partOrdinals` users (a packed part) at a time. Right before
+   * each slice `turn` says whether it may run now (undefined) or what to wait for first (and is
+   * asked again after); nothing else runs between its answer and the slice, so a budget it keeps
+   * is exact. The index must not change until the promise resolves (the segment index holds back
+   * the feed meanwhile).
    */
-  async evaluateInSlices(cond: Condition, pause: () => Promise<void>): Promise<Bitset> {
+  async evaluateInSlices(cond: Condition, turn: () => Promise<void> | undefined): Promise<Bitset> {
+    // Planning may do work of its own (a substring search of a packed column runs here): it goes
+    // with the first slice.
+    for (let wait = turn(); wait !== undefined; wait = turn()) await wait
     const plan = this.plan(cond)
     const bits = this.ids.size
     const slice = this.partOrdinals
     for (let from = 0; from < bits; from += slice) {
+      if (from > 0) for (let wait = turn(); wait !== undefined; wait = turn()) await wait
       plan.run(from, Math.min(bits, from + slice))
-      if (from + slice < bits) await pause()
     }
     return plan.out
   }
