@@ -1,17 +1,22 @@
 import { performance } from 'node:perf_hooks'
 import { parseCondition } from '../src/core/segment.js'
+import { compareCodePoints } from '../src/core/text.js'
+import { parseUploadBody, type AttributePatch, type UploadBatch } from '../src/core/upload.js'
+import type { AttributeIndexKind } from '../src/storage/attribute-index.js'
 import { openStore } from '../src/storage/open-store.js'
 import type { Store } from '../src/storage/store.js'
 import { createBenchDatabase } from './lib/bench-database.js'
-import { generatePreloadBatch } from './lib/profile-generator.js'
+import { generateLoadBody, generatePreloadBatch, userIdOf } from './lib/profile-generator.js'
+import { createRandom } from './lib/random.js'
 
 // `npm run bench:attribute-indexes` (issue 7): the database path with and without attribute indexes.
 // Preloads BENCH_USERS (default 1,000,000) users × 10 attributes per backend (BENCH_BACKENDS, default
 // sqlite, plus postgres when DATABASE_URL is postgres://), then in one run: count + first page
-// (median of 3) of the five shapes without indexes, uploads for BENCH_UPLOAD_S seconds (default 20;
-// 8 concurrent 100-user batches of existing users) without indexes, the index builds, the shapes and
-// uploads with the indexes, the shapes again right after those uploads, uploads without the
-// indexes again, and the ratio.
+// (median of 3) of the five shapes without indexes; uploads of three mixes (see MIXES) for
+// BENCH_UPLOAD_S seconds each (default 20; 8 concurrent 100-user batches) without indexes, with an
+// index on plan alone, and with the five indexes; the shapes with the indexes and again right after
+// those uploads; uploads without the indexes again; and each ratio to the mean of the two runs
+// without.
 
 const SEED = 42
 const INDEXES = [
@@ -67,7 +72,36 @@ async function shapes(store: Store, project: number, label: string): Promise<voi
   }
 }
 
-async function uploads(store: Store, project: number, users: number, seconds: number): Promise<number> {
+/**
+ * The upload mixes measured: `rewrite`, 100 consecutive existing users with every attribute drawn
+ * again (the worst case: every indexed value changes); `load`, the upload bench's requests (50 new
+ * users and 50 existing ones rewritten); `partial`, 100 existing users picked at random with only
+ * `ltv` sent (a purchase: the indexed text values stay as they are).
+ */
+const MIXES = ['rewrite', 'load', 'partial'] as const
+type Mix = (typeof MIXES)[number]
+
+/** Request counter of the `load` mix across phases, so its new users are always new. */
+let loadRequests = 0
+
+function batchFor(mix: Mix, users: number, n: number, k: number): UploadBatch {
+  if (mix === 'rewrite') return generatePreloadBatch(k % (users - 100), 100, SEED + n, false)
+  if (mix === 'load') {
+    const parsed = parseUploadBody(generateLoadBody(loadRequests++, users, SEED))
+    if (!parsed.ok) throw new Error('bad load body')
+    return parsed.value
+  }
+  const random = createRandom(k)
+  const byId = new Map<string, string>()
+  while (byId.size < 100) byId.set(userIdOf(Math.floor(random() * users)), (random() * 1000).toFixed(2))
+  const patches = [...byId]
+    .sort((a, b) => compareCodePoints(a[0], b[0]))
+    .map(([userId, ltv]) => ({ userId, attributes: Object.assign(Object.create(null), { ltv }) as AttributePatch }))
+  return { patches, rows: patches.length }
+}
+
+/** Users per second written by 8 concurrent 100-user batches of `mix` for `seconds`. */
+async function uploads(store: Store, project: number, users: number, seconds: number, mix: Mix): Promise<number> {
   const start = performance.now()
   let n = 0
   let k = 7
@@ -75,12 +109,18 @@ async function uploads(store: Store, project: number, users: number, seconds: nu
     const jobs: Promise<unknown>[] = []
     for (let c = 0; c < 8; c++) {
       k = (k * 48271) % 2147483647
-      jobs.push(store.applyUpload(project, generatePreloadBatch(k % (users - 100), 100, SEED + n, false)))
+      jobs.push(store.applyUpload(project, batchFor(mix, users, n, k)))
     }
     await Promise.all(jobs)
     n += 800
   }
   return n / ((performance.now() - start) / 1000)
+}
+
+async function uploadMixes(store: Store, project: number, users: number, seconds: number): Promise<Map<Mix, number>> {
+  const rates = new Map<Mix, number>()
+  for (const mix of MIXES) rates.set(mix, await uploads(store, project, users, seconds, mix))
+  return rates
 }
 
 async function bench(backend: string, url: string | undefined, users: number, seconds: number): Promise<void> {
@@ -92,22 +132,34 @@ async function bench(backend: string, url: string | undefined, users: number, se
     for (let s = 0; s < users; s += 10_000)
       await store.applyUpload(id, generatePreloadBatch(s, Math.min(10_000, users - s), SEED))
     await shapes(store, id, 'no index')
-    const before = await uploads(store, id, users, seconds)
-    for (const [name, kind] of INDEXES) {
+    const before = await uploadMixes(store, id, users, seconds)
+    const build = async (name: string, kind: AttributeIndexKind) => {
       const t = performance.now()
       await store.createAttributeIndex(id, name, kind)
       log(`  build ${kind} index on ${name}: ${((performance.now() - t) / 1000).toFixed(1)} s`)
     }
+    await build('plan', 'text')
+    const one = await uploadMixes(store, id, users, seconds)
+    for (const [name, kind] of INDEXES.slice(1)) await build(name, kind)
     await shapes(store, id, '5 indexes')
-    const indexed = await uploads(store, id, users, seconds)
+    const five = await uploadMixes(store, id, users, seconds)
     // Counts right after those uploads: index-only scans visit the heap of pages they changed.
     await shapes(store, id, 'after uploads')
     for (const [name, kind] of INDEXES) await store.dropAttributeIndex(id, name, kind)
-    const after = await uploads(store, id, users, seconds)
+    const after = await uploadMixes(store, id, users, seconds)
     log(
-      `  uploads: ${Math.round(before)} users/s without, ${Math.round(indexed)} with 5 indexes, ${Math.round(after)} without again; ` +
-        `ratio ${(indexed / ((before + after) / 2)).toFixed(2)} (budget ≥ 0.70)`,
+      `  uploads, users/s (8 concurrent 100-user batches, ${seconds} s each); ratio to the mean without indexes (budget ≥ 0.70):`,
     )
+    log(
+      `    ${'mix'.padEnd(8)} ${'without'.padStart(8)} ${'plan'.padStart(14)} ${'5 indexes'.padStart(14)} ${'without again'.padStart(14)}`,
+    )
+    for (const mix of MIXES) {
+      const base = ((before.get(mix) as number) + (after.get(mix) as number)) / 2
+      const cell = (rate: number) => `${Math.round(rate)} (${(rate / base).toFixed(2)})`.padStart(14)
+      log(
+        `    ${mix.padEnd(8)} ${String(Math.round(before.get(mix) as number)).padStart(8)} ${cell(one.get(mix) as number)} ${cell(five.get(mix) as number)} ${String(Math.round(after.get(mix) as number)).padStart(14)}`,
+      )
+    }
   } finally {
     await store.close()
     await db.drop()
