@@ -93,7 +93,9 @@ function batchFor(mix: Mix, users: number, n: number, k: number): UploadBatch {
   }
   const random = createRandom(k)
   const byId = new Map<string, string>()
-  while (byId.size < 100) byId.set(userIdOf(Math.floor(random() * users)), (random() * 1000).toFixed(2))
+  // ltv drawn as the generator draws it (exponential, mean 120), so the range shape keeps its share.
+  while (byId.size < 100)
+    byId.set(userIdOf(Math.floor(random() * users)), String(Math.round(-Math.log(1 - random()) * 12_000) / 100))
   const patches = [...byId]
     .sort((a, b) => compareCodePoints(a[0], b[0]))
     .map(([userId, ltv]) => ({ userId, attributes: Object.assign(Object.create(null), { ltv }) as AttributePatch }))

@@ -189,7 +189,7 @@ projects
   .description(
     "list a project's attribute indexes, or build (--drop: drop) one per ATTRIBUTE: segment queries " +
       'answered by the database (before the in-memory index is ready) then use it instead of scanning; ' +
-      "each costs that project's uploads a little. SQLite: other writers wait while it builds",
+      "each costs that project's uploads (on SQLite a lot: see the README). SQLite: other writers wait while it builds",
   )
   .requiredOption('--project <name>', 'project name')
   .option('--kind <kind>', 'text (eq, neq, in, not_in, exists, not_exists) or number (gt, gte, lt, lte)', 'text')

@@ -206,11 +206,12 @@ export async function indexAttributes(options: IndexAttributesOptions): Promise<
   const kind = checkIndexKind(options.kind ?? 'text')
   for (const attribute of options.attributes) checkAttributeName(attribute)
   if (store.kind === 'sqlite' && options.drop !== true) {
-    // Measured (npm run bench:attribute-indexes, README): SQLite writes every index page an upload
-    // changes into its WAL at commit, so each index adds about one page write per changed user.
+    // Measured (npm run bench:attribute-indexes, README): SQLite rewrites an expression index's
+    // entry whenever the row's attributes change, even to the same value, and writes every index
+    // page so dirtied into its WAL at commit.
     out.err(
-      'note: on SQLite every attribute index costs uploads to this project that change its value ' +
-        '(5 indexes: uploads at about 0.15x the rate at 1M users when every value changes); index what you segment by; see the README',
+      'note: on SQLite every attribute index costs uploads to this project, even those that leave its value unchanged ' +
+        '(at 1M users: one index 0.51-0.68x the upload rate, five 0.15-0.19x); index what you segment by; see the README',
     )
   }
   for (const attribute of options.attributes) {
