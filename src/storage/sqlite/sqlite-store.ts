@@ -232,8 +232,9 @@ export class SqliteStore implements Store {
     const useWorker = filename !== ':memory:' && !readOnly && (options.checkpoint ?? 'worker') === 'worker'
     db.pragma(`wal_autocheckpoint = ${useWorker ? 0 : (options.walAutocheckpoint ?? 10_000)}`)
     if (useWorker) {
-      // After a restart the WAL file shrinks back to 64 MiB instead of keeping its high-water mark.
-      db.pragma('journal_size_limit = 67108864')
+      // No journal_size_limit: the writer would truncate a WAL grown past it when it restarts the
+      // WAL, inside a commit on the event loop (127 ms for 600 MiB here); the checkpointer's thread
+      // truncates it instead (see Checkpointer.catchUp).
       this.checkpointer = new Checkpointer({
         filename,
         // Without the worker, SQLite's own auto-checkpoint keeps the WAL bounded again.
