@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 
@@ -23,13 +22,6 @@ export interface CheckpointerOptions {
   readonly restartFrames?: number
   /** Called when the worker ends without `stop()`, so the store can fall back to inline checkpoints. */
   readonly onFailure?: () => void
-  /**
-   * WAL file size past which `catchUp()` also truncates the file, here (a reader that held the WAL
-   * for long, e.g. an index build, lets it grow to hundreds of MiB). Default 128 MiB.
-   */
-  readonly truncateBytes?: number
-  /** How long a truncation waits for readers still using the WAL before giving up for now. Default 100 ms. */
-  readonly truncateWaitMs?: number
 }
 
 const WORKER_SOURCE = `
@@ -38,25 +30,21 @@ const Database = require(workerData.driver)
 const db = new Database(workerData.filename)
 db.pragma('busy_timeout = 5000')
 let timer
-function checkpoint(mode) {
+function checkpoint() {
   try {
-    // TRUNCATE waits for readers still using the WAL: briefly, as the writer waits meanwhile.
-    if (mode === 'TRUNCATE') db.pragma('busy_timeout = ' + workerData.truncateWaitMs)
-    const r = db.pragma('wal_checkpoint(' + mode + ')')[0]
+    const r = db.pragma('wal_checkpoint(PASSIVE)')[0]
     return { log: r.log, checkpointed: r.checkpointed, busy: r.busy }
   } catch (error) {
     return { error: String(error && error.message) }
-  } finally {
-    if (mode === 'TRUNCATE') db.pragma('busy_timeout = 5000')
   }
 }
 function tick() {
-  parentPort.postMessage({ id: 0, ...checkpoint('PASSIVE') })
+  parentPort.postMessage({ id: 0, ...checkpoint() })
   timer = setTimeout(tick, workerData.intervalMs)
 }
 parentPort.on('message', (m) => {
   if (m.type === 'stop') { clearTimeout(timer); db.close(); parentPort.close(); return }
-  parentPort.postMessage({ id: m.id, ...checkpoint(m.mode) })
+  parentPort.postMessage({ id: m.id, ...checkpoint() })
 })
 timer = setTimeout(tick, workerData.intervalMs)
 `
@@ -78,22 +66,13 @@ export class Checkpointer {
   private readonly waiting = new Map<number, (report: CheckpointReport) => void>()
   private stopped = false
   private stopRequested = false
-  private readonly walFile: string
-  private readonly truncateBytes: number
 
   constructor(options: CheckpointerOptions) {
     this.restartFrames = options.restartFrames ?? 16_384
-    this.walFile = `${options.filename}-wal`
-    this.truncateBytes = options.truncateBytes ?? 128 * 2 ** 20
     const driver = createRequire(import.meta.url).resolve('better-sqlite3')
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: {
-        driver,
-        filename: options.filename,
-        intervalMs: options.intervalMs ?? 100,
-        truncateWaitMs: options.truncateWaitMs ?? 100,
-      },
+      workerData: { driver, filename: options.filename, intervalMs: options.intervalMs ?? 100 },
     })
     this.worker.on('message', (report: CheckpointReport) => {
       if (report.log !== undefined) this.walFrames = report.log
@@ -138,33 +117,16 @@ export class Checkpointer {
 
   private async checkpointFully(): Promise<void> {
     for (let attempt = 0; attempt < 5 && !this.stopped; attempt++) {
-      const report = await this.request('PASSIVE')
+      const id = this.nextId++
+      const report = await new Promise<CheckpointReport>((resolve) => {
+        this.waiting.set(id, resolve)
+        this.worker.postMessage({ type: 'checkpoint', id })
+      })
       if (report.error !== undefined) return
       if (report.log === report.checkpointed) {
         this.walFrames = 0
-        // A WAL file grown far past its usual size is truncated here, while the writer waits
-        // anyway: the writer itself would truncate it when it restarts the WAL, inside a commit on
-        // the event loop (ftruncate of 600 MiB: 127 ms here). If readers still use it, the file
-        // stays as it is until a later catch-up; the writer never truncates (journal_size_limit -1).
-        if (this.walSize() > this.truncateBytes) await this.request('TRUNCATE')
         return
       }
-    }
-  }
-
-  private request(mode: 'PASSIVE' | 'TRUNCATE'): Promise<CheckpointReport> {
-    const id = this.nextId++
-    return new Promise<CheckpointReport>((resolve) => {
-      this.waiting.set(id, resolve)
-      this.worker.postMessage({ type: 'checkpoint', id, mode })
-    })
-  }
-
-  private walSize(): number {
-    try {
-      return statSync(this.walFile).size
-    } catch {
-      return 0
     }
   }
 
