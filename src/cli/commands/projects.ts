@@ -211,7 +211,7 @@ export async function indexAttributes(options: IndexAttributesOptions): Promise<
     // page so dirtied into its WAL at commit.
     out.err(
       'note: on SQLite every attribute index costs uploads to this project, even those that leave its value unchanged ' +
-        '(at 1M users: one index 0.51-0.68x the upload rate, five 0.15-0.19x); index what you segment by; see the README',
+        '(at 1M users: one index 0.47-0.64x the upload rate, five 0.13-0.23x); index what you segment by; see the README',
     )
   }
   for (const attribute of options.attributes) {
