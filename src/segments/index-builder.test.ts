@@ -253,6 +253,32 @@ describe('ProjectIndex.sortInSlices', () => {
   })
 })
 
+describe('ProjectIndex pages after a trickle of new users', () => {
+  test('ids added one at a time between pages (a few merged into a long tail) page as if added at once', () => {
+    const index = new ProjectIndex()
+    const reference = new ProjectIndex()
+    for (const target of [index, reference])
+      for (let n = 0; n < 20_000; n += 2) target.upsert(id(n), { plan: String(n % 3) })
+    const all = { kind: 'all', of: [] } as unknown as Condition
+    // Out of order, a page after each: the tail grows to 1,000 while each merge brings 1 or 3 ids.
+    for (let n = 3999, step = 0; n > 0; n -= 4, step++) {
+      const added = step % 2 === 0 ? [n] : [n, n - 2, n + 1_000_001]
+      for (const m of added) index.upsert(id(m), { plan: String(m % 3) })
+      index.page(index.evaluate(all), undefined, 1)
+    }
+    for (let n = 3999, step = 0; n > 0; n -= 4, step++) {
+      const added = step % 2 === 0 ? [n] : [n, n - 2, n + 1_000_001]
+      for (const m of added) reference.upsert(id(m), { plan: String(m % 3) })
+    }
+    for (const where of [all, ...CONDITIONS]) {
+      const a = index.evaluate(where)
+      const b = reference.evaluate(where)
+      for (const after of [undefined, id(1), id(2001), id(1_000_500)])
+        assert.deepEqual(index.page(a, after, 20_000), reference.page(b, after, 20_000), `after ${after}`)
+    }
+  })
+})
+
 describe('ProjectIndex.reserve', () => {
   test('grows one array per pause, ahead of the upserts, and changes no answer', async () => {
     // 1,024 users fill the initial capacity: the next new user would double every column at once.

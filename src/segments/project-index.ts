@@ -50,7 +50,7 @@ const INITIAL_CAPACITY = 1024
 /** Distinct values past which an attribute's dictionary is replaced by packed storage. */
 export const DEFAULT_DICTIONARY_LIMIT = 65_536
 /** Ids sorted per chunk by {@link ProjectIndex.sortInSlices}. */
-const SORT_SLICE = 16_384
+const SORT_SLICE = 8192
 /** The sorted tail is merged into the main order once it holds more than 1/this of it. */
 const TAIL_SHARE = 8
 /** Ordinals {@link ProjectIndex.sortInSlices} merges between pauses (one id comparison each). */
@@ -634,7 +634,31 @@ function identity(n: number): Int32Array {
 /** The merge of two ordinal arrays each sorted by `byId`. */
 function mergeSorted(a: Int32Array, b: Int32Array, byId: (x: number, y: number) => number): Int32Array {
   if (a.length === 0) return b
+  if (b.length === 0) return a
   const out = new Int32Array(a.length + b.length)
+  if (b.length * 32 < a.length) {
+    // A few new ids into a long tail (every page after a trickle of new users): each finds its
+    // place by binary search and the runs of `a` between them are copied whole, instead of one id
+    // comparison per element of `a` (a profile showed those at a quarter of the loop's time).
+    let from = 0
+    let k = 0
+    for (let j = 0; j < b.length; j++) {
+      const x = b[j] as number
+      let lo = from
+      let hi = a.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (byId(a[mid] as number, x) <= 0) lo = mid + 1
+        else hi = mid
+      }
+      out.set(a.subarray(from, lo), k)
+      k += lo - from
+      from = lo
+      out[k++] = x
+    }
+    out.set(a.subarray(from), k)
+    return out
+  }
   let i = 0
   let j = 0
   let k = 0
