@@ -219,6 +219,22 @@ describe('ProjectIndex evaluation in slices', () => {
   })
 })
 
+describe('ProjectIndex.catalogInSlices', () => {
+  test('the same catalog, with a turn before each column and each part of a packed column', async () => {
+    // 64 users per part: 2,000 emails and 100 ltv values (over the dictionary limit of 4) make two packed columns of 32 parts.
+    const index = new ProjectIndex(4, undefined, 64)
+    for (let n = 0; n < 2000; n++) {
+      index.upsert(id(n), { plan: ['a', 'b', 'c'][n % 3] as string, email: `e${n}@x`, ltv: String(n % 100) })
+    }
+    let asks = 0
+    let waits = 0
+    const turn = () => (++asks % 2 === 1 ? (waits++, Promise.resolve()) : undefined)
+    assert.deepEqual(await index.catalogInSlices(turn), index.catalog())
+    // plan (a dictionary): one turn; email and ltv (packed past 4 values): one before each, one per part.
+    assert.equal(waits, 1 + 2 * (1 + 32))
+  })
+})
+
 describe('ProjectIndex.sortInSlices', () => {
   test('merges a big tail into the main order in slices, once for concurrent queries, with the same pages', async () => {
     const index = new ProjectIndex()

@@ -472,6 +472,16 @@ export class PackedColumn implements Column {
     return out
   }
 
+  /** {@link valueTypes} a part at a time, asking `turn` (see ProjectIndex.evaluateInSlices) before each. */
+  async valueTypesInSlices(turn: () => Promise<void> | undefined): Promise<ValueTypes> {
+    const out = new ValueTypes()
+    for (const part of this.parts) {
+      for (let wait = turn(); wait !== undefined; wait = turn()) await wait
+      part.addValueTypes(out)
+    }
+    return out
+  }
+
   /** Not counted: that would take the dictionary this column exists to avoid. */
   distinctValues(): null {
     return null

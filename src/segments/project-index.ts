@@ -558,14 +558,27 @@ export class ProjectIndex {
     const out: AttributeSummary[] = []
     for (const [name, column] of this.columns) {
       if (column.present === 0) continue
-      const distinct = column.distinctValues()
-      out.push({
-        name,
-        users: column.present,
-        distinctValues: distinct,
-        topValues: distinct !== null && distinct <= maxDistinct ? column.topValues(top) : null,
-        types: column.valueTypes(),
-      })
+      out.push(summaryOf(name, column, column.valueTypes(), maxDistinct, top))
+    }
+    return out.sort((a, b) => compareCodePoints(a.name, b.name))
+  }
+
+  /**
+   * {@link catalog} asking `turn` (see {@link evaluateInSlices}) before each column and each part of
+   * a packed column, whose scan of every value is the only pass here that grows with the user count.
+   * The index must not change until the promise resolves.
+   */
+  async catalogInSlices(
+    turn: () => Promise<void> | undefined,
+    maxDistinct = 1000,
+    top = 20,
+  ): Promise<AttributeSummary[]> {
+    const out: AttributeSummary[] = []
+    for (const [name, column] of [...this.columns]) {
+      if (column.present === 0) continue
+      for (let wait = turn(); wait !== undefined; wait = turn()) await wait
+      const types = column instanceof PackedColumn ? await column.valueTypesInSlices(turn) : column.valueTypes()
+      out.push(summaryOf(name, column, types, maxDistinct, top))
     }
     return out.sort((a, b) => compareCodePoints(a.name, b.name))
   }
@@ -622,6 +635,23 @@ function firstAfter(n: number, cmp: (k: number) => number): number {
     else hi = mid
   }
   return lo
+}
+
+function summaryOf(
+  name: string,
+  column: Column,
+  types: ValueTypes,
+  maxDistinct: number,
+  top: number,
+): AttributeSummary {
+  const distinct = column.distinctValues()
+  return {
+    name,
+    users: column.present,
+    distinctValues: distinct,
+    topValues: distinct !== null && distinct <= maxDistinct ? column.topValues(top) : null,
+    types,
+  }
 }
 
 /** Ordinals 0 … n-1. */

@@ -660,9 +660,16 @@ export class SegmentIndex {
     return counts
   }
 
-  /** The attribute catalog: see {@link ProjectIndex.catalog}. */
+  /** The attribute catalog: see {@link ProjectIndex.catalog}; a packed column's scan takes turns like a query. */
   async catalog(projectId: number): Promise<AttributeSummary[]> {
-    return (await this.sync(projectId)).catalog()
+    const index = await this.sync(projectId)
+    const state = this.stateOf(projectId)
+    await enterRead(state)
+    try {
+      return await index.catalogInSlices(this.turn)
+    } finally {
+      exitRead(state)
+    }
   }
 
   /** Drops every project's index (they reload on the next read). */
