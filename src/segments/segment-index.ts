@@ -660,13 +660,16 @@ export class SegmentIndex {
     return counts
   }
 
-  /** The attribute catalog: see {@link ProjectIndex.catalog}; a packed column's scan takes turns like a query. */
-  async catalog(projectId: number): Promise<AttributeSummary[]> {
+  /**
+   * The project's users and attribute catalog (see {@link ProjectIndex.catalog}) from one state of
+   * the index; a packed column's scan takes turns like a query.
+   */
+  async catalog(projectId: number): Promise<{ users: number; attributes: AttributeSummary[] }> {
     const index = await this.sync(projectId)
     const state = this.stateOf(projectId)
     await enterRead(state)
     try {
-      return await index.catalogInSlices(this.turn)
+      return { users: index.users, attributes: await index.catalogInSlices(this.turn) }
     } finally {
       exitRead(state)
     }

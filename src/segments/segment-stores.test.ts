@@ -365,7 +365,7 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await sqlIds(store, a.id, everyone), ['shared'])
       assert.equal(await store.countProfiles(a.id, kA), 1)
       assert.deepEqual(
-        (await index.catalog(a.id)).map((c) => [c.name, c.users, c.topValues]),
+        (await index.catalog(a.id)).attributes.map((c) => [c.name, c.users, c.topValues]),
         [['k', 1, [{ value: 'a', users: 1 }]]],
       )
     })

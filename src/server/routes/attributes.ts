@@ -59,16 +59,16 @@ export function registerAttributeRoutes(
 ): void {
   app.get(`${base}/attributes`, { onRequest: auth.requireScope('profiles:read') }, async (request, reply) => {
     const { projectId } = authOf(request)
-    const [project, zone] = await Promise.all([index.sync(projectId), store.getProjectTimeZone(projectId)])
+    const [catalog, zone] = await Promise.all([index.catalog(projectId), store.getProjectTimeZone(projectId)])
     const timeZone = zone ?? DEFAULT_TIME_ZONE
-    const attributes = project.catalog().map((a) => ({
+    const attributes = catalog.attributes.map((a) => ({
       name: a.name,
       users: a.users,
       ...describeTypes(a.types, timeZone),
       distinct_values: a.distinctValues,
       top_values: a.topValues,
     }))
-    return reply.send(success(now, { users: project.users, time_zone: timeZone, attributes }))
+    return reply.send(success(now, { users: catalog.users, time_zone: timeZone, attributes }))
   })
   addMethodNotAllowed(app, now, `${base}/attributes`, ['GET'])
 }

@@ -282,7 +282,7 @@ export function registerSegmentRoutes(
     // HEAD: the headers a GET would get, without reading a single profile.
     if (request.method === 'HEAD') return reply.send()
     if (columns === undefined && format === 'csv') {
-      columns = (await index.catalog(projectId)).map((a) => a.name)
+      columns = (await index.catalog(projectId)).attributes.map((a) => a.name)
     }
     // Resolved once: every page of the export is read with the same "now".
     const resolved = await dateResolver(store, projectId)(where, now())
