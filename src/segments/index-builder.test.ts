@@ -30,6 +30,38 @@ function batchOf(rows: { userId: string; attributes: AttributePatch }[]): Upload
 
 const id = (n: number): string => `u${String(n).padStart(7, '0')}`
 
+/** A `turn` for evaluateInSlices and catalogInSlices: before each slice first a wait, then (asked again after it) a go. */
+function waitThenGo(): { turn: () => Promise<void> | undefined; readonly asks: number; readonly waits: number } {
+  const counts = {
+    asks: 0,
+    waits: 0,
+    turn: (): Promise<void> | undefined => {
+      if (++counts.asks % 2 === 0) return undefined
+      counts.waits++
+      return Promise.resolve()
+    },
+  }
+  return counts
+}
+
+/** Counts turns of the event loop (a setImmediate that re-arms itself) until `stop()`, which returns the count. */
+function countLoopTurns(): { readonly turns: number; stop: () => number } {
+  let running = true
+  const loop = {
+    turns: 0,
+    stop: (): number => {
+      running = false
+      return loop.turns
+    },
+  }
+  const spin = (): void => {
+    loop.turns++
+    if (running) setImmediate(spin)
+  }
+  setImmediate(spin)
+  return loop
+}
+
 /** `users` users: a dictionary column, a packed one (unique emails), numbers, and a sparse one. */
 async function preload(store: Store, projectId: number, users: number, from = 0): Promise<void> {
   for (let start = from; start < from + users; start += 5000) {
@@ -207,14 +239,11 @@ describe('ProjectIndex evaluation in slices', () => {
       },
     ] as Condition[]
     for (const where of conditions) {
-      // Before each slice: first a wait, then (asked again after it) a go.
-      let asks = 0
-      let waits = 0
-      const turn = () => (++asks % 2 === 1 ? (waits++, Promise.resolve()) : undefined)
-      const sliced = await index.evaluateInSlices(where, turn)
+      const turns = waitThenGo()
+      const sliced = await index.evaluateInSlices(where, turns.turn)
       assert.deepEqual(sliced, index.evaluate(where), JSON.stringify(where))
-      assert.equal(waits, 32)
-      assert.equal(asks, 64)
+      assert.equal(turns.waits, 32)
+      assert.equal(turns.asks, 64)
     }
   })
 })
@@ -226,12 +255,10 @@ describe('ProjectIndex.catalogInSlices', () => {
     for (let n = 0; n < 2000; n++) {
       index.upsert(id(n), { plan: ['a', 'b', 'c'][n % 3] as string, email: `e${n}@x`, ltv: String(n % 100) })
     }
-    let asks = 0
-    let waits = 0
-    const turn = () => (++asks % 2 === 1 ? (waits++, Promise.resolve()) : undefined)
-    assert.deepEqual(await index.catalogInSlices(turn), index.catalog())
+    const turns = waitThenGo()
+    assert.deepEqual(await index.catalogInSlices(turns.turn), index.catalog())
     // plan (a dictionary): one turn; email and ltv (packed past 4 values): one before each, one per part.
-    assert.equal(waits, 1 + 2 * (1 + 32))
+    assert.equal(turns.waits, 1 + 2 * (1 + 32))
   })
 })
 
@@ -551,16 +578,10 @@ describe('segment index: concurrent queries take turns with the event loop', () 
     const index = new SegmentIndex(store, { sliceBudgetMs: 0 })
     t.after(() => index.close())
     await index.sync(projectId)
-    let turns = 0
-    let running = true
-    const spin = (): void => {
-      turns++
-      if (running) setImmediate(spin)
-    }
-    setImmediate(spin)
+    const loop = countLoopTurns()
     const where = CONDITIONS[1] as Condition
     const answers = await Promise.all(Array.from({ length: 20 }, () => index.query(projectId, where, 10)))
-    running = false
+    const turns = loop.stop()
     const expected = await store.countProfiles(projectId, where)
     for (const answer of answers) assert.equal(answer.count, expected)
     // One loop turn (at least) between two evaluations: the other work on the loop turned ~20 times.
@@ -592,20 +613,14 @@ describe('segment index: concurrent queries take turns with the event loop', () 
       cost = Math.min(cost, performance.now() - t0)
     }
     assert.ok(cost < 10, `one query alone took ${cost.toFixed(1)} ms`)
-    let turn = 0
-    let running = true
-    const spin = (): void => {
-      turn++
-      if (running) setImmediate(spin)
-    }
-    setImmediate(spin)
+    const loop = countLoopTurns()
     const perTurn = new Map<number, number>()
     await Promise.all(
       Array.from({ length: 40 }, () =>
-        index.query(projectId, where, 10).then(() => perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1)),
+        index.query(projectId, where, 10).then(() => perTurn.set(loop.turns, (perTurn.get(loop.turns) ?? 0) + 1)),
       ),
     )
-    running = false
+    loop.stop()
     // Each turn starts evaluations while its 20 ms last, and the one that crosses it finishes. A
     // lone query's time is more than its evaluation's: the bound allows evaluations of half of it.
     const bound = Math.ceil(20 / (cost / 2)) + 1
