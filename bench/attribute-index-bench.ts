@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import pg from 'pg'
 import { parseCondition } from '../src/core/segment.js'
 import { compareCodePoints } from '../src/core/text.js'
 import { parseUploadBody, type AttributePatch, type UploadBatch } from '../src/core/upload.js'
@@ -16,7 +17,8 @@ import { createRandom } from './lib/random.js'
 // uploads of three mixes (see MIXES) for BENCH_UPLOAD_S seconds each (default 20; 8 concurrent
 // 100-user batches) without indexes, with an index on plan alone, and with the five; the shapes
 // again right after those uploads (on a bigger store: the load mix adds users); uploads without
-// the indexes again; and each ratio to the mean of the two runs without.
+// the indexes again; and each ratio to the mean of the two runs without. On PostgreSQL, also the
+// uploads with the side table's triggers disabled (what they cost a project without indexes).
 
 const SEED = 42
 const INDEXES = [
@@ -165,9 +167,40 @@ async function bench(backend: string, url: string | undefined, users: number, se
         `    ${mix.padEnd(8)} ${String(Math.round(before.get(mix) as number)).padStart(8)} ${cell(one.get(mix) as number)} ${cell(five.get(mix) as number)} ${String(Math.round(after.get(mix) as number)).padStart(14)}`,
       )
     }
+    if (backend === 'postgres') await triggerCost(db.url, store, id, users, seconds, after)
   } finally {
     await store.close()
     await db.drop()
+  }
+}
+
+/**
+ * PostgreSQL keeps the side table with statement-level triggers on `profiles` that every upload
+ * fires, indexed or not: the same mixes with them disabled, against the last run with them (no
+ * attribute index anywhere in either).
+ */
+async function triggerCost(
+  url: string,
+  store: Store,
+  project: number,
+  users: number,
+  seconds: number,
+  withTriggers: Map<Mix, number>,
+): Promise<void> {
+  const admin = new pg.Client({ connectionString: url })
+  await admin.connect()
+  try {
+    await admin.query('ALTER TABLE profiles DISABLE TRIGGER USER')
+    const without = await uploadMixes(store, project, users, seconds)
+    await admin.query('ALTER TABLE profiles ENABLE TRIGGER USER')
+    log("  no attribute index: uploads with the side table's triggers / with the triggers disabled:")
+    for (const mix of MIXES) {
+      const on = withTriggers.get(mix) as number
+      const off = without.get(mix) as number
+      log(`    ${mix.padEnd(8)} ${Math.round(on)} / ${Math.round(off)} users/s (${(on / off).toFixed(2)})`)
+    }
+  } finally {
+    await admin.end()
   }
 }
 
